@@ -1,0 +1,44 @@
+# minikafka: `make up` starts a cluster, `make test` runs every test. Both set themselves up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROTO_DIR := proto/minikafka_rpc
+PROTOS := $(wildcard $(PROTO_DIR)/*.proto)
+GENERATED := $(PROTOS:.proto=_pb2.py) $(PROTOS:.proto=_pb2_grpc.py)
+ZK_SERVER := /usr/share/zookeeper/bin/zkServer.sh
+BROKERS ?= 3
+
+.PHONY: install proto zookeeper up test lint bench clean
+
+install: $(VENV)/.installed zookeeper proto
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Debian's package; apt's lists are refreshed first because a fresh machine has none.
+zookeeper:
+	@test -x $(ZK_SERVER) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper; }
+
+proto: $(GENERATED)
+
+$(GENERATED) &: $(PROTOS) $(VENV)/.installed
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto \
+		--grpc_python_out=proto $(PROTOS)
+
+up: install
+	$(BIN)/minikafka local-cluster --brokers $(BROKERS)
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install lint
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/controller_failover.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info $(GENERATED) $(PROTOS:.proto=_pb2.pyi)

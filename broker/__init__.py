@@ -1,0 +1,1 @@
+"""The minikafka broker: one process per broker, coordinated through ZooKeeper."""

@@ -1,0 +1,275 @@
+"""The broker's configuration, under Kafka's property names and with Kafka's defaults.
+
+A property comes from, in rising precedence: the properties file, an environment variable
+(`MINIKAFKA_` + the name in upper case with dots as underscores: `MINIKAFKA_BROKER_ID`), and
+`--override name=value` on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ENV_PREFIX = "MINIKAFKA_"
+
+
+class ConfigError(ValueError):
+    """A property that is unknown, missing or malformed; its message is one line."""
+
+
+@dataclass(frozen=True)
+class EndPoint:
+    """One listener, `NAME://host:port`; an empty host binds every interface."""
+
+    listener_name: str
+    host: str
+    port: int
+
+    @property
+    def connection_string(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.listener_name}://{host}:{self.port}"
+
+
+_ENDPOINT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)://(?P<host>\[[0-9a-fA-F:.]+\]|[^:\[\]/]*):(?P<port>-?\d+)$")
+
+
+def parse_endpoints(name: str, value: str) -> list[EndPoint]:
+    endpoints = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        match = _ENDPOINT.match(item)
+        if match is None:
+            raise ConfigError(
+                f"Invalid value {value} for configuration {name}: "
+                f"'{item}' is not of the form LISTENER_NAME://host:port"
+            )
+        port = int(match["port"])
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"Invalid value {value} for configuration {name}: port {port} is out of range")
+        endpoints.append(EndPoint(match["name"].upper(), match["host"].strip("[]"), port))
+    if not endpoints:
+        raise ConfigError(f"Invalid value {value} for configuration {name}: no listener given")
+    names = [e.listener_name for e in endpoints]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"Invalid value {value} for configuration {name}: each listener must have a different name")
+    return endpoints
+
+
+def _to_int(name: str, raw: str, minimum: int | None = None) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: Not a number of type INT") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: Value must be at least {minimum}")
+    return value
+
+
+def _to_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: Expected value to be either true or false")
+    return lowered == "true"
+
+
+def _to_list(name: str, raw: str) -> list[str]:
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if not items:
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: the list is empty")
+    return items
+
+
+def _to_zk_connect(name: str, raw: str) -> str:
+    # host:port[,host:port...][/chroot], as ZooKeeper's own clients take it.
+    value = raw.strip()
+    servers, _, chroot = value.partition("/")
+    for server in servers.split(","):
+        host, sep, port = server.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise ConfigError(f"Invalid value {raw} for configuration {name}: '{server}' is not host:port")
+    if chroot and (chroot.endswith("/") or "//" in chroot):
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: malformed chroot '/{chroot}'")
+    return value
+
+
+@dataclass(frozen=True)
+class ConfigDef:
+    name: str
+    parse: Callable[[str, str], Any]
+    default: Any
+    doc: str
+    required: bool = False
+
+
+def _non_negative_int(name: str, raw: str) -> int:
+    return _to_int(name, raw, minimum=0)
+
+
+def _positive_int(name: str, raw: str) -> int:
+    return _to_int(name, raw, minimum=1)
+
+
+def _optional_str(_name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+# Kafka's names and defaults; where ours differ the doc says why.
+CONFIG_DEFS: dict[str, ConfigDef] = {
+    d.name: d
+    for d in (
+        ConfigDef(
+            "broker.id", _non_negative_int, None,
+            "This broker's id. Kafka can generate one (broker.id -1); minikafka requires it.",
+            required=True,
+        ),
+        ConfigDef(
+            "listeners", parse_endpoints, "PLAINTEXT://:9092",
+            "Where the broker's gRPC server listens; port 0 picks a free port.",
+        ),
+        ConfigDef(
+            "advertised.listeners", parse_endpoints, None,
+            "What the broker registers in ZooKeeper for clients; defaults to listeners.",
+        ),
+        ConfigDef("zookeeper.connect", _to_zk_connect, None, "host:port[,host:port][/chroot]", required=True),
+        ConfigDef("zookeeper.session.timeout.ms", _positive_int, 18000, "ZooKeeper session timeout."),
+        ConfigDef(
+            "zookeeper.connection.timeout.ms", _positive_int, None,
+            "How long to wait for the first connection; defaults to the session timeout.",
+        ),
+        ConfigDef("log.dirs", _to_list, None, "Directories of the broker's data; defaults to log.dir."),
+        ConfigDef("log.dir", _optional_str, "/tmp/kafka-logs", "Used when log.dirs is not set."),
+        ConfigDef("broker.rack", _optional_str, None, "The broker's rack, registered in ZooKeeper."),
+    )
+}
+
+
+def env_name(property_name: str) -> str:
+    return ENV_PREFIX + property_name.upper().replace(".", "_")
+
+
+_BY_ENV_NAME = {env_name(name): name for name in CONFIG_DEFS}
+
+
+def parse_properties(text: str, source: str) -> dict[str, str]:
+    """Java's .properties format: `key=value`, `key: value` or `key value`; # and ! comments;
+    a trailing backslash continues a line."""
+    props: dict[str, str] = {}
+    logical: list[tuple[int, str]] = []
+    pending, start = "", 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.lstrip()
+        if not pending and (not stripped or stripped[0] in "#!"):
+            continue
+        if not pending:
+            start = number
+        trailing = len(stripped) - len(stripped.rstrip("\\"))
+        if trailing % 2 == 1:
+            pending += stripped[:-1]
+            continue
+        logical.append((start, pending + stripped))
+        pending = ""
+    if pending:
+        logical.append((start, pending))
+    for number, line in logical:
+        match = re.match(r"^((?:\\.|[^=:\s\\])+)\s*[=:\s]\s*(.*)$|^((?:\\.|[^=:\s\\])+)\s*$", line)
+        if match is None:
+            raise ConfigError(f"{source} line {number}: cannot parse '{line.strip()}'")
+        key = match[1] or match[3]
+        value = match[2] if match[1] else ""
+        props[_unescape(key)] = _unescape(value.rstrip())
+    return props
+
+
+def _unescape(text: str) -> str:
+    escapes = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+    return re.sub(r"\\(.)", lambda m: escapes.get(m[1], m[1]), text)
+
+
+def parse_override(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip():
+        raise ConfigError(f"Invalid override '{item}': expected name=value")
+    return name.strip(), value
+
+
+class KafkaConfig:
+    """The validated configuration of one broker."""
+
+    def __init__(self, props: Mapping[str, str], origins: Mapping[str, str] | None = None) -> None:
+        origins = origins or {}
+        for name in props:
+            if name not in CONFIG_DEFS:
+                where = origins.get(name, "configuration")
+                raise ConfigError(f"Unknown configuration '{name}' ({where})")
+        values: dict[str, Any] = {}
+        for name, definition in CONFIG_DEFS.items():
+            if name in props:
+                values[name] = definition.parse(name, props[name])
+            elif definition.required:
+                raise ConfigError(
+                    f"Missing required configuration '{name}' (set it in the properties file, "
+                    f"with --override {name}=... or as {env_name(name)})"
+                )
+            else:
+                values[name] = definition.default
+        self.values = values
+        self.broker_id: int = values["broker.id"]
+        listeners = values["listeners"]
+        self.listeners: list[EndPoint] = (
+            parse_endpoints("listeners", listeners) if isinstance(listeners, str) else listeners
+        )
+        self.advertised_listeners: list[EndPoint] = values["advertised.listeners"] or self.listeners
+        advertised_names = {e.listener_name for e in self.advertised_listeners}
+        unknown = advertised_names - {e.listener_name for e in self.listeners}
+        if unknown:
+            raise ConfigError(
+                f"advertised.listeners names {', '.join(sorted(unknown))}, which is not in listeners"
+            )
+        self.zookeeper_connect: str = values["zookeeper.connect"]
+        self.zookeeper_session_timeout_ms: int = values["zookeeper.session.timeout.ms"]
+        self.zookeeper_connection_timeout_ms: int = (
+            values["zookeeper.connection.timeout.ms"] or self.zookeeper_session_timeout_ms
+        )
+        self.log_dirs: list[str] = values["log.dirs"] or [values["log.dir"]]
+        self.rack: str | None = values["broker.rack"]
+
+    @classmethod
+    def load(
+        cls,
+        properties_file: str | None = None,
+        overrides: Iterable[str] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> tuple[KafkaConfig, list[str]]:
+        """Merge file, environment and overrides. Returns the config and warnings to log."""
+        props: dict[str, str] = {}
+        origins: dict[str, str] = {}
+        warnings: list[str] = []
+        if properties_file is not None:
+            try:
+                with open(properties_file, encoding="utf-8") as f:
+                    text = f.read()
+            except OSError as e:
+                raise ConfigError(f"Cannot read properties file {properties_file}: {e.strerror}") from None
+            for name, value in parse_properties(text, properties_file).items():
+                props[name] = value
+                origins[name] = f"in {properties_file}"
+        environ = os.environ if environ is None else environ
+        for var, value in sorted(environ.items()):
+            if not var.startswith(ENV_PREFIX):
+                continue
+            name = _BY_ENV_NAME.get(var)
+            if name is None:
+                warnings.append(f"Ignoring environment variable {var}: it names no broker property")
+                continue
+            props[name] = value
+            origins[name] = f"from {var}"
+        for item in overrides:
+            name, value = parse_override(item)
+            props[name] = value
+            origins[name] = "from --override"
+        return cls(props, origins), warnings

@@ -1,0 +1,1 @@
+"""The controller: controller election, failover and broker changes."""

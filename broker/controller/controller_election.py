@@ -1,0 +1,64 @@
+"""Controller election: the decisions, as pure functions over plain values.
+
+The race itself is one ZooKeeper multi (KafkaZkClient.register_controller_and_increment_epoch);
+what a broker makes of what it reads before and after is decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+
+class ElectionStep(Enum):
+    # /controller names a broker: watch it and wait (Kafka's "stopping the election process").
+    FOLLOW = "follow"
+    # /controller is missing: race for it.
+    RACE = "race"
+    # /controller holds data no broker writes: remove it (conditionally), then race.
+    CLEAR_MALFORMED = "clear_malformed"
+
+
+def next_election_step(controller_id: int | None, malformed: bool) -> ElectionStep:
+    """What a broker does on reading /controller at the start of an election.
+
+    Kafka waits for a malformed /controller to go away; minikafka removes it, because no
+    broker wrote it and nothing else would ever clear it, and the election must converge."""
+    if malformed:
+        return ElectionStep.CLEAR_MALFORMED
+    if controller_id is None:
+        return ElectionStep.RACE
+    return ElectionStep.FOLLOW
+
+
+def is_active(broker_id: int, active_controller_id: int) -> bool:
+    return active_controller_id == broker_id
+
+
+def must_resign(broker_id: int, was_active_controller_id: int, now_controller_id: int) -> bool:
+    """KafkaController.maybeResign: a broker that was controller and no longer is resigns."""
+    return is_active(broker_id, was_active_controller_id) and not is_active(broker_id, now_controller_id)
+
+
+@dataclass(frozen=True)
+class BrokerChanges:
+    """What a change under /brokers/ids means (KafkaController.processBrokerChange)."""
+
+    new: tuple[int, ...]
+    dead: tuple[int, ...]
+    # Same id, newer broker epoch: the broker restarted between two reads.
+    bounced: tuple[int, ...]
+    live: tuple[int, ...]
+
+    @property
+    def any(self) -> bool:
+        return bool(self.new or self.dead or self.bounced)
+
+
+def broker_changes(known: Mapping[int, int], current: Mapping[int, int]) -> BrokerChanges:
+    """Compare {broker id: broker epoch} as the controller knew it with what ZooKeeper holds."""
+    new = sorted(set(current) - set(known))
+    dead = sorted(set(known) - set(current))
+    bounced = sorted(b for b in set(current) & set(known) if current[b] > known[b])
+    return BrokerChanges(tuple(new), tuple(dead), tuple(bounced), tuple(sorted(current)))

@@ -1,0 +1,73 @@
+"""`minikafka-broker server.properties [--override name=value ...]`, as Kafka's kafka-server-start."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from broker.config import ConfigError, KafkaConfig
+from broker.server import FatalBrokerError, KafkaServer
+from broker.zk.kafka_zk_client import BrokerIdInUseError, ZooKeeperClientTimeoutError
+
+LOG_FORMAT = "[%(asctime)s,%(msecs)03d] %(levelname)s %(message)s (%(name)s)"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr)
+    # kazoo's own INFO lines repeat what the broker logs in Kafka's words.
+    logging.getLogger("kazoo").setLevel(logging.WARNING)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="minikafka-broker",
+        description="Run one minikafka broker. Properties use Kafka's names; each may also come from "
+        "MINIKAFKA_<NAME> (dots as underscores), and --override wins over both.",
+    )
+    parser.add_argument("properties", nargs="?", help="server.properties file (optional in containers)")
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="NAME=VALUE", help="override a property"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config, warnings = KafkaConfig.load(args.properties, args.override)
+    except ConfigError as e:
+        print(f"minikafka-broker: error: {e}", file=sys.stderr)
+        return 2
+    configure_logging()
+    log = logging.getLogger("broker")
+    for warning in warnings:
+        log.warning(warning)
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    server = KafkaServer(config)
+    try:
+        server.startup()
+    except (ZooKeeperClientTimeoutError, BrokerIdInUseError, FatalBrokerError) as e:
+        log.error("Fatal error during KafkaServer startup: %s", e)
+        print(f"minikafka-broker: error: {e}", file=sys.stderr)
+        server.shutdown()
+        return 1
+    # Wake on a signal or a fatal error reported from another thread.
+    threading.Thread(target=lambda: (server.fatal.wait(), stop.set()), daemon=True).start()
+    while not stop.wait(0.5):
+        pass
+    server.shutdown()
+    if server.fatal.is_set():
+        print(f"minikafka-broker: error: {server.fatal_reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

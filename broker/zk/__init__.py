@@ -1,0 +1,1 @@
+"""ZooKeeper: Kafka's znode layout and the broker's session."""

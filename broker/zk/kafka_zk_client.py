@@ -1,0 +1,518 @@
+"""The broker's one ZooKeeper session: a thin adapter over kazoo in Kafka's words (KafkaZkClient).
+
+It knows paths, bytes and ZooKeeper's rules; it decides nothing. Session changes and watches
+are handed to a listener (the controller's event queue); they never run controller code here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+from kazoo.client import KazooClient, KazooState, TransactionRequest
+from kazoo.exceptions import (
+    BadVersionError,
+    ConnectionClosedError,
+    ConnectionLoss,
+    NodeExistsError,
+    NoNodeError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import WatchedEvent, ZnodeStat
+from kazoo.retry import KazooRetry
+
+from broker.zk import zk_data
+from broker.zk.zk_data import BrokerInfo, ZNodeDecodeError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Watch = Callable[[WatchedEvent], None]
+
+# Failures after which the same request is tried again once the session is usable.
+_RETRIABLE = (ConnectionLoss, OperationTimeoutError, SessionExpiredError, ConnectionClosedError)
+
+
+class ZooKeeperClientTimeoutError(Exception):
+    """No connection to ZooKeeper within zookeeper.connection.timeout.ms."""
+
+
+class ZooKeeperClosedError(Exception):
+    """The client was closed while a request was waiting for a connection."""
+
+
+class BrokerIdInUseError(Exception):
+    """/brokers/ids/<id> belongs to another live session: another broker has this id."""
+
+
+class ControllerMovedError(Exception):
+    """A controller write failed its check on /controller_epoch: another broker is controller."""
+
+
+class SessionEvent(Enum):
+    # The connection dropped; the session may still be alive.
+    DISCONNECTED = "disconnected"
+    # The connection is back on the same session (kazoo dropped every watch meanwhile).
+    RECONNECTED = "reconnected"
+    # The session is gone, by ZooKeeper's verdict or because the broker was cut off for
+    # longer than the session timeout.
+    EXPIRED = "expired"
+    # A fresh session replaced an expired one: ephemerals and watches must be set again.
+    NEW_SESSION = "new_session"
+
+
+@dataclass(frozen=True)
+class ControllerZNode:
+    """What /controller holds: a controller id, or data Kafka never writes."""
+
+    controller_id: int | None
+    zk_version: int
+    malformed: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    cluster_id: str | None
+    controller_id: int
+    controller_epoch: int
+    brokers: list[BrokerInfo]
+
+
+def parse_zk_connect(connect: str) -> tuple[str, str | None]:
+    servers, slash, chroot = connect.partition("/")
+    return servers, ("/" + chroot.rstrip("/")) if slash and chroot.strip("/") else None
+
+
+class KafkaZkClient:
+    def __init__(
+        self,
+        connect: str,
+        session_timeout_ms: int,
+        connection_timeout_ms: int,
+        on_session_event: Callable[[SessionEvent], None] | None = None,
+    ) -> None:
+        self._servers, self._chroot = parse_zk_connect(connect)
+        self._connect = connect
+        self.session_timeout_ms = session_timeout_ms
+        self._connection_timeout_ms = connection_timeout_ms
+        self._on_session_event = on_session_event or (lambda _event: None)
+        self._closing = threading.Event()
+        self._live = threading.Event()
+        self._lock = threading.Lock()
+        self._session_id: int | None = None
+        self._given_up: int | None = None  # a session we declared lost while cut off
+        self._cut_off_timer: threading.Timer | None = None
+        # Reconnect quickly: a broker that waits minutes between attempts lets a session
+        # that ZooKeeper would have kept expire.
+        self._kazoo = KazooClient(
+            hosts=connect,
+            timeout=session_timeout_ms / 1000,
+            connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=2, max_delay=1.0),
+            logger=logging.getLogger("kazoo.client"),
+        )
+        self._kazoo.add_listener(self._on_state)
+
+    # -- session -------------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> int | None:
+        return self._session_id
+
+    def set_session_listener(self, listener: Callable[[SessionEvent], None]) -> None:
+        self._on_session_event = listener
+
+    def start(self) -> None:
+        """Connect, creating the chroot if needed (as Kafka's createChrootIfNecessary)."""
+        timeout = self._connection_timeout_ms / 1000
+        if self._chroot:
+            bootstrap = KazooClient(hosts=self._servers, timeout=self.session_timeout_ms / 1000)
+            self._start_within(bootstrap, timeout)
+            try:
+                bootstrap.ensure_path(self._chroot)
+            finally:
+                bootstrap.stop()
+                bootstrap.close()
+        self._start_within(self._kazoo, timeout)
+        self._session_id = self._kazoo.client_id[0]
+        self._live.set()
+
+    def _start_within(self, client: KazooClient, timeout: float) -> None:
+        try:
+            client.start(timeout=timeout)
+        except KazooTimeoutError:
+            raise ZooKeeperClientTimeoutError(
+                f"Timed out waiting for connection to ZooKeeper at {self._servers} "
+                f"after {timeout * 1000:.0f} ms (zookeeper.connection.timeout.ms)"
+            ) from None
+
+    def close(self) -> None:
+        """Close the session: ZooKeeper deletes its ephemerals at once."""
+        self._closing.set()
+        self._live.set()  # wake requests waiting for a connection so they can give up
+        if self._cut_off_timer:
+            self._cut_off_timer.cancel()
+        try:
+            self._kazoo.stop()
+            self._kazoo.close()
+        except Exception:  # closing a dead connection must not fail a shutdown
+            log.debug("Error while closing the ZooKeeper client", exc_info=True)
+
+    def _on_state(self, state: str) -> None:
+        """kazoo's connection thread: record the change and hand it on, never block."""
+        if self._closing.is_set():
+            return
+        if state == KazooState.SUSPENDED:
+            self._live.clear()
+            self._start_cut_off_timer()
+            self._on_session_event(SessionEvent.DISCONNECTED)
+        elif state == KazooState.LOST:
+            self._live.clear()
+            self._cancel_cut_off_timer()
+            with self._lock:
+                already_given_up = self._given_up is not None
+            if not already_given_up and self._session_id is not None:
+                self._on_session_event(SessionEvent.EXPIRED)
+        elif state == KazooState.CONNECTED:
+            self._cancel_cut_off_timer()
+            session_id = self._kazoo._session_id
+            with self._lock:
+                revived = self._given_up is not None and session_id == self._given_up
+                if not revived:
+                    self._given_up = None
+                previous, self._session_id = self._session_id, session_id
+            if revived:
+                # ZooKeeper kept (or, after its own restart, revived) the session this broker
+                # already declared lost. Close it so its ephemerals go, then start afresh.
+                threading.Thread(target=self._renew_session, name="zk-renew-session", daemon=True).start()
+                return
+            self._live.set()
+            if previous is not None and previous != session_id:
+                self._on_session_event(SessionEvent.NEW_SESSION)
+            elif previous is not None:
+                self._on_session_event(SessionEvent.RECONNECTED)
+
+    def _start_cut_off_timer(self) -> None:
+        self._cancel_cut_off_timer()
+        timer = threading.Timer(self.session_timeout_ms / 1000, self._cut_off_too_long)
+        timer.daemon = True
+        self._cut_off_timer = timer
+        timer.start()
+
+    def _cancel_cut_off_timer(self) -> None:
+        if self._cut_off_timer is not None:
+            self._cut_off_timer.cancel()
+            self._cut_off_timer = None
+
+    def _cut_off_too_long(self) -> None:
+        # Kafka waits for ZooKeeper's verdict when it reconnects; a broker cut off from
+        # ZooKeeper would go on acting as controller meanwhile, and ZooKeeper revives sessions
+        # when it restarts. Like Curator, minikafka treats a disconnection longer than the
+        # session timeout as the loss of the session.
+        with self._lock:
+            if self._live.is_set() or self._closing.is_set() or self._session_id is None:
+                return
+            self._given_up = self._session_id
+        log.warning(
+            "No connection to ZooKeeper for %d ms (zookeeper.session.timeout.ms): "
+            "treating session 0x%x as expired",
+            self.session_timeout_ms, self._given_up,
+        )
+        self._on_session_event(SessionEvent.EXPIRED)
+
+    def _renew_session(self) -> None:
+        if self._closing.is_set():
+            return
+        log.info("Closing revived ZooKeeper session 0x%x and starting a new one", self._given_up or 0)
+        try:
+            self._kazoo.stop()
+            with self._lock:
+                self._given_up = None
+            if not self._closing.is_set():
+                self._kazoo.start_async()
+        except Exception:
+            log.exception("Could not renew the ZooKeeper session")
+
+    # -- requests --------------------------------------------------------------------------
+
+    def retry(self, fn: Callable[..., T], *args: Any, deadline_s: float | None = None, **kwargs: Any) -> T:
+        """Kafka's retryRequestsUntilConnected: retry through connection loss and session
+        renewal. A controller write retried into a new session still carries its epoch check."""
+        give_up = None if deadline_s is None else time.monotonic() + deadline_s
+        delay = 0.02
+        while True:
+            if self._closing.is_set():
+                raise ZooKeeperClosedError("ZooKeeper client closed")
+            try:
+                return fn(*args, **kwargs)
+            except _RETRIABLE:
+                if self._closing.is_set():
+                    raise ZooKeeperClosedError("ZooKeeper client closed") from None
+                remaining = None if give_up is None else give_up - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise
+                self._live.wait(timeout=remaining)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def get_data(self, path: str, watch: Watch | None = None) -> tuple[bytes, ZnodeStat] | None:
+        try:
+            return self.retry(self._kazoo.get, path, watch=watch)
+        except NoNodeError:
+            return None
+
+    def exists(self, path: str, watch: Watch | None = None) -> ZnodeStat | None:
+        return self.retry(self._kazoo.exists, path, watch=watch)
+
+    def get_children(self, path: str, watch: Watch | None = None) -> list[str]:
+        try:
+            return self.retry(self._kazoo.get_children, path, watch=watch)
+        except NoNodeError:
+            return []
+
+    def create_persistent_paths(self) -> None:
+        for path in zk_data.PERSISTENT_PATHS:
+            self.retry(self._kazoo.ensure_path, path)
+
+    def get_or_create_cluster_id(self) -> str:
+        """KafkaZkClient.getClusterId, creating it when no broker has yet."""
+        while True:
+            found = self.get_data(zk_data.CLUSTER_ID_PATH)
+            if found is not None:
+                return zk_data.decode_cluster_id(found[0])
+            proposed = zk_data.new_cluster_id()
+            try:
+                self.retry(self._kazoo.create, zk_data.CLUSTER_ID_PATH, zk_data.encode_cluster_id(proposed))
+                return proposed
+            except NodeExistsError:
+                continue
+
+    # -- broker registration ---------------------------------------------------------------
+
+    def register_broker(self, info: BrokerInfo) -> int:
+        """Create the ephemeral /brokers/ids/<id>; returns its czxid, the broker epoch.
+
+        A NodeExists from a create whose first answer was lost is ours if the znode's owner
+        is this session (Kafka's checkedEphemeralCreate)."""
+        path = zk_data.broker_id_path(info.broker_id)
+        data = zk_data.encode_broker_info(info)
+        with contextlib.suppress(NodeExistsError):
+            self.retry(self._kazoo.create, path, data, ephemeral=True)
+        stat = self.exists(path)
+        if stat is None:
+            raise BrokerIdInUseError(f"{path} vanished right after it was created")
+        if stat.ephemeralOwner != self._kazoo._session_id:
+            raise BrokerIdInUseError(
+                f"Broker id {info.broker_id} is already registered: {path} belongs to ZooKeeper "
+                f"session 0x{stat.ephemeralOwner:x}, not this broker's (0x{self._kazoo._session_id or 0:x}); "
+                "broker.id must be unique in the cluster"
+            )
+        return stat.czxid
+
+    def deregister_broker(self, broker_id: int) -> None:
+        path = zk_data.broker_id_path(broker_id)
+        found = self.exists(path)
+        if found is not None and found.ephemeralOwner == self._kazoo._session_id:
+            with contextlib.suppress(NoNodeError, BadVersionError):
+                self.retry(self._kazoo.delete, path, version=found.version, deadline_s=5)
+
+    def get_brokers(self, watch: Watch | None = None) -> tuple[list[BrokerInfo], list[str]]:
+        """Every registration under /brokers/ids, and a description of each malformed one."""
+        brokers, malformed = [], []
+        for child in sorted(self.get_children(zk_data.BROKER_IDS_PATH, watch=watch)):
+            broker_id = zk_data.parse_broker_id(child)
+            if broker_id is None:
+                malformed.append(f"{zk_data.BROKER_IDS_PATH}/{child}: not a broker id")
+                continue
+            found = self.get_data(zk_data.broker_id_path(broker_id))
+            if found is None:
+                continue  # left between the two reads
+            try:
+                brokers.append(zk_data.decode_broker_info(broker_id, found[0], found[1].czxid))
+            except ZNodeDecodeError as e:
+                malformed.append(str(e))
+        return brokers, malformed
+
+    # -- controller election and fencing ---------------------------------------------------
+
+    def get_controller(self, watch: Watch | None = None) -> ControllerZNode | None:
+        """Read /controller and leave a watch on it (existence or data)."""
+        try:
+            data, stat = self.retry(self._kazoo.get, zk_data.CONTROLLER_PATH, watch=watch)
+        except NoNodeError:
+            # Watch for its creation too, as Kafka's registerZNodeChangeHandlerAndCheckExistence.
+            if watch is not None and self.exists(zk_data.CONTROLLER_PATH, watch=watch) is not None:
+                return self.get_controller(watch)
+            return None
+        try:
+            return ControllerZNode(zk_data.decode_controller(data), stat.version)
+        except ZNodeDecodeError as e:
+            return ControllerZNode(None, stat.version, malformed=str(e))
+
+    def delete_malformed_controller(self, zk_version: int) -> bool:
+        """Remove a /controller no broker wrote, only if it is still the same znode version."""
+        try:
+            self.retry(self._kazoo.delete, zk_data.CONTROLLER_PATH, version=zk_version)
+            return True
+        except (NoNodeError, BadVersionError):
+            return False
+
+    def get_controller_epoch(self) -> tuple[int, int] | None:
+        """(epoch, zk version) of /controller_epoch. An epoch Kafka could not have written is
+        replaced by the znode's version, which every election bumps along with the epoch."""
+        found = self.get_data(zk_data.CONTROLLER_EPOCH_PATH)
+        if found is None:
+            return None
+        data, stat = found
+        try:
+            return zk_data.decode_controller_epoch(data), stat.version
+        except ZNodeDecodeError as e:
+            log.error("%s; reading the controller epoch as %d, its zk version", e, stat.version)
+            return stat.version, stat.version
+
+    def create_controller_epoch_if_missing(self) -> tuple[int, int]:
+        """KafkaZkClient.maybeCreateControllerEpochZNode."""
+        found = self.get_controller_epoch()
+        if found is not None:
+            return found
+        try:
+            self.retry(
+                self._kazoo.create,
+                zk_data.CONTROLLER_EPOCH_PATH,
+                zk_data.encode_controller_epoch(zk_data.INITIAL_CONTROLLER_EPOCH),
+            )
+            return zk_data.INITIAL_CONTROLLER_EPOCH, zk_data.INITIAL_CONTROLLER_EPOCH_ZK_VERSION
+        except NodeExistsError:
+            found = self.get_controller_epoch()
+            assert found is not None
+            return found
+
+    def register_controller_and_increment_epoch(self, broker_id: int) -> tuple[int, int]:
+        """One multi: create the ephemeral /controller and bump /controller_epoch, conditional
+        on the epoch's zk version. Returns (new epoch, new epoch zk version); raises
+        ControllerMovedError when another broker won the race."""
+        epoch, epoch_zk_version = self.create_controller_epoch_if_missing()
+        new_epoch = epoch + 1
+
+        def attempt() -> list[Any]:
+            txn = self._kazoo.transaction()
+            txn.create(zk_data.CONTROLLER_PATH, zk_data.encode_controller(broker_id), ephemeral=True)
+            txn.set_data(
+                zk_data.CONTROLLER_EPOCH_PATH,
+                zk_data.encode_controller_epoch(new_epoch),
+                version=epoch_zk_version,
+            )
+            return txn.commit()
+
+        results = self.retry(attempt)
+        failure = next((r for r in results if isinstance(r, Exception)), None)
+        if failure is None:
+            stat = results[1]
+            return new_epoch, stat.version
+        if isinstance(failure, (NodeExistsError, BadVersionError)):
+            # Maybe our own multi went through and only its answer was lost
+            # (KafkaZkClient.checkControllerAndEpoch).
+            current = self.get_controller()
+            current_epoch = self.get_controller_epoch()
+            if (
+                current is not None
+                and current.controller_id == broker_id
+                and current_epoch is not None
+                and current_epoch[0] == new_epoch
+            ):
+                return current_epoch
+            raise ControllerMovedError(
+                f"Controller moved to {current.controller_id if current else 'nobody'} "
+                f"while broker {broker_id} raced for epoch {new_epoch}"
+            )
+        raise failure
+
+    def fenced_multi(self, epoch_zk_version: int, build: Callable[[TransactionRequest], None]) -> list[Any]:
+        """A controller write: the operations `build` adds, after a check that
+        /controller_epoch is still at the zk version this controller set when elected."""
+
+        def attempt() -> list[Any]:
+            txn = self._kazoo.transaction()
+            txn.check(zk_data.CONTROLLER_EPOCH_PATH, epoch_zk_version)
+            build(txn)
+            return txn.commit()
+
+        results = self.retry(attempt)
+        check = results[0]
+        if isinstance(check, (BadVersionError, NoNodeError)):
+            current = self.get_controller_epoch()
+            raise ControllerMovedError(
+                f"the check on {zk_data.CONTROLLER_EPOCH_PATH} failed: this controller's zk version is "
+                f"{epoch_zk_version}, ZooKeeper's is {current[1] if current else 'none'} "
+                f"(epoch {current[0] if current else 'none'})"
+            )
+        return results[1:]
+
+    def delete_controller(self, epoch_zk_version: int) -> bool:
+        """KafkaZkClient.deleteController: a fenced delete of /controller. False if it is gone."""
+        results = self.fenced_multi(
+            epoch_zk_version, lambda txn: txn.delete(zk_data.CONTROLLER_PATH)
+        )
+        return not isinstance(results[0], Exception)
+
+    def delete_isr_change_notifications(self, epoch_zk_version: int, children: Sequence[str]) -> int:
+        """Fenced delete of processed ISR change notifications; returns how many went."""
+        if not children:
+            return 0
+
+        def build(txn: TransactionRequest) -> None:
+            for child in children:
+                txn.delete(f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{child}")
+
+        results = self.fenced_multi(epoch_zk_version, build)
+        if any(isinstance(r, Exception) for r in results):
+            # One deleted meanwhile rolled the multi back: delete the rest one by one.
+            for child in children:
+                self.fenced_multi(
+                    epoch_zk_version,
+                    lambda txn, c=child: txn.delete(f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{c}"),
+                )
+        return len(children)
+
+    # -- cluster description ---------------------------------------------------------------
+
+    def describe_cluster(self, cluster_id: str | None, deadline_s: float) -> ClusterSnapshot:
+        def read_or_none(path: str) -> tuple[bytes, ZnodeStat] | None:
+            try:
+                return self._kazoo.get(path)
+            except NoNodeError:
+                return None
+
+        def read() -> ClusterSnapshot:
+            controller_id = -1
+            controller = read_or_none(zk_data.CONTROLLER_PATH)
+            if controller is not None:
+                with contextlib.suppress(ZNodeDecodeError):
+                    controller_id = zk_data.decode_controller(controller[0])
+            epoch = -1
+            found = read_or_none(zk_data.CONTROLLER_EPOCH_PATH)
+            if found is not None:
+                try:
+                    epoch = zk_data.decode_controller_epoch(found[0])
+                except ZNodeDecodeError:
+                    epoch = found[1].version
+            brokers = []
+            for child in self._kazoo.get_children(zk_data.BROKER_IDS_PATH):
+                broker_id = zk_data.parse_broker_id(child)
+                registration = None if broker_id is None else read_or_none(zk_data.broker_id_path(broker_id))
+                if broker_id is None or registration is None:
+                    continue
+                try:
+                    brokers.append(zk_data.decode_broker_info(broker_id, registration[0], registration[1].czxid))
+                except ZNodeDecodeError:
+                    continue
+            return ClusterSnapshot(cluster_id, controller_id, epoch, sorted(brokers, key=lambda b: b.broker_id))
+
+        return self.retry(read, deadline_s=deadline_s)

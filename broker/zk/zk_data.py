@@ -1,0 +1,201 @@
+"""Kafka's ZooKeeper layout: paths and the exact bytes Kafka writes there (ZkData.scala).
+
+Pure code: encoders return bytes, decoders raise ZNodeDecodeError on anything Kafka would not
+have written, so the callers can log malformed data and carry on.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTROLLER_PATH = "/controller"
+CONTROLLER_EPOCH_PATH = "/controller_epoch"
+BROKER_IDS_PATH = "/brokers/ids"
+BROKER_TOPICS_PATH = "/brokers/topics"
+BROKER_SEQ_ID_PATH = "/brokers/seqid"
+CLUSTER_ID_PATH = "/cluster/id"
+DELETE_TOPICS_PATH = "/admin/delete_topics"
+ISR_CHANGE_NOTIFICATION_PATH = "/isr_change_notification"
+CONFIG_TOPICS_PATH = "/config/topics"
+CONFIG_CHANGES_PATH = "/config/changes"
+
+# Created at start-up by every broker, as Kafka's KafkaZkClient.createTopLevelPaths does.
+PERSISTENT_PATHS = (
+    BROKER_IDS_PATH,
+    BROKER_TOPICS_PATH,
+    BROKER_SEQ_ID_PATH,
+    DELETE_TOPICS_PATH,
+    ISR_CHANGE_NOTIFICATION_PATH,
+    CONFIG_TOPICS_PATH,
+    CONFIG_CHANGES_PATH,
+    "/cluster",
+)
+
+# KafkaController.InitialControllerEpoch and InitialControllerEpochZkVersion.
+INITIAL_CONTROLLER_EPOCH = 0
+INITIAL_CONTROLLER_EPOCH_ZK_VERSION = 0
+
+
+class ZNodeDecodeError(ValueError):
+    """The znode holds data Kafka would not have written."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    # Kafka writes compact JSON.
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _load_object(path: str, data: bytes | None) -> dict[str, Any]:
+    try:
+        value = json.loads((data or b"").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ZNodeDecodeError(f"{path} does not hold JSON ({e}): {data!r}") from None
+    if not isinstance(value, dict):
+        raise ZNodeDecodeError(f"{path} holds {type(value).__name__}, not a JSON object: {data!r}")
+    return value
+
+
+def _int_field(path: str, obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ZNodeDecodeError(f"{path}: field '{key}' is {value!r}, not an integer")
+    return value
+
+
+# /controller ------------------------------------------------------------------------------
+
+
+def encode_controller(broker_id: int, timestamp_ms: int | None = None) -> bytes:
+    stamp = now_ms() if timestamp_ms is None else timestamp_ms
+    return _json({"version": 1, "brokerid": broker_id, "timestamp": str(stamp)})
+
+
+def decode_controller(data: bytes | None) -> int:
+    """The controller's broker id."""
+    return _int_field(CONTROLLER_PATH, _load_object(CONTROLLER_PATH, data), "brokerid")
+
+
+# /controller_epoch ------------------------------------------------------------------------
+
+
+def encode_controller_epoch(epoch: int) -> bytes:
+    return str(epoch).encode()
+
+
+def decode_controller_epoch(data: bytes | None) -> int:
+    text = (data or b"").decode("utf-8", errors="replace").strip()
+    if not text.isdigit():
+        raise ZNodeDecodeError(f"{CONTROLLER_EPOCH_PATH} holds {data!r}, not a decimal epoch")
+    return int(text)
+
+
+# /brokers/ids/<id> ------------------------------------------------------------------------
+
+
+def broker_id_path(broker_id: int) -> str:
+    return f"{BROKER_IDS_PATH}/{broker_id}"
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """A broker registration (version 5 of Kafka's BrokerIdZNode) and its broker epoch."""
+
+    broker_id: int
+    endpoints: tuple[str, ...]  # "PLAINTEXT://host:port"
+    rack: str | None = None
+    security_protocol_map: dict[str, str] = field(default_factory=dict)
+    timestamp_ms: int = 0
+    # The czxid of the znode; -1 until it is read back from ZooKeeper.
+    broker_epoch: int = -1
+
+    def plaintext_host_port(self) -> tuple[str | None, int]:
+        """Kafka's top-level host and port: those of the PLAINTEXT endpoint, if any."""
+        for endpoint in self.endpoints:
+            name, _, address = endpoint.partition("://")
+            if self.security_protocol_map.get(name, name) == "PLAINTEXT":
+                host, _, port = address.rpartition(":")
+                return host.strip("[]"), int(port)
+        return None, -1
+
+    def endpoint(self) -> tuple[str, int]:
+        """Where clients reach this broker: the first endpoint."""
+        _, _, address = self.endpoints[0].partition("://")
+        host, _, port = address.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+def encode_broker_info(info: BrokerInfo) -> bytes:
+    host, port = info.plaintext_host_port()
+    protocol_map = info.security_protocol_map or {
+        e.partition("://")[0]: e.partition("://")[0] for e in info.endpoints
+    }
+    return _json(
+        {
+            "version": 5,
+            "host": host,
+            "port": port,
+            "jmx_port": -1,
+            "timestamp": str(info.timestamp_ms or now_ms()),
+            "endpoints": list(info.endpoints),
+            "listener_security_protocol_map": protocol_map,
+            "rack": info.rack,
+            "features": {},
+        }
+    )
+
+
+def decode_broker_info(broker_id: int, data: bytes | None, czxid: int) -> BrokerInfo:
+    path = broker_id_path(broker_id)
+    obj = _load_object(path, data)
+    _int_field(path, obj, "version")
+    endpoints = obj.get("endpoints")
+    if not isinstance(endpoints, list) or not endpoints or not all(
+        isinstance(e, str) and "://" in e and e.rpartition(":")[2].isdigit() for e in endpoints
+    ):
+        raise ZNodeDecodeError(f"{path}: 'endpoints' is {endpoints!r}, not a list of NAME://host:port")
+    protocol_map = obj.get("listener_security_protocol_map") or {}
+    if not isinstance(protocol_map, dict):
+        raise ZNodeDecodeError(f"{path}: 'listener_security_protocol_map' is not an object")
+    rack = obj.get("rack")
+    timestamp = obj.get("timestamp", "0")
+    return BrokerInfo(
+        broker_id=broker_id,
+        endpoints=tuple(endpoints),
+        rack=rack if isinstance(rack, str) else None,
+        security_protocol_map={str(k): str(v) for k, v in protocol_map.items()},
+        timestamp_ms=int(timestamp) if str(timestamp).isdigit() else 0,
+        broker_epoch=czxid,
+    )
+
+
+def parse_broker_id(child: str) -> int | None:
+    return int(child) if child.isdigit() else None
+
+
+# /cluster/id ------------------------------------------------------------------------------
+
+
+def new_cluster_id() -> str:
+    """Kafka's Uuid.randomUuid().toString(): URL-safe base64 of 16 bytes, unpadded."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def encode_cluster_id(cluster_id: str) -> bytes:
+    return _json({"version": "1", "id": cluster_id})
+
+
+def decode_cluster_id(data: bytes | None) -> str:
+    obj = _load_object(CLUSTER_ID_PATH, data)
+    cluster_id = obj.get("id")
+    if not isinstance(cluster_id, str) or not cluster_id:
+        raise ZNodeDecodeError(f"{CLUSTER_ID_PATH}: 'id' is {cluster_id!r}")
+    return cluster_id

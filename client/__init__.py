@@ -1,0 +1,1 @@
+"""minikafka's clients: the admin client and the `minikafka` command line."""

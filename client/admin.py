@@ -1,0 +1,126 @@
+"""AdminClient: Kafka's admin calls over gRPC, tried against each bootstrap server in turn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import grpc
+
+from broker.errors import Errors
+from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
+
+T = TypeVar("T")
+
+# A bootstrap server that does not answer within this is skipped for the next one.
+PER_SERVER_TIMEOUT_S = 3.0
+
+
+class AdminError(Exception):
+    """A request that failed; the message is one line for the command line."""
+
+
+def parse_bootstrap_servers(value: str) -> list[str]:
+    servers = [s.strip() for s in value.split(",") if s.strip()]
+    if not servers:
+        raise AdminError("--bootstrap-server is empty: give HOST:PORT[,HOST:PORT]")
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise AdminError(f"bootstrap server '{server}' is not HOST:PORT")
+    return servers
+
+
+@dataclass(frozen=True)
+class BrokerDescription:
+    id: int
+    host: str
+    port: int
+    rack: str | None
+    broker_epoch: int
+    endpoints: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClusterDescription:
+    cluster_id: str
+    controller_id: int
+    controller_epoch: int
+    brokers: list[BrokerDescription]
+    responding_broker_id: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "cluster_id": self.cluster_id,
+            "controller": {"id": self.controller_id, "epoch": self.controller_epoch},
+            "brokers": [
+                {
+                    "id": b.id,
+                    "host": b.host,
+                    "port": b.port,
+                    "rack": b.rack,
+                    "broker_epoch": b.broker_epoch,
+                    "endpoints": b.endpoints,
+                }
+                for b in self.brokers
+            ],
+            "responding_broker_id": self.responding_broker_id,
+        }
+
+
+class AdminClient:
+    def __init__(self, bootstrap_servers: str, timeout_s: float = 10.0) -> None:
+        self.servers = parse_bootstrap_servers(bootstrap_servers)
+        self.timeout_s = timeout_s
+
+    def _call_any(self, call: Callable[[kafka_pb2_grpc.AdminStub, float], T], accept: Callable[[T], bool]) -> T:
+        """Try each bootstrap server until one gives an acceptable answer, within timeout_s."""
+        deadline = time.monotonic() + self.timeout_s
+        failures = []
+        for server in self.servers:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            per_server = min(remaining, PER_SERVER_TIMEOUT_S)
+            with grpc.insecure_channel(server) as channel:
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=per_server)
+                    response = call(kafka_pb2_grpc.AdminStub(channel), max(0.1, deadline - time.monotonic()))
+                except grpc.FutureTimeoutError:
+                    failures.append(f"{server}: no answer within {per_server:.1f} s")
+                    continue
+                except grpc.RpcError as e:
+                    failures.append(f"{server}: {e.code().name.lower()} ({e.details()})")
+                    continue
+            if accept(response):
+                return response
+            code = getattr(response, "error_code", 0)
+            failures.append(f"{server}: {Errors.for_code(code).name} {getattr(response, 'error_message', '')}".strip())
+        raise AdminError(
+            f"no bootstrap server answered within {self.timeout_s:.1f} s: " + "; ".join(failures or ["timed out"])
+        )
+
+    def describe_cluster(self) -> ClusterDescription:
+        response = self._call_any(
+            lambda stub, timeout: stub.DescribeCluster(kafka_pb2.DescribeClusterRequest(), timeout=timeout),
+            lambda r: r.error_code == Errors.NONE.code,
+        )
+        return ClusterDescription(
+            cluster_id=response.cluster_id,
+            controller_id=response.controller_id,
+            controller_epoch=response.controller_epoch,
+            brokers=[
+                BrokerDescription(
+                    id=b.broker_id,
+                    host=b.host,
+                    port=b.port,
+                    rack=b.rack if b.HasField("rack") else None,
+                    broker_epoch=b.broker_epoch,
+                    endpoints=list(b.endpoints),
+                )
+                for b in response.brokers
+            ],
+            responding_broker_id=response.responding_broker_id,
+        )

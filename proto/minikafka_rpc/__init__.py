@@ -1,0 +1,1 @@
+"""Code generated from proto/minikafka_rpc/*.proto by `make proto`: never edit it by hand."""
