@@ -8,7 +8,7 @@ fenced by the zk version of /controller_epoch it set when it won.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kazoo.protocol.states import EventType, WatchedEvent
@@ -79,6 +79,8 @@ class KafkaController:
         self.active_controller_id = -1
         self.broker_epoch = -1
         self._stopped = False
+        # The brokers this broker last saw in ZooKeeper, controller or not.
+        self._known_brokers: dict[int, BrokerInfo] = {}
 
     @property
     def is_active(self) -> bool:
@@ -147,6 +149,7 @@ class KafkaController:
             self._maybe_resign(force=True)
 
     def _process_startup(self) -> None:
+        self._remember_brokers(self._read_live_brokers(watch=False))
         self._elect()
 
     def _process_reelect(self) -> None:
@@ -163,6 +166,7 @@ class KafkaController:
             if step is ElectionStep.FOLLOW:
                 assert current is not None and current.controller_id is not None
                 self.active_controller_id = current.controller_id
+                self._remember_brokers(self._read_live_brokers(watch=False))
                 self.log.debug(
                     "Broker %d has been elected as the controller, so stopping the election process.",
                     current.controller_id,
@@ -204,8 +208,12 @@ class KafkaController:
     def _on_controller_failover(self) -> None:
         """Read the cluster back from ZooKeeper and take charge (onControllerFailover)."""
         self.log.info("Registering handlers")
-        brokers = self._read_live_brokers()
-        self.context.live_brokers = {b.broker_id: b for b in brokers}
+        brokers = {b.broker_id: b for b in self._read_live_brokers()}
+        # What changed since this broker last looked: the old controller is often among the
+        # dead, its registration gone in the same session expiry that freed /controller.
+        self._log_broker_changes(self._known_brokers, brokers)
+        self.context.live_brokers = brokers
+        self._remember_brokers(brokers.values())
         self.log.info(
             "Initialized broker epochs cache: %s",
             _format_epochs(self.context.live_broker_epochs()),
@@ -290,21 +298,28 @@ class KafkaController:
 
     # -- broker changes ----------------------------------------------------------------------
 
-    def _read_live_brokers(self) -> list[BrokerInfo]:
-        brokers, malformed = self._zk.get_brokers(watch=self._on_broker_ids_watch)
+    def _read_live_brokers(self, watch: bool = True) -> list[BrokerInfo]:
+        brokers, malformed = self._zk.get_brokers(watch=self._on_broker_ids_watch if watch else None)
         for problem in malformed:
             self.log.error("Ignoring malformed broker registration: %s", problem)
         return brokers
+
+    def _remember_brokers(self, brokers: Iterable[BrokerInfo]) -> None:
+        self._known_brokers = {b.broker_id: b for b in brokers}
 
     def _process_broker_change(self) -> None:
         if not self.is_active:
             return
         brokers = {b.broker_id: b for b in self._read_live_brokers()}
-        changes = controller_election.broker_changes(
-            self.context.live_broker_epochs(), {b: info.broker_epoch for b, info in brokers.items()}
-        )
-        dead_epochs = {b: self.context.live_brokers[b].broker_epoch for b in changes.dead}
+        self._log_broker_changes(self.context.live_brokers, brokers)
         self.context.live_brokers = brokers
+        self._remember_brokers(brokers.values())
+
+    def _log_broker_changes(self, known: dict[int, BrokerInfo], current: dict[int, BrokerInfo]) -> None:
+        changes = controller_election.broker_changes(
+            {b: info.broker_epoch for b, info in known.items()},
+            {b: info.broker_epoch for b, info in current.items()},
+        )
         if not changes.any:
             return
         self.log.info(
@@ -316,15 +331,16 @@ class KafkaController:
             for b in changes.new:
                 self.log.info(
                     "Broker %d registered with broker epoch %d at %s",
-                    b, brokers[b].broker_epoch, ",".join(brokers[b].endpoints),
+                    b, current[b].broker_epoch, ",".join(current[b].endpoints),
                 )
-        if changes.bounced:
-            for b in changes.bounced:
-                self.log.info("Broker %d restarted with broker epoch %d", b, brokers[b].broker_epoch)
+        for b in changes.bounced:
+            self.log.info(
+                "Broker %d restarted: broker epoch %d -> %d", b, known[b].broker_epoch, current[b].broker_epoch
+            )
         if changes.dead:
             self.log.info("Broker failure callback for %s", _join(changes.dead))
             for b in changes.dead:
-                self.log.info("Broker %d with broker epoch %d is gone", b, dead_epochs[b])
+                self.log.info("Broker %d with broker epoch %d is gone", b, known[b].broker_epoch)
 
     def _process_isr_change_notification(self) -> None:
         """Delete processed ISR change notifications (fenced). Partition state arrives with

@@ -1,0 +1,62 @@
+"""Fixtures: a real ZooKeeper server, a chroot and a cluster harness per test, logs on failure."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import ClusterHarness
+
+from broker.local_cluster import ZooKeeperServer
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
+    """One ZooKeeper server for the whole run; tests keep apart by chroot."""
+    server = ZooKeeperServer(tmp_path_factory.mktemp("zookeeper"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_zookeeper(tmp_path: Path) -> Iterator[ZooKeeperServer]:
+    """A ZooKeeper server of the test's own, for tests that stop or restart it."""
+    server = ZooKeeperServer(tmp_path / "zookeeper")
+    server.start()
+    yield server
+    server.stop()
+
+
+def _harness(request: pytest.FixtureRequest, server: ZooKeeperServer, tmp_path: Path) -> Iterator[ClusterHarness]:
+    chroot = f"/test-{request.node.name[:60].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:8]}"
+    harness = ClusterHarness(server, chroot, tmp_path)
+    request.node.minikafka_harness = harness
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest, zookeeper: ZooKeeperServer, tmp_path: Path) -> Iterator[ClusterHarness]:
+    yield from _harness(request, zookeeper, tmp_path)
+
+
+@pytest.fixture
+def private_cluster(
+    request: pytest.FixtureRequest, private_zookeeper: ZooKeeperServer, tmp_path: Path
+) -> Iterator[ClusterHarness]:
+    yield from _harness(request, private_zookeeper, tmp_path)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach every broker's log to the report of a failed test."""
+    outcome = yield
+    report = outcome.get_result()
+    harness: ClusterHarness | None = getattr(item, "minikafka_harness", None)
+    if report.failed and harness is not None and call.when in ("call", "setup"):
+        for broker_id, broker in sorted(harness.brokers.items()):
+            lines = broker.log_text().splitlines()
+            report.sections.append((f"broker {broker_id} log (last 200 lines)", "\n".join(lines[-200:])))

@@ -1,0 +1,246 @@
+"""The live-cluster test harness, in the spirit of kazoo's: a real ZooKeeper server, a chroot per
+test, real broker processes, and the means to hurt them.
+
+Every broker reaches ZooKeeper through its own TCP proxy, so a test can cut one broker off
+ZooKeeper (and so expire its session) while the process runs on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import selectors
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from kazoo.client import KazooClient
+
+from broker.local_cluster import BrokerProcess, ZooKeeperServer, wait_until
+from client.admin import AdminClient, ClusterDescription
+
+# Short sessions keep failover tests quick; ZooKeeper's tickTime of 500 ms allows them.
+DEFAULT_SESSION_TIMEOUT_MS = 4000
+
+
+class ZkProxy:
+    """A TCP proxy in front of ZooKeeper for one broker; `cut()` severs it, `heal()` mends it."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self._upstream = (upstream_host, upstream_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._cut = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        threading.Thread(target=self._accept_loop, name=f"zk-proxy-{self.port}", daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self._upstream, timeout=2)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._pairs.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(a, selectors.EVENT_READ, b)
+        selector.register(b, selectors.EVENT_READ, a)
+        try:
+            while True:
+                for key, _ in selector.select():
+                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    if not data:
+                        return
+                    key.data.sendall(data)
+        except OSError:
+            return
+        finally:
+            selector.close()
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for s in pair:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def heal(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.cut()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+
+
+@dataclass(frozen=True)
+class ControllerState:
+    controller_id: int
+    epoch: int
+    epoch_zk_version: int
+
+
+class ClusterHarness:
+    """Brokers of one test, in that test's chroot of the ZooKeeper server."""
+
+    def __init__(self, zookeeper: ZooKeeperServer, chroot: str, work_dir: Path) -> None:
+        self.zookeeper = zookeeper
+        self.chroot = chroot
+        self.work_dir = work_dir
+        self.brokers: dict[int, BrokerProcess] = {}
+        self.proxies: dict[int, ZkProxy] = {}
+        root = KazooClient(hosts=zookeeper.connect, timeout=10)
+        root.start(timeout=15)
+        root.ensure_path(chroot)
+        root.stop()
+        root.close()
+        self.zk = KazooClient(hosts=zookeeper.connect + chroot, timeout=10)
+        self.zk.start(timeout=15)
+
+    # -- brokers --------------------------------------------------------------------------
+
+    def start_broker(
+        self,
+        broker_id: int,
+        session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+        wait: bool = True,
+        **overrides: str,
+    ) -> BrokerProcess:
+        if broker_id not in self.proxies:
+            self.proxies[broker_id] = ZkProxy(self.zookeeper.host, self.zookeeper.port)
+        proxy = self.proxies[broker_id]
+        properties = {"zookeeper.session.timeout.ms": str(session_timeout_ms), **overrides}
+        broker = self.brokers.get(broker_id)
+        if broker is None:
+            broker = BrokerProcess(
+                broker_id,
+                f"127.0.0.1:{proxy.port}{self.chroot}",
+                self.work_dir / f"broker-{broker_id}",
+                overrides=properties,
+            )
+            self.brokers[broker_id] = broker
+        broker.start()
+        if wait:
+            self.wait_registered(broker_id)
+        return broker
+
+    def start_brokers(self, *broker_ids: int, **kwargs: object) -> None:
+        for broker_id in broker_ids:
+            self.start_broker(broker_id, wait=False, **kwargs)  # type: ignore[arg-type]
+        for broker_id in broker_ids:
+            self.wait_registered(broker_id)
+
+    def wait_registered(self, broker_id: int, timeout: float = 30) -> int:
+        """Wait for the broker's registration; returns its broker epoch."""
+        broker = self.brokers[broker_id]
+
+        def registered() -> int | None:
+            if not broker.running:
+                raise AssertionError(f"broker {broker_id} exited with status {broker.returncode}")
+            stat = self.zk.exists(f"/brokers/ids/{broker_id}")
+            return stat.czxid if stat else None
+
+        return wait_until(registered, timeout, f"broker {broker_id} to register")
+
+    def expire_session(self, broker_id: int, timeout: float = 30) -> None:
+        """Cut the broker off ZooKeeper until ZooKeeper expires its session, then reconnect it."""
+        stat = self.zk.exists(f"/brokers/ids/{broker_id}")
+        assert stat is not None, f"broker {broker_id} is not registered"
+        self.proxies[broker_id].cut()
+        try:
+            wait_until(
+                lambda: not self._owned_by(broker_id, stat.ephemeralOwner),
+                timeout,
+                f"ZooKeeper to expire broker {broker_id}'s session",
+            )
+        finally:
+            self.proxies[broker_id].heal()
+
+    def _owned_by(self, broker_id: int, session_id: int) -> bool:
+        stat = self.zk.exists(f"/brokers/ids/{broker_id}")
+        return stat is not None and stat.ephemeralOwner == session_id
+
+    # -- what ZooKeeper says ------------------------------------------------------------
+
+    def read_json(self, path: str) -> dict:
+        data, _ = self.zk.get(path)
+        return json.loads(data)
+
+    def controller(self) -> ControllerState | None:
+        try:
+            data, _ = self.zk.get("/controller")
+            epoch_data, epoch_stat = self.zk.get("/controller_epoch")
+        except Exception:
+            return None
+        try:
+            controller_id = json.loads(data)["brokerid"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return ControllerState(controller_id, int(epoch_data), epoch_stat.version)
+
+    def wait_for_controller(self, timeout: float = 30, other_than: int | None = None,
+                            epoch_above: int = 0) -> ControllerState:
+        def elected() -> ControllerState | None:
+            state = self.controller()
+            if state is None or state.controller_id == other_than or state.epoch <= epoch_above:
+                return None
+            return state
+
+        return wait_until(elected, timeout, f"a controller other than {other_than} above epoch {epoch_above}")
+
+    def registered_ids(self) -> set[int]:
+        return {int(c) for c in self.zk.get_children("/brokers/ids") if c.isdigit()}
+
+    def admin(self, *broker_ids: int, timeout_s: float = 10) -> AdminClient:
+        ids = broker_ids or tuple(b for b, p in self.brokers.items() if p.running)
+        return AdminClient(",".join(self.brokers[b].address for b in ids), timeout_s=timeout_s)
+
+    def describe(self, *broker_ids: int) -> ClusterDescription:
+        return self.admin(*broker_ids).describe_cluster()
+
+    def log(self, broker_id: int) -> str:
+        return self.brokers[broker_id].log_text()
+
+    def wait_for_log(self, broker_id: int, text: str, timeout: float = 30) -> str:
+        return wait_until(
+            lambda: text in self.log(broker_id) and self.log(broker_id),
+            timeout,
+            f"broker {broker_id} to log {text!r}",
+        )
+
+    # -- teardown ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        for broker in self.brokers.values():
+            broker.resume()
+            broker.kill()
+        for proxy in self.proxies.values():
+            proxy.close()
+        with contextlib.suppress(Exception):
+            self.zk.delete("/", recursive=True)
+        with contextlib.suppress(Exception):
+            self.zk.stop()
+            self.zk.close()
