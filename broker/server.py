@@ -113,10 +113,11 @@ class KafkaServer:
         if self.controller is not None:
             self.controller.shutdown(timeout=10)
         if self.zk is not None:
-            try:
-                self.zk.deregister_broker(self.broker_id)
-            except Exception as e:
-                log.warning("Could not delete /brokers/ids/%d: %s", self.broker_id, e)
+            if self.controller is not None:  # registered
+                try:
+                    self.zk.deregister_broker(self.broker_id)
+                except Exception as e:
+                    log.warning("Could not delete /brokers/ids/%d: %s", self.broker_id, e or type(e).__name__)
             self.zk.close()
         if self._grpc is not None:
             self._grpc.stop(grace=1).wait(5)

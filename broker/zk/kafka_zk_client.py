@@ -318,7 +318,7 @@ class KafkaZkClient:
 
     def deregister_broker(self, broker_id: int) -> None:
         path = zk_data.broker_id_path(broker_id)
-        found = self.exists(path)
+        found = self.retry(self._kazoo.exists, path, deadline_s=5)
         if found is not None and found.ephemeralOwner == self._kazoo._session_id:
             with contextlib.suppress(NoNodeError, BadVersionError):
                 self.retry(self._kazoo.delete, path, version=found.version, deadline_s=5)

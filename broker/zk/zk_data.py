@@ -162,7 +162,7 @@ def decode_broker_info(broker_id: int, data: bytes | None, czxid: int) -> Broker
         isinstance(e, str) and "://" in e and e.rpartition(":")[2].isdigit() for e in endpoints
     ):
         raise ZNodeDecodeError(f"{path}: 'endpoints' is {endpoints!r}, not a list of NAME://host:port")
-    protocol_map = obj.get("listener_security_protocol_map") or {}
+    protocol_map = obj.get("listener_security_protocol_map", {})
     if not isinstance(protocol_map, dict):
         raise ZNodeDecodeError(f"{path}: 'listener_security_protocol_map' is not an object")
     rack = obj.get("rack")

@@ -1,0 +1,33 @@
+"""Controller election decisions as pure functions."""
+
+from __future__ import annotations
+
+from broker.controller.controller_election import (
+    BrokerChanges,
+    ElectionStep,
+    broker_changes,
+    must_resign,
+    next_election_step,
+)
+
+
+def test_a_broker_follows_a_controller_races_for_none_and_clears_malformed_data() -> None:
+    assert next_election_step(2, malformed=False) is ElectionStep.FOLLOW
+    assert next_election_step(None, malformed=False) is ElectionStep.RACE
+    assert next_election_step(None, malformed=True) is ElectionStep.CLEAR_MALFORMED
+
+
+def test_only_a_broker_that_was_controller_and_is_no_longer_resigns() -> None:
+    assert must_resign(1, was_active_controller_id=1, now_controller_id=2)
+    assert must_resign(1, was_active_controller_id=1, now_controller_id=-1)
+    assert not must_resign(1, was_active_controller_id=1, now_controller_id=1)
+    assert not must_resign(1, was_active_controller_id=2, now_controller_id=3)
+    assert not must_resign(1, was_active_controller_id=-1, now_controller_id=-1)
+
+
+def test_broker_changes_tell_new_dead_and_bounced_brokers_by_broker_epoch() -> None:
+    known = {1: 10, 2: 20, 3: 30}
+    current = {2: 20, 3: 35, 4: 40}
+    assert broker_changes(known, current) == BrokerChanges(new=(4,), dead=(1,), bounced=(3,), live=(2, 3, 4))
+    assert not broker_changes(known, known).any
+    assert broker_changes({}, {1: 5}).new == (1,)
