@@ -28,8 +28,9 @@ $(GENERATED) &: $(PROTOS) $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto \
 		--grpc_python_out=proto $(PROTOS)
 
+# A short session timeout so that elections are quick to watch (Kafka's default is 18 s).
 up: install
-	$(BIN)/minikafka local-cluster --brokers $(BROKERS)
+	$(BIN)/minikafka local-cluster --brokers $(BROKERS) --override zookeeper.session.timeout.ms=6000
 
 lint: install
 	$(BIN)/ruff check .

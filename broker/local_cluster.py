@@ -36,7 +36,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_until(condition: Callable[[], T], timeout: float, description: str, interval: float = 0.05) -> T:
-    """Poll until `condition` returns something truthy; AssertionError naming it after `timeout`."""
+    """Poll until `condition` returns something truthy; AssertionError naming it after `timeout`.
+
+    A condition raising AssertionError or LocalClusterError ends the wait at once: that is a
+    verdict, not a cluster still settling."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
@@ -44,6 +47,8 @@ def wait_until(condition: Callable[[], T], timeout: float, description: str, int
             value = condition()
             if value:
                 return value
+        except (AssertionError, LocalClusterError):
+            raise
         except Exception as e:  # a condition may fail while a cluster settles
             last_error = e
         if time.monotonic() >= deadline:
@@ -105,6 +110,11 @@ class ZooKeeperServer:
             raise LocalClusterError(
                 f"ZooKeeper is not installed ({ZOOKEEPER_JAR} or java missing): run `make install`"
             )
+        try:
+            with socket.create_server((self.host, self.port)):
+                pass
+        except OSError as e:
+            raise LocalClusterError(f"cannot start ZooKeeper on {self.connect}: {e.strerror}") from None
         config = self._write_config()
         log = open(self.data_dir / "zookeeper.log", "ab")  # noqa: SIM115 - the child owns it
         self._process = subprocess.Popen(
@@ -120,7 +130,9 @@ class ZooKeeperServer:
 
     def _answers(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
-            raise LocalClusterError(f"ZooKeeper exited with status {self._process.returncode}")
+            raise LocalClusterError(
+                f"ZooKeeper exited with status {self._process.returncode}; see {self.data_dir / 'zookeeper.log'}"
+            )
         try:
             return four_letter_word(self.host, self.port, "ruok") == "imok"
         except OSError:

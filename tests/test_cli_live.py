@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,12 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_local_cluster_on_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = minikafka("local-cluster", "--brokers", "1", "--zookeeper-port", str(port), "--dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"minikafka: error: cannot start ZooKeeper on 127.0.0.1:{port}: ")
+    assert result.stderr.count("\n") == 1

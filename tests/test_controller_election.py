@@ -12,9 +12,14 @@ from broker.controller.controller_election import (
 
 
 def test_a_broker_follows_a_controller_races_for_none_and_clears_malformed_data() -> None:
-    assert next_election_step(2, malformed=False) is ElectionStep.FOLLOW
-    assert next_election_step(None, malformed=False) is ElectionStep.RACE
-    assert next_election_step(None, malformed=True) is ElectionStep.CLEAR_MALFORMED
+    assert next_election_step(2, False, broker_id=1, acting_as_controller=False) is ElectionStep.FOLLOW
+    assert next_election_step(None, False, broker_id=1, acting_as_controller=False) is ElectionStep.RACE
+    assert next_election_step(None, True, broker_id=1, acting_as_controller=False) is ElectionStep.CLEAR
+
+
+def test_a_controller_keeps_its_own_znode_and_clears_one_it_no_longer_acts_on() -> None:
+    assert next_election_step(1, False, broker_id=1, acting_as_controller=True) is ElectionStep.FOLLOW
+    assert next_election_step(1, False, broker_id=1, acting_as_controller=False) is ElectionStep.CLEAR
 
 
 def test_only_a_broker_that_was_controller_and_is_no_longer_resigns() -> None:

@@ -104,6 +104,23 @@ def test_sigkill_controller_elects_another_with_next_epoch_after_session_expiry(
     assert [b.id for b in d.brokers] == survivors
 
 
+def test_sigkilled_broker_restarted_comes_back_with_a_new_broker_epoch(cluster: ClusterHarness) -> None:
+    cluster.start_brokers(1, 2, 3)
+    state = cluster.wait_for_controller()
+    follower = max({1, 2, 3} - {state.controller_id})
+    before = cluster.wait_registered(follower)
+
+    cluster.brokers[follower].kill()
+    wait_until(lambda: follower not in cluster.registered_ids(), ELECTION_WAIT_S, "the registration to expire")
+    cluster.wait_for_log(state.controller_id, f"Broker failure callback for {follower}")
+    cluster.start_broker(follower)
+    after = cluster.wait_registered(follower)
+    assert after > before
+    log = cluster.wait_for_log(state.controller_id, f"Broker {follower} registered with broker epoch {after}")
+    assert f"Newly added brokers: {follower}, deleted brokers: , bounced brokers: , all live brokers: 1,2,3" in log
+    assert cluster.controller() == state
+
+
 def test_sigterm_controller_resigns_and_deregisters_before_its_session_could_expire(cluster: ClusterHarness) -> None:
     # A session timeout far longer than the wait below: only a clean handover can pass.
     cluster.start_brokers(1, 2, 3, session_timeout_ms=30000)

@@ -147,6 +147,7 @@ class KafkaController:
                 event.name, e,
             )
             self._maybe_resign(force=True)
+            self._elect()
 
     def _process_startup(self) -> None:
         self._remember_brokers(self._read_live_brokers(watch=False))
@@ -161,7 +162,10 @@ class KafkaController:
         while True:
             current = self._zk.get_controller(watch=self._on_controller_watch)
             step = controller_election.next_election_step(
-                current.controller_id if current else None, bool(current and current.malformed)
+                current.controller_id if current else None,
+                bool(current and current.malformed),
+                self.broker_id,
+                acting_as_controller=self.is_active and self.context.epoch_zk_version >= 0,
             )
             if step is ElectionStep.FOLLOW:
                 assert current is not None and current.controller_id is not None
@@ -172,13 +176,19 @@ class KafkaController:
                     current.controller_id,
                 )
                 return
-            if step is ElectionStep.CLEAR_MALFORMED:
+            if step is ElectionStep.CLEAR:
                 assert current is not None
-                self.log.error(
-                    "Ignoring malformed controller registration (%s); deleting zk version %d of %s",
-                    current.malformed, current.zk_version, zk_data.CONTROLLER_PATH,
-                )
-                self._zk.delete_malformed_controller(current.zk_version)
+                if current.malformed:
+                    self.log.error(
+                        "Ignoring malformed controller registration (%s); deleting zk version %d of %s",
+                        current.malformed, current.zk_version, zk_data.CONTROLLER_PATH,
+                    )
+                else:
+                    self.log.warning(
+                        "%s names this broker, which is not acting as controller; deleting zk version %d",
+                        zk_data.CONTROLLER_PATH, current.zk_version,
+                    )
+                self._zk.delete_controller_if_version(current.zk_version)
                 continue
             break
         try:
@@ -224,13 +234,13 @@ class KafkaController:
         self.log.info("Ready to serve as the new controller with epoch %d", self.context.epoch)
 
     def _maybe_resign(self, force: bool = False) -> None:
-        """KafkaController.maybeResign: re-read /controller; resign if it is no longer us."""
+        """KafkaController.maybeResign: re-read /controller; resign if it is no longer us.
+        `force`: a fenced write was refused, so this broker's epoch is stale whatever
+        /controller says."""
         was = self.active_controller_id
         current = self._zk.get_controller(watch=self._on_controller_watch)
         now = current.controller_id if current and current.controller_id is not None else -1
         if force and now == self.broker_id:
-            # Our fenced write failed but /controller still names us: another epoch exists,
-            # so ours is stale whatever the znode says.
             now = -1
         self.active_controller_id = now
         if controller_election.must_resign(self.broker_id, was, now):

@@ -16,19 +16,26 @@ class ElectionStep(Enum):
     FOLLOW = "follow"
     # /controller is missing: race for it.
     RACE = "race"
-    # /controller holds data no broker writes: remove it (conditionally), then race.
-    CLEAR_MALFORMED = "clear_malformed"
+    # /controller cannot stand: remove it (conditionally on its version), then race.
+    CLEAR = "clear"
 
 
-def next_election_step(controller_id: int | None, malformed: bool) -> ElectionStep:
+def next_election_step(
+    controller_id: int | None, malformed: bool, broker_id: int, acting_as_controller: bool
+) -> ElectionStep:
     """What a broker does on reading /controller at the start of an election.
 
     Kafka waits for a malformed /controller to go away; minikafka removes it, because no
-    broker wrote it and nothing else would ever clear it, and the election must converge."""
+    broker wrote it, nothing else would ever clear it, and the election must converge. The
+    same goes for a /controller naming this broker when it is not acting as controller (it
+    resigned after a refused write, or gave up a session ZooKeeper later revived): nobody
+    would act on it, and nobody else could be elected while it stands."""
     if malformed:
-        return ElectionStep.CLEAR_MALFORMED
+        return ElectionStep.CLEAR
     if controller_id is None:
         return ElectionStep.RACE
+    if controller_id == broker_id and not acting_as_controller:
+        return ElectionStep.CLEAR
     return ElectionStep.FOLLOW
 
 

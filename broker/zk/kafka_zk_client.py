@@ -356,8 +356,8 @@ class KafkaZkClient:
         except ZNodeDecodeError as e:
             return ControllerZNode(None, stat.version, malformed=str(e))
 
-    def delete_malformed_controller(self, zk_version: int) -> bool:
-        """Remove a /controller no broker wrote, only if it is still the same znode version."""
+    def delete_controller_if_version(self, zk_version: int) -> bool:
+        """Remove a /controller that cannot stand, only if it is still the same znode version."""
         try:
             self.retry(self._kazoo.delete, zk_data.CONTROLLER_PATH, version=zk_version)
             return True
@@ -437,6 +437,10 @@ class KafkaZkClient:
     def fenced_multi(self, epoch_zk_version: int, build: Callable[[TransactionRequest], None]) -> list[Any]:
         """A controller write: the operations `build` adds, after a check that
         /controller_epoch is still at the zk version this controller set when elected."""
+
+        if epoch_zk_version < 0:
+            # ZooKeeper reads version -1 as "any version": that would be no fence at all.
+            raise ControllerMovedError("this broker holds no controller epoch")
 
         def attempt() -> list[Any]:
             txn = self._kazoo.transaction()
