@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROTO_DIR := proto/minikafka_rpc
 PROTOS := $(wildcard $(PROTO_DIR)/*.proto)
 GENERATED := $(PROTOS:.proto=_pb2.py) $(PROTOS:.proto=_pb2_grpc.py)
-ZK_SERVER := /usr/share/zookeeper/bin/zkServer.sh
+ZK_JAR := /usr/share/java/zookeeper.jar
 BROKERS ?= 3
 
 .PHONY: install proto zookeeper up test lint bench clean
@@ -18,9 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Debian's package; apt's lists are refreshed first because a fresh machine has none.
+# Debian's package (it brings the server's jar and a Java runtime); apt's lists are
+# refreshed first because a fresh machine has none.
 zookeeper:
-	@test -x $(ZK_SERVER) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper; }
+	@{ test -f $(ZK_JAR) && command -v java >/dev/null; } || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper; }
 
 proto: $(GENERATED)
 
