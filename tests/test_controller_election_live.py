@@ -6,13 +6,19 @@ import json
 import time
 
 import pytest
-from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness
+from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness, ControllerState
 
 from broker.local_cluster import wait_until
 
 pytestmark = pytest.mark.live
 
 ELECTION_WAIT_S = DEFAULT_SESSION_TIMEOUT_MS / 1000 + 15
+
+
+def start_three(cluster: ClusterHarness, **kwargs: int) -> tuple[ControllerState, dict[int, int]]:
+    """Brokers 1-3 started and registered; the controller and each broker's epoch."""
+    cluster.start_brokers(1, 2, 3, **kwargs)
+    return cluster.wait_for_controller(), {b: cluster.wait_registered(b) for b in (1, 2, 3)}
 
 
 def elected_lines(cluster: ClusterHarness, broker_id: int) -> list[str]:
@@ -195,9 +201,7 @@ def test_zookeeper_restarted_within_the_session_timeout_causes_no_election(
     private_cluster: ClusterHarness,
 ) -> None:
     cluster = private_cluster
-    cluster.start_brokers(1, 2, 3, session_timeout_ms=15000)
-    state = cluster.wait_for_controller()
-    epochs = {b: cluster.wait_registered(b) for b in (1, 2, 3)}
+    state, epochs = start_three(cluster, session_timeout_ms=15000)
 
     cluster.zookeeper.restart()
     for broker_id in (1, 2, 3):
@@ -213,9 +217,7 @@ def test_zookeeper_down_longer_than_the_session_timeout_reelects_and_converges(
     private_cluster: ClusterHarness,
 ) -> None:
     cluster = private_cluster
-    cluster.start_brokers(1, 2, 3, session_timeout_ms=3000)
-    state = cluster.wait_for_controller()
-    epochs = {b: cluster.wait_registered(b) for b in (1, 2, 3)}
+    state, epochs = start_three(cluster, session_timeout_ms=3000)
 
     cluster.zk.stop()
     cluster.zookeeper.stop()
