@@ -144,6 +144,23 @@ CONFIG_DEFS: dict[str, ConfigDef] = {
         ConfigDef("log.dirs", _to_list, None, "Directories of the broker's data; defaults to log.dir."),
         ConfigDef("log.dir", _optional_str, "/tmp/kafka-logs", "Used when log.dirs is not set."),
         ConfigDef("broker.rack", _optional_str, None, "The broker's rack, registered in ZooKeeper."),
+        ConfigDef("num.partitions", _positive_int, 1, "Partitions of a topic created without a count."),
+        ConfigDef(
+            "default.replication.factor", _positive_int, 1, "Replication factor of a topic created without one."
+        ),
+        ConfigDef(
+            "unclean.leader.election.enable", _to_bool, False,
+            "Elect an out-of-sync replica when no ISR member is alive (topics may override).",
+        ),
+        ConfigDef("auto.leader.rebalance.enable", _to_bool, True, "Run the preferred election periodically."),
+        ConfigDef("leader.imbalance.check.interval.seconds", _positive_int, 300, "How often to check."),
+        ConfigDef(
+            "leader.imbalance.per.broker.percentage", _non_negative_int, 10,
+            "The share of a broker's preferred partitions it may fail to lead before a rebalance.",
+        ),
+        ConfigDef("controlled.shutdown.enable", _to_bool, True, "Move leadership away before a clean stop."),
+        ConfigDef("controlled.shutdown.max.retries", _non_negative_int, 3, "Attempts before stopping anyway."),
+        ConfigDef("controlled.shutdown.retry.backoff.ms", _non_negative_int, 5000, "Pause between attempts."),
     )
 }
 
@@ -237,6 +254,15 @@ class KafkaConfig:
         )
         self.log_dirs: list[str] = values["log.dirs"] or [values["log.dir"]]
         self.rack: str | None = values["broker.rack"]
+        self.num_partitions: int = values["num.partitions"]
+        self.default_replication_factor: int = values["default.replication.factor"]
+        self.unclean_leader_election_enable: bool = values["unclean.leader.election.enable"]
+        self.auto_leader_rebalance_enable: bool = values["auto.leader.rebalance.enable"]
+        self.leader_imbalance_check_interval_seconds: int = values["leader.imbalance.check.interval.seconds"]
+        self.leader_imbalance_per_broker_percentage: int = values["leader.imbalance.per.broker.percentage"]
+        self.controlled_shutdown_enable: bool = values["controlled.shutdown.enable"]
+        self.controlled_shutdown_max_retries: int = values["controlled.shutdown.max.retries"]
+        self.controlled_shutdown_retry_backoff_ms: int = values["controlled.shutdown.retry.backoff.ms"]
 
     @classmethod
     def load(

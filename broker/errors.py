@@ -33,6 +33,7 @@ class Errors(Enum):
     TOPIC_ALREADY_EXISTS = (36, "Topic with this name already exists.")
     INVALID_PARTITIONS = (37, "Number of partitions is below 1.")
     INVALID_REPLICATION_FACTOR = (38, "Replication factor is below 1 or larger than the number of available brokers.")
+    INVALID_CONFIG = (40, "Configuration is invalid.")
     NOT_CONTROLLER = (41, "This is not the correct controller for this cluster.")
     INVALID_REQUEST = (42, "This most likely occurs because of a request being malformed by the client library.")
     GROUP_ID_NOT_FOUND = (69, "The group id does not exist.")

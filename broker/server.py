@@ -6,17 +6,22 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from broker.admin_service import AdminService
+from broker.broker_control_service import BrokerControlService
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
+from broker.errors import Errors
+from broker.metadata_cache import MetadataCache, TopicPartition
+from broker.replica_manager import ReplicaManager
 from broker.zk.kafka_zk_client import KafkaZkClient
 from broker.zk.zk_data import BrokerInfo
-from minikafka_rpc import kafka_pb2_grpc
+from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,8 @@ class KafkaServer:
         self._grpc: grpc.Server | None = None
         self._health = health.HealthServicer()
         self.bound_ports: dict[str, int] = {}
+        self.metadata_cache = MetadataCache()
+        self.replica_manager: ReplicaManager | None = None
         self.fatal = threading.Event()
         self.fatal_reason = ""
 
@@ -55,30 +62,36 @@ class KafkaServer:
         log.info("Cluster ID = %s", self.cluster_id)
         check_meta_properties(self.config.log_dirs, self.broker_id, self.cluster_id)
 
-        self._start_grpc()
+        server = self._bind_grpc()
         broker_info = BrokerInfo(
             broker_id=self.broker_id,
             endpoints=tuple(e.connection_string for e in self._advertised_endpoints()),
             rack=self.config.rack,
             security_protocol_map={e.listener_name: "PLAINTEXT" for e in self.config.listeners},
         )
+        self.controller = KafkaController(
+            broker_info, self.zk, on_fatal=self._on_fatal,
+            unclean_leader_election_default=self.config.unclean_leader_election_enable,
+            leader_imbalance_per_broker_percentage=self.config.leader_imbalance_per_broker_percentage,
+        )
+        self.replica_manager = ReplicaManager(self.broker_id, lambda: self.controller.broker_epoch)
+        self._add_services(server)
+        server.start()
+        self._grpc = server
         broker_epoch = self.zk.register_broker(broker_info)
         log.info(
             "Registered broker %d at path /brokers/ids/%d with addresses: %s, czxid (broker epoch): %d",
             self.broker_id, self.broker_id, ",".join(broker_info.endpoints), broker_epoch,
         )
-        self.controller = KafkaController(broker_info, self.zk, on_fatal=self._on_fatal)
         self.zk.set_session_listener(self.controller.on_session_event)
         self.controller.startup(broker_epoch)
+        if self.config.auto_leader_rebalance_enable:
+            self.controller.schedule_auto_leader_rebalance(self.config.leader_imbalance_check_interval_seconds)
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("%s started", prefix)
 
-    def _start_grpc(self) -> None:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"))
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-        assert self.zk is not None and self.cluster_id is not None
-        kafka_pb2_grpc.add_AdminServicer_to_server(AdminService(self.broker_id, self.zk, self.cluster_id), server)
+    def _bind_grpc(self) -> grpc.Server:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"))
         for endpoint in self.config.listeners:
             host = endpoint.host or "0.0.0.0"
             address = f"[{host}]:{endpoint.port}" if ":" in host else f"{host}:{endpoint.port}"
@@ -90,8 +103,67 @@ class KafkaServer:
                 raise FatalBrokerError(f"Cannot listen on {endpoint.connection_string}: address in use or unavailable")
             self.bound_ports[endpoint.listener_name] = port
             log.info("Awaiting socket connections on %s:%d (%s)", host, port, endpoint.listener_name)
-        server.start()
-        self._grpc = server
+        return server
+
+    def _add_services(self, server: grpc.Server) -> None:
+        assert self.zk is not None and self.cluster_id is not None and self.controller is not None
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        kafka_pb2_grpc.add_AdminServicer_to_server(
+            AdminService(self.config, self.zk, self.cluster_id, self.metadata_cache, self.controller), server
+        )
+        kafka_pb2_grpc.add_BrokerControlServicer_to_server(
+            BrokerControlService(self.replica_manager, self.metadata_cache, self._handle_controlled_shutdown), server
+        )
+
+    def _handle_controlled_shutdown(
+        self, broker_id: int, broker_epoch: int
+    ) -> tuple[Errors, str, list[TopicPartition]]:
+        assert self.controller is not None
+        if not self.controller.is_active:
+            return Errors.NOT_CONTROLLER, f"Broker {self.broker_id} is not the controller", []
+        error, remaining = self.controller.controlled_shutdown(broker_id, broker_epoch, timeout=30)
+        return error, "", remaining
+
+    def _controlled_shutdown(self) -> None:
+        """Ask the controller to move this broker's leaderships away before it stops
+        (KafkaServer.controlledShutdown), retrying while partitions remain."""
+        assert self.controller is not None
+        attempts = self.config.controlled_shutdown_max_retries
+        for attempt in range(1, attempts + 1):
+            snapshot = self.metadata_cache.snapshot()
+            controller_id = snapshot.controller_id
+            remaining: list[TopicPartition] = []
+            try:
+                if controller_id == self.broker_id and self.controller.is_active:
+                    error, remaining = self.controller.controlled_shutdown(
+                        self.broker_id, self.controller.broker_epoch, timeout=30
+                    )
+                elif controller_id in snapshot.brokers:
+                    target = snapshot.brokers[controller_id]
+                    with grpc.insecure_channel(f"{target.host}:{target.port}") as channel:
+                        response = kafka_pb2_grpc.BrokerControlStub(channel).ControlledShutdown(
+                            kafka_pb2.ControlledShutdownRequest(
+                                broker_id=self.broker_id, broker_epoch=self.controller.broker_epoch
+                            ),
+                            timeout=30,
+                        )
+                    error = Errors.for_code(response.error_code)
+                    remaining = [(tp.topic, tp.partition) for tp in response.remaining_partitions]
+                else:
+                    error = Errors.COORDINATOR_NOT_AVAILABLE if controller_id < 0 else Errors.BROKER_NOT_AVAILABLE
+            except grpc.RpcError as e:
+                error = Errors.BROKER_NOT_AVAILABLE
+                log.warning("Controlled shutdown request to controller %d failed: %s", controller_id, e.code())
+            if error is Errors.NONE and not remaining:
+                log.info("Controlled shutdown request returned successfully after %d attempts", attempt)
+                return
+            log.warning(
+                "Retrying controlled shutdown (%d/%d): %s; remaining partitions to move: %s",
+                attempt, attempts, error.name, ",".join(f"{t}-{p}" for t, p in remaining),
+            )
+            time.sleep(self.config.controlled_shutdown_retry_backoff_ms / 1000)
+        log.warning("Proceeding to do an unclean shutdown as all the controlled shutdown attempts failed")
 
     def _advertised_endpoints(self) -> list[EndPoint]:
         advertised = []
@@ -109,6 +181,11 @@ class KafkaServer:
         """Kafka's shutdown order: stop serving, resign, deregister, close the session."""
         prefix = f"[KafkaServer id={self.broker_id}]"
         log.info("%s shutting down", prefix)
+        if self.controller is not None and self.config.controlled_shutdown_enable and self._grpc is not None:
+            try:
+                self._controlled_shutdown()
+            except Exception:
+                log.exception("Controlled shutdown failed")
         self._health.enter_graceful_shutdown()
         if self.controller is not None:
             self.controller.shutdown(timeout=10)

@@ -184,9 +184,9 @@ def test_expired_session_of_a_running_broker_registers_again_and_the_cluster_con
     assert after > before
     assert cluster.brokers[follower].running
     assert cluster.controller() == state  # a follower's session is no reason for an election
-    log = cluster.wait_for_log(state.controller_id, f"New broker startup callback for {follower}")
+    log = cluster.wait_for_log(state.controller_id, f"Broker {follower} registered with broker epoch {after}")
     assert f"Broker failure callback for {follower}" in log
-    assert f"Broker {follower} registered with broker epoch {after}" in log
+    assert f"Broker {follower} with broker epoch {before} is gone" in log
 
     # The controller's own session: another broker takes over, the old one follows.
     cluster.expire_session(state.controller_id)

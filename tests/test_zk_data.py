@@ -71,7 +71,7 @@ def test_malformed_broker_registration_is_refused(data: bytes) -> None:
 
 
 def test_cluster_id_is_kafkas_uuid_in_url_safe_base64() -> None:
-    cluster_id = zk_data.new_cluster_id()
+    cluster_id = zk_data.new_uuid()
     assert len(cluster_id) == 22 and "=" not in cluster_id and "+" not in cluster_id and "/" not in cluster_id
     assert zk_data.encode_cluster_id(cluster_id) == f'{{"version":"1","id":"{cluster_id}"}}'.encode()
     assert zk_data.decode_cluster_id(zk_data.encode_cluster_id(cluster_id)) == cluster_id

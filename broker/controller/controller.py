@@ -8,12 +8,15 @@ fenced by the zk version of /controller_epoch it set when it won.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kazoo.protocol.states import EventType, WatchedEvent
 
 from broker.controller import controller_election
+from broker.controller.channel_manager import ControllerChannelManager
+from broker.controller.controller_context import ControllerContext, TopicPartition
 from broker.controller.controller_election import ElectionStep
 from broker.controller.event_manager import (
     BrokerChange,
@@ -27,6 +30,11 @@ from broker.controller.event_manager import (
     Startup,
     ZkReconnected,
 )
+from broker.controller.partition_leader_election import LeaderAndIsr
+from broker.controller.partition_state_machine import Election, PartitionStateMachine, ReplicaStateMachine
+from broker.controller.request_batch import ControllerBrokerRequestBatch
+from broker.controller.state_machines import PartitionState
+from broker.errors import Errors
 from broker.zk import zk_data
 from broker.zk.kafka_zk_client import (
     BrokerIdInUseError,
@@ -45,20 +53,43 @@ class PrefixLogger(logging.LoggerAdapter):
 
 
 @dataclass
-class ControllerContext:
-    """What the active controller knows; reset when it resigns."""
-
-    epoch: int = 0
-    epoch_zk_version: int = -1
-    live_brokers: dict[int, BrokerInfo] = field(default_factory=dict)
-
-    def live_broker_epochs(self) -> dict[int, int]:
-        return {b: info.broker_epoch for b, info in self.live_brokers.items()}
+class Resign(ControllerEvent):
+    """The broker is shutting down: stop being controller and free /controller at once."""
 
 
 @dataclass
-class Resign(ControllerEvent):
-    """The broker is shutting down: stop being controller and free /controller at once."""
+class TopicChange(ControllerEvent):
+    """The children of /brokers/topics changed."""
+
+
+@dataclass
+class TopicDeletion(ControllerEvent):
+    """The children of /admin/delete_topics changed."""
+
+
+@dataclass
+class PreferredReplicaElectionZNode(ControllerEvent):
+    """/admin/preferred_replica_election was created."""
+
+
+@dataclass
+class ReplicaLeaderElection(ControllerEvent):
+    """A preferred leader election asked for by an admin request; None: every partition."""
+
+    partitions: list[TopicPartition] | None = None
+    callback: Callable[[dict[TopicPartition, Errors]], None] = field(default=lambda _r: None, repr=False)
+
+
+@dataclass
+class AutoPreferredReplicaLeaderElection(ControllerEvent):
+    """The periodic leader imbalance check (auto.leader.rebalance.enable)."""
+
+
+@dataclass
+class ControlledShutdown(ControllerEvent):
+    broker_id: int = -1
+    broker_epoch: int = -1
+    callback: Callable[[Errors, list[TopicPartition]], None] = field(default=lambda _e, _r: None, repr=False)
 
 
 class KafkaController:
@@ -67,6 +98,8 @@ class KafkaController:
         broker_info: BrokerInfo,
         zk: KafkaZkClient,
         on_fatal: Callable[[str], None],
+        unclean_leader_election_default: bool = False,
+        leader_imbalance_per_broker_percentage: int = 10,
     ) -> None:
         self.broker_id = broker_info.broker_id
         self._broker_info = broker_info
@@ -75,10 +108,18 @@ class KafkaController:
         self.log = PrefixLogger(logging.getLogger(__name__), {"prefix": f"[Controller id={self.broker_id}]"})
         self.event_manager = ControllerEventManager(self.broker_id, self.process)
         self.context = ControllerContext()
+        self.unclean_leader_election_default = unclean_leader_election_default
+        self.leader_imbalance_per_broker_percentage = leader_imbalance_per_broker_percentage
+        self.unclean_elections = 0  # UncleanLeaderElectionsPerSec, as a count
+        self.channels = ControllerChannelManager(self.broker_id)
+        self.batch = ControllerBrokerRequestBatch(self.broker_id, lambda: self.context, self.channels, self.log)
+        self.partition_state_machine = PartitionStateMachine(self, zk, self.batch)
+        self.replica_state_machine = ReplicaStateMachine(self, zk, self.batch)
         # Only the event thread writes these; other threads may read them.
         self.active_controller_id = -1
         self.broker_epoch = -1
         self._stopped = False
+        self._timer_stopped = threading.Event()
         # The brokers this broker last saw in ZooKeeper, controller or not.
         self._known_brokers: dict[int, BrokerInfo] = {}
 
@@ -93,7 +134,17 @@ class KafkaController:
         self.event_manager.start()
         self.event_manager.put(Startup())
 
+    def schedule_auto_leader_rebalance(self, interval_s: float) -> None:
+        """Kafka schedules the imbalance check while it is controller; the event checks that."""
+
+        def tick() -> None:
+            while not self._timer_stopped.wait(interval_s):
+                self.event_manager.put(AutoPreferredReplicaLeaderElection())
+
+        threading.Thread(target=tick, name=f"auto-leader-rebalance-{self.broker_id}", daemon=True).start()
+
     def shutdown(self, timeout: float) -> None:
+        self._timer_stopped.set()
         self.event_manager.put(Resign())
         self.event_manager.close(timeout)
 
@@ -117,6 +168,49 @@ class KafkaController:
         if event.type == EventType.CHILD:
             self.event_manager.put(BrokerChange())
 
+    def _on_topics_watch(self, event: WatchedEvent) -> None:
+        if event.type == EventType.CHILD:
+            self.event_manager.put(TopicChange())
+
+    def _on_topic_deletions_watch(self, event: WatchedEvent) -> None:
+        if event.type == EventType.CHILD:
+            self.event_manager.put(TopicDeletion())
+
+    def _on_preferred_election_watch(self, event: WatchedEvent) -> None:
+        if event.type in (EventType.CREATED, EventType.CHANGED):
+            self.event_manager.put(PreferredReplicaElectionZNode())
+
+    # -- requests from other threads: enqueue, then wait for the event thread's answer -------
+
+    def elect_preferred_leaders(
+        self, partitions: list[TopicPartition] | None, timeout: float
+    ) -> dict[TopicPartition, Errors] | None:
+        """None when the election did not finish within `timeout`."""
+        done = threading.Event()
+        results: dict[TopicPartition, Errors] = {}
+
+        def callback(r: dict[TopicPartition, Errors]) -> None:
+            results.update(r)
+            done.set()
+
+        self.event_manager.put(ReplicaLeaderElection(partitions=partitions, callback=callback))
+        return results if done.wait(timeout) else None
+
+    def controlled_shutdown(
+        self, broker_id: int, broker_epoch: int, timeout: float
+    ) -> tuple[Errors, list[TopicPartition]]:
+        done = threading.Event()
+        answer: list[tuple[Errors, list[TopicPartition]]] = []
+
+        def callback(error: Errors, remaining: list[TopicPartition]) -> None:
+            answer.append((error, remaining))
+            done.set()
+
+        self.event_manager.put(ControlledShutdown(broker_id=broker_id, broker_epoch=broker_epoch, callback=callback))
+        if not done.wait(timeout):
+            return Errors.REQUEST_TIMED_OUT, []
+        return answer[0]
+
     def _on_isr_change_watch(self, event: WatchedEvent) -> None:
         if event.type == EventType.CHILD:
             self.event_manager.put(IsrChangeNotification())
@@ -136,9 +230,18 @@ class KafkaController:
             RegisterBrokerAndReelect: self._process_register_broker_and_reelect,
             ZkReconnected: self._process_zk_reconnected,
             Resign: self._process_resign,
-        }[type(event)]
+            TopicChange: self._process_topic_change,
+            TopicDeletion: self._process_topic_deletion,
+            PreferredReplicaElectionZNode: self._process_preferred_replica_election_znode,
+            AutoPreferredReplicaLeaderElection: self._process_auto_preferred_replica_leader_election,
+        }.get(type(event))
         try:
-            handler()
+            if isinstance(event, ReplicaLeaderElection):
+                self._process_replica_leader_election(event)
+            elif isinstance(event, ControlledShutdown):
+                self._process_controlled_shutdown(event)
+            elif handler is not None:
+                handler()
         except ControllerMovedError as e:
             # A fenced write was refused: another broker is controller. Resign at once.
             self.log.warning(
@@ -229,8 +332,23 @@ class KafkaController:
             _format_epochs(self.context.live_broker_epochs()),
         )
         self.log.info("Currently active brokers in the cluster: %s", _ids(self.context.live_brokers))
+        for info in brokers.values():
+            self.channels.add_broker(info)
         self.log.info("Deleting isr change notifications")
         self._process_isr_change_notification()
+        self._load_topics(self._zk.get_all_topics(watch=self._on_topics_watch))
+        self.partition_state_machine.initialize()
+        self.log.info(
+            "Initialized %d topics, %d partitions, %d offline",
+            len(self.context.topics), len(self.context.assignments), len(self.context.offline_partitions()),
+        )
+        live = self.context.live_or_shutting_down_broker_ids()
+        self.batch.add_update_metadata(live, self.context.assignments)
+        self.replica_state_machine.online(live)
+        self.partition_state_machine.trigger_online_partition_state_change()
+        self.batch.send()
+        self._process_topic_deletion()
+        self._process_preferred_replica_election_znode()
         self.log.info("Ready to serve as the new controller with epoch %d", self.context.epoch)
 
     def _maybe_resign(self, force: bool = False) -> None:
@@ -259,6 +377,8 @@ class KafkaController:
         self.log.info("Resigning")
         epoch, expected_zk_version = self.context.epoch, self.context.epoch_zk_version
         self.context = ControllerContext()
+        self.channels.shutdown()
+        self.partition_state_machine.reset()
         self.log.info("Broker %d resigned as the controller of epoch %d (%s)", self.broker_id, epoch, reason)
         try:
             if self._zk.delete_controller(expected_zk_version):
@@ -321,17 +441,54 @@ class KafkaController:
         if not self.is_active:
             return
         brokers = {b.broker_id: b for b in self._read_live_brokers()}
-        self._log_broker_changes(self.context.live_brokers, brokers)
+        changes = self._log_broker_changes(self.context.live_brokers, brokers)
         self.context.live_brokers = brokers
         self._remember_brokers(brokers.values())
+        if changes is None:
+            return
+        for broker_id in changes.dead:
+            self.channels.remove_broker(broker_id)
+            self.context.shutting_down_broker_ids.discard(broker_id)
+        for broker_id in changes.new + changes.bounced:
+            self.channels.add_broker(brokers[broker_id])
+        if changes.bounced:
+            # A bounced broker lost its replicas' state: treat it as failed, then as new.
+            self._on_broker_failure(list(changes.bounced))
+        if changes.dead:
+            self._on_broker_failure(list(changes.dead))
+        if changes.new or changes.bounced:
+            self._on_broker_startup(list(changes.new + changes.bounced))
+        self.batch.add_update_metadata(self.context.live_or_shutting_down_broker_ids())
+        self.batch.send()
 
-    def _log_broker_changes(self, known: dict[int, BrokerInfo], current: dict[int, BrokerInfo]) -> None:
+    def _on_broker_startup(self, broker_ids: list[int]) -> None:
+        """KafkaController.onBrokerStartup: the new brokers learn everything, their replicas
+        come online, and partitions they can lead get a leader."""
+        self.batch.add_update_metadata(broker_ids, self.context.assignments)
+        self.replica_state_machine.online(broker_ids)
+        self.partition_state_machine.trigger_online_partition_state_change()
+
+    def _on_broker_failure(self, broker_ids: list[int]) -> None:
+        """KafkaController.onBrokerFailure: partitions they led go offline and are re-elected;
+        their replicas leave every ISR."""
+        dead = set(broker_ids)
+        led = [
+            tp for tp, state in sorted(self.context.leadership.items())
+            if state.leader in dead and tp[0] not in self.context.topics_being_deleted
+        ]
+        self.partition_state_machine.handle_state_changes(led, PartitionState.OFFLINE_PARTITION)
+        self.partition_state_machine.trigger_online_partition_state_change()
+        self.replica_state_machine.offline(dead)
+
+    def _log_broker_changes(
+        self, known: dict[int, BrokerInfo], current: dict[int, BrokerInfo]
+    ) -> controller_election.BrokerChanges | None:
         changes = controller_election.broker_changes(
             {b: info.broker_epoch for b, info in known.items()},
             {b: info.broker_epoch for b, info in current.items()},
         )
         if not changes.any:
-            return
+            return None
         self.log.info(
             "Newly added brokers: %s, deleted brokers: %s, bounced brokers: %s, all live brokers: %s",
             _join(changes.new), _join(changes.dead), _join(changes.bounced), _join(changes.live),
@@ -351,6 +508,164 @@ class KafkaController:
             self.log.info("Broker failure callback for %s", _join(changes.dead))
             for b in changes.dead:
                 self.log.info("Broker %d with broker epoch %d is gone", b, known[b].broker_epoch)
+        return changes
+
+    # -- topics ------------------------------------------------------------------------------
+
+    def _load_topics(self, topics: list[str]) -> list[TopicPartition]:
+        """Read assignments, configs and partition states of `topics` into the context;
+        returns their partitions."""
+        assignments, malformed = self._zk.get_topic_assignments(topics)
+        for problem in malformed:
+            self.log.error("Ignoring malformed topic: %s", problem)
+        configs = self._zk.get_topic_configs(list(assignments))
+        partitions: list[TopicPartition] = []
+        for topic, assignment in assignments.items():
+            self.context.topic_ids[topic] = assignment.topic_id
+            self.context.topic_configs[topic] = configs.get(topic, {})
+            for partition, replicas in assignment.partitions.items():
+                self.context.assignments[(topic, partition)] = replicas
+                partitions.append((topic, partition))
+        for tp, state in self._zk.get_partition_states(partitions).items():
+            self.context.leadership[tp] = LeaderAndIsr(state.leader, state.leader_epoch, state.isr, state.zk_version)
+        return sorted(partitions)
+
+    def _process_topic_change(self) -> None:
+        if not self.is_active:
+            return
+        topics = set(self._zk.get_all_topics(watch=self._on_topics_watch))
+        known = self.context.topics
+        for topic in sorted(known - topics):  # deleted behind the controller's back
+            self._forget_topic(topic)
+        new_topics = sorted(topics - known)
+        if not new_topics:
+            return
+        self.log.info("New topics: [%s]", ",".join(new_topics))
+        partitions = self._load_topics(new_topics)
+        new_partitions = [tp for tp in partitions if tp not in self.context.leadership]
+        self.log.info("New partition creation callback for %s", ",".join(f"{t}-{p}" for t, p in new_partitions))
+        self.partition_state_machine.handle_state_changes(new_partitions, PartitionState.NEW_PARTITION)
+        self.partition_state_machine.initialize()
+        self.partition_state_machine.handle_state_changes(new_partitions, PartitionState.ONLINE_PARTITION)
+        self.batch.send()
+
+    def _forget_topic(self, topic: str) -> list[TopicPartition]:
+        partitions = self.context.partitions_of(topic)
+        for tp in partitions:
+            self.context.assignments.pop(tp, None)
+            self.context.leadership.pop(tp, None)
+            self.partition_state_machine.states.pop(tp, None)
+        self.context.topic_ids.pop(topic, None)
+        self.context.topic_configs.pop(topic, None)
+        self.context.topics_being_deleted.discard(topic)
+        return partitions
+
+    def _process_topic_deletion(self) -> None:
+        """Kafka's TopicDeletionManager, in one step: stop and delete the replicas, remove the
+        topic's znodes (fenced), and tell every broker. Kafka waits for every StopReplica answer
+        before it removes the znodes; brokers here hold no data yet, so nothing waits."""
+        if not self.is_active:
+            return
+        for topic in self._zk.get_topic_deletions(watch=self._on_topic_deletions_watch):
+            if topic not in self.context.topics:
+                self.log.info("Ignoring request to delete non-existing topic %s", topic)
+                self._zk.delete_topic_znodes(self.context.epoch_zk_version, topic)
+                continue
+            self.log.info("Starting deletion of topic %s", topic)
+            self.context.topics_being_deleted.add(topic)
+            partitions = self.context.partitions_of(topic)
+            self.partition_state_machine.handle_state_changes(partitions, PartitionState.OFFLINE_PARTITION)
+            self.partition_state_machine.handle_state_changes(partitions, PartitionState.NON_EXISTENT_PARTITION)
+            for tp in partitions:
+                self.batch.add_stop_replica(self.context.assignments[tp], tp, delete=True)
+            self._zk.delete_topic_znodes(self.context.epoch_zk_version, topic)
+            self._forget_topic(topic)
+            self.batch.add_deleted_partitions(partitions)
+            self.log.info("Deletion of topic %s successfully completed", topic)
+        self.batch.send()
+
+    # -- preferred leader election -------------------------------------------------------------
+
+    def _elect_preferred(self, partitions: list[TopicPartition] | None) -> dict[TopicPartition, Errors]:
+        results: dict[TopicPartition, Errors] = {}
+        candidates = []
+        for tp in sorted(self.context.assignments) if partitions is None else partitions:
+            replicas = self.context.assignments.get(tp)
+            if replicas is None or tp[0] in self.context.topics_being_deleted:
+                results[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
+            elif self.context.leadership.get(tp) and self.context.leadership[tp].leader == replicas[0]:
+                results[tp] = Errors.ELECTION_NOT_NEEDED
+            else:
+                candidates.append(tp)
+        if candidates:
+            self.log.info("Starting replica leader election (PREFERRED) for partitions %s",
+                          ",".join(f"{t}-{p}" for t, p in candidates))
+            results.update(self.partition_state_machine.handle_state_changes(
+                candidates, PartitionState.ONLINE_PARTITION, Election.PREFERRED
+            ))
+            self.batch.send()
+        return results
+
+    def _process_replica_leader_election(self, event: ReplicaLeaderElection) -> None:
+        if not self.is_active:
+            targets = event.partitions or []
+            event.callback(dict.fromkeys(targets, Errors.NOT_CONTROLLER) or {("", -1): Errors.NOT_CONTROLLER})
+            return
+        event.callback(self._elect_preferred(event.partitions))
+
+    def _process_preferred_replica_election_znode(self) -> None:
+        if not self.is_active:
+            return
+        partitions = self._zk.get_preferred_replica_election(watch=self._on_preferred_election_watch)
+        if partitions is None:
+            return
+        self._elect_preferred(partitions)
+        self._zk.delete_preferred_replica_election(self.context.epoch_zk_version)
+
+    def _process_auto_preferred_replica_leader_election(self) -> None:
+        if not self.is_active:
+            return
+        imbalanced = controller_election.imbalanced_partitions(
+            self.context.assignments,
+            {tp: state.leader for tp, state in self.context.leadership.items()},
+            self.context.live_broker_ids(),
+            self.leader_imbalance_per_broker_percentage,
+        )
+        if imbalanced:
+            self.log.info("Starting automatic preferred replica leader election for %d partitions", len(imbalanced))
+            self._elect_preferred(imbalanced)
+
+    # -- controlled shutdown -------------------------------------------------------------------
+
+    def _process_controlled_shutdown(self, event: ControlledShutdown) -> None:
+        """KafkaController.doControlledShutdown: move leadership off the broker, take its
+        follower replicas out of the ISRs, and say which partitions it still leads."""
+        if not self.is_active:
+            event.callback(Errors.NOT_CONTROLLER, [])
+            return
+        broker = self.context.live_brokers.get(event.broker_id)
+        if broker is None:
+            self.log.info("Controlled shutdown of unknown broker %d", event.broker_id)
+            event.callback(Errors.BROKER_NOT_AVAILABLE, [])
+            return
+        if event.broker_epoch not in (-1, broker.broker_epoch):
+            event.callback(Errors.STALE_BROKER_EPOCH, [])
+            return
+        self.log.info("Shutting down broker %d", event.broker_id)
+        self.context.shutting_down_broker_ids.add(event.broker_id)
+        led = [
+            tp for tp in self.context.partitions_led_by(event.broker_id)
+            if len(self.context.assignments.get(tp, ())) > 1 and tp[0] not in self.context.topics_being_deleted
+        ]
+        self.partition_state_machine.handle_state_changes(
+            led, PartitionState.ONLINE_PARTITION, Election.CONTROLLED_SHUTDOWN
+        )
+        self.replica_state_machine.offline([event.broker_id], stop_replicas=True)
+        self.batch.send()
+        remaining = self.context.partitions_led_by(event.broker_id)
+        self.log.info("Broker %d still leads %d partitions: %s", event.broker_id, len(remaining),
+                      ",".join(f"{t}-{p}" for t, p in remaining))
+        event.callback(Errors.NONE, remaining)
 
     def _process_isr_change_notification(self) -> None:
         """Delete processed ISR change notifications (fenced). Partition state arrives with

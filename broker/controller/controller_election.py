@@ -6,7 +6,7 @@ what a broker makes of what it reads before and after is decided here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -69,3 +69,26 @@ def broker_changes(known: Mapping[int, int], current: Mapping[int, int]) -> Brok
     dead = sorted(set(known) - set(current))
     bounced = sorted(b for b in set(current) & set(known) if current[b] > known[b])
     return BrokerChanges(tuple(new), tuple(dead), tuple(bounced), tuple(sorted(current)))
+
+
+def imbalanced_partitions(
+    assignments: Mapping[tuple[str, int], Sequence[int]],
+    leaders: Mapping[tuple[str, int], int],
+    live: Collection[int],
+    imbalance_percentage: int,
+) -> list[tuple[str, int]]:
+    """Kafka's checkAndTriggerAutoLeaderRebalance: for each live preferred broker, the share of
+    the partitions it prefers that it does not lead; above leader.imbalance.per.broker.percentage,
+    the partitions it should lead again (it must be alive to be chosen)."""
+    by_preferred: dict[int, list[tuple[str, int]]] = {}
+    for tp, replicas in assignments.items():
+        if replicas:
+            by_preferred.setdefault(replicas[0], []).append(tp)
+    chosen = []
+    for broker, partitions in sorted(by_preferred.items()):
+        if broker not in live:
+            continue
+        not_led = [tp for tp in partitions if leaders.get(tp) != broker]
+        if len(not_led) * 100 > imbalance_percentage * len(partitions):
+            chosen.extend(sorted(not_led))
+    return chosen

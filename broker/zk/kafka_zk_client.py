@@ -287,7 +287,7 @@ class KafkaZkClient:
             found = self.get_data(zk_data.CLUSTER_ID_PATH)
             if found is not None:
                 return zk_data.decode_cluster_id(found[0])
-            proposed = zk_data.new_cluster_id()
+            proposed = zk_data.new_uuid()
             try:
                 self.retry(self._kazoo.create, zk_data.CLUSTER_ID_PATH, zk_data.encode_cluster_id(proposed))
                 return proposed
@@ -520,3 +520,215 @@ class KafkaZkClient:
             return ClusterSnapshot(cluster_id, controller_id, epoch, sorted(brokers, key=lambda b: b.broker_id))
 
         return self.retry(read, deadline_s=deadline_s)
+
+    # -- topics and partitions ---------------------------------------------------------------
+
+    def pipelined(self, requests: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Send every request at once (kazoo's async API) and gather the answers in order.
+
+        An answer is a result or the exception ZooKeeper gave for it; requests lost to a
+        connection problem are sent again once the session is usable, like Kafka's
+        retryRequestsUntilConnected over a batch."""
+        results: list[Any] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        delay = 0.02
+        while pending:
+            if self._closing.is_set():
+                raise ZooKeeperClosedError("ZooKeeper client closed")
+            futures = []
+            for i in pending:
+                try:
+                    futures.append((i, requests[i]()))
+                except _RETRIABLE as e:
+                    futures.append((i, e))
+            retry = []
+            for i, future in futures:
+                if isinstance(future, Exception):
+                    retry.append(i)
+                    continue
+                try:
+                    results[i] = future.get()
+                except _RETRIABLE:
+                    retry.append(i)
+                except Exception as e:  # ZooKeeper's answer for this request
+                    results[i] = e
+            pending = retry
+            if pending:
+                self._live.wait()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        return results
+
+    def get_all_topics(self, watch: Watch | None = None) -> list[str]:
+        return sorted(self.get_children(zk_data.BROKER_TOPICS_PATH, watch=watch))
+
+    def get_topic_assignments(self, topics: Sequence[str]) -> tuple[dict[str, zk_data.TopicAssignment], list[str]]:
+        """Assignments of the topics that exist, and a description of each malformed one."""
+        answers = self.pipelined([lambda t=t: self._kazoo.get_async(zk_data.topic_path(t)) for t in topics])
+        assignments, malformed = {}, []
+        for topic, answer in zip(topics, answers, strict=True):
+            if isinstance(answer, NoNodeError):
+                continue
+            if isinstance(answer, Exception):
+                raise answer
+            try:
+                assignments[topic] = zk_data.decode_topic_assignment(topic, answer[0])
+            except ZNodeDecodeError as e:
+                malformed.append(str(e))
+        return assignments, malformed
+
+    def get_topic_configs(self, topics: Sequence[str]) -> dict[str, dict[str, str]]:
+        answers = self.pipelined([lambda t=t: self._kazoo.get_async(zk_data.topic_config_path(t)) for t in topics])
+        configs = {}
+        for topic, answer in zip(topics, answers, strict=True):
+            if isinstance(answer, Exception):
+                configs[topic] = {}
+                continue
+            try:
+                configs[topic] = zk_data.decode_topic_config(topic, answer[0])
+            except ZNodeDecodeError as e:
+                log.error("Ignoring malformed topic config: %s", e)
+                configs[topic] = {}
+        return configs
+
+    def get_partition_states(
+        self, partitions: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], zk_data.PartitionStateZNode]:
+        """The state znodes that exist and decode; missing or malformed ones are left out."""
+        answers = self.pipelined(
+            [lambda tp=tp: self._kazoo.get_async(zk_data.partition_state_path(*tp)) for tp in partitions]
+        )
+        states = {}
+        for tp, answer in zip(partitions, answers, strict=True):
+            if isinstance(answer, NoNodeError):
+                continue
+            if isinstance(answer, Exception):
+                raise answer
+            path = zk_data.partition_state_path(*tp)
+            try:
+                states[tp] = zk_data.decode_partition_state(path, answer[0], answer[1].version)
+            except ZNodeDecodeError as e:
+                log.error("Ignoring malformed partition state: %s", e)
+        return states
+
+    def _fenced_batch(self, epoch_zk_version: int, builds: Sequence[Callable[[TransactionRequest], None]]) -> list[Any]:
+        """One fenced multi per item, all in flight at once. Each answer is the list of the
+        item's operation results; a refused epoch check anywhere raises ControllerMovedError."""
+        if epoch_zk_version < 0:
+            raise ControllerMovedError("this broker holds no controller epoch")
+
+        def request(build: Callable[[TransactionRequest], None]) -> Callable[[], Any]:
+            def send() -> Any:
+                txn = self._kazoo.transaction()
+                txn.check(zk_data.CONTROLLER_EPOCH_PATH, epoch_zk_version)
+                build(txn)
+                return txn.commit_async()
+
+            return send
+
+        answers = self.pipelined([request(b) for b in builds])
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise answer
+            if isinstance(answer[0], (BadVersionError, NoNodeError)):
+                current = self.get_controller_epoch()
+                raise ControllerMovedError(
+                    f"the check on {zk_data.CONTROLLER_EPOCH_PATH} failed: this controller's zk version is "
+                    f"{epoch_zk_version}, ZooKeeper's is {current[1] if current else 'none'} "
+                    f"(epoch {current[0] if current else 'none'})"
+                )
+        return [answer[1:] for answer in answers]
+
+    def create_partition_states(
+        self, epoch_zk_version: int, states: dict[tuple[str, int], bytes]
+    ) -> dict[tuple[str, int], int | Exception]:
+        """Create the state znodes of new partitions, fenced; returns each one's zk version (0)
+        or the error ZooKeeper gave (NodeExists: it was created before)."""
+        parents = sorted({zk_data.topic_partitions_path(t) for t, _ in states} | {
+            zk_data.partition_path(t, p) for t, p in states
+        }, key=lambda path: path.count("/"))
+        for depth in sorted({p.count("/") for p in parents}):
+            level = [p for p in parents if p.count("/") == depth]
+            self.pipelined([lambda path=path: self._kazoo.create_async(path) for path in level])
+        items = list(states.items())
+        answers = self._fenced_batch(
+            epoch_zk_version,
+            [lambda txn, tp=tp, data=data: txn.create(zk_data.partition_state_path(*tp), data) for tp, data in items],
+        )
+        return {tp: (a[0] if isinstance(a[0], Exception) else 0) for (tp, _), a in zip(items, answers, strict=True)}
+
+    def update_partition_states(
+        self, epoch_zk_version: int, states: dict[tuple[str, int], tuple[bytes, int]]
+    ) -> dict[tuple[str, int], int | Exception]:
+        """Conditional updates of partition state znodes (expected zk version each), fenced;
+        returns each one's new zk version, or BadVersionError when its partition epoch moved."""
+        items = list(states.items())
+        answers = self._fenced_batch(
+            epoch_zk_version,
+            [
+                lambda txn, tp=tp, data=data, version=version: txn.set_data(
+                    zk_data.partition_state_path(*tp), data, version=version
+                )
+                for tp, (data, version) in items
+            ],
+        )
+        return {
+            tp: (a[0] if isinstance(a[0], Exception) else a[0].version)
+            for (tp, _), a in zip(items, answers, strict=True)
+        }
+
+    def create_topic(self, assignment: zk_data.TopicAssignment, config: dict[str, str]) -> None:
+        """AdminZkClient.createTopicWithAssignment: config first, then the assignment the
+        controller watches for. NodeExistsError when the topic exists."""
+        if self.exists(zk_data.topic_path(assignment.topic)) is not None:
+            raise NodeExistsError()
+        data = zk_data.encode_topic_config(config)
+        try:
+            self.retry(self._kazoo.create, zk_data.topic_config_path(assignment.topic), data)
+        except NodeExistsError:
+            self.retry(self._kazoo.set, zk_data.topic_config_path(assignment.topic), data)
+        data = zk_data.encode_topic_assignment(assignment)
+        self.retry(self._kazoo.create, zk_data.topic_path(assignment.topic), data)
+
+    def mark_topic_for_deletion(self, topic: str) -> None:
+        with contextlib.suppress(NodeExistsError):
+            self.retry(self._kazoo.create, zk_data.delete_topic_path(topic), makepath=True)
+
+    def get_topic_deletions(self, watch: Watch | None = None) -> list[str]:
+        return sorted(self.get_children(zk_data.DELETE_TOPICS_PATH, watch=watch))
+
+    def delete_topic_znodes(self, epoch_zk_version: int, topic: str) -> None:
+        """Fenced removal of a topic's assignment, partition states, config and deletion mark."""
+        partitions = [int(p) for p in self.get_children(zk_data.topic_partitions_path(topic)) if p.isdigit()]
+        candidates = [zk_data.partition_state_path(topic, p) for p in partitions]
+        candidates += [zk_data.partition_path(topic, p) for p in partitions]
+        candidates += [zk_data.topic_partitions_path(topic), zk_data.topic_path(topic)]
+        paths = [path for path in candidates if self.exists(path) is not None]
+
+        def delete_tree(txn: TransactionRequest) -> None:
+            for path in paths:  # leaves first
+                txn.delete(path)
+
+        if paths:
+            self._fenced_batch(epoch_zk_version, [delete_tree])
+        for path in (zk_data.topic_config_path(topic), zk_data.delete_topic_path(topic)):
+            self._fenced_batch(epoch_zk_version, [lambda txn, path=path: txn.delete(path)])
+
+    def get_preferred_replica_election(self, watch: Watch | None = None) -> list[tuple[str, int]] | None:
+        """The partitions asked for in /admin/preferred_replica_election (None: no request)."""
+        try:
+            data, _ = self.retry(self._kazoo.get, zk_data.PREFERRED_REPLICA_ELECTION_PATH, watch=watch)
+        except NoNodeError:
+            if watch is not None and self.exists(zk_data.PREFERRED_REPLICA_ELECTION_PATH, watch=watch) is not None:
+                return self.get_preferred_replica_election(watch)
+            return None
+        try:
+            return zk_data.decode_partitions_list(zk_data.PREFERRED_REPLICA_ELECTION_PATH, data)
+        except ZNodeDecodeError as e:
+            log.error("Ignoring malformed preferred replica election request: %s", e)
+            return []
+
+    def delete_preferred_replica_election(self, epoch_zk_version: int) -> None:
+        self._fenced_batch(
+            epoch_zk_version, [lambda txn: txn.delete(zk_data.PREFERRED_REPLICA_ELECTION_PATH)]
+        )

@@ -184,7 +184,7 @@ def parse_broker_id(child: str) -> int | None:
 # /cluster/id ------------------------------------------------------------------------------
 
 
-def new_cluster_id() -> str:
+def new_uuid() -> str:
     """Kafka's Uuid.randomUuid().toString(): URL-safe base64 of 16 bytes, unpadded."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
@@ -199,3 +199,140 @@ def decode_cluster_id(data: bytes | None) -> str:
     if not isinstance(cluster_id, str) or not cluster_id:
         raise ZNodeDecodeError(f"{CLUSTER_ID_PATH}: 'id' is {cluster_id!r}")
     return cluster_id
+
+
+# /brokers/topics/<topic> ------------------------------------------------------------------
+
+
+def topic_path(topic: str) -> str:
+    return f"{BROKER_TOPICS_PATH}/{topic}"
+
+
+def topic_partitions_path(topic: str) -> str:
+    return f"{topic_path(topic)}/partitions"
+
+
+def partition_path(topic: str, partition: int) -> str:
+    return f"{topic_partitions_path(topic)}/{partition}"
+
+
+def partition_state_path(topic: str, partition: int) -> str:
+    return f"{partition_path(topic, partition)}/state"
+
+
+def topic_config_path(topic: str) -> str:
+    return f"{CONFIG_TOPICS_PATH}/{topic}"
+
+
+def delete_topic_path(topic: str) -> str:
+    return f"{DELETE_TOPICS_PATH}/{topic}"
+
+
+@dataclass(frozen=True)
+class TopicAssignment:
+    """The replica assignment of a topic; the first replica of each list is the preferred one."""
+
+    topic: str
+    partitions: dict[int, tuple[int, ...]]
+    topic_id: str
+
+
+def encode_topic_assignment(assignment: TopicAssignment) -> bytes:
+    return _json(
+        {
+            "version": 3,
+            "partitions": {str(p): list(r) for p, r in sorted(assignment.partitions.items())},
+            "adding_replicas": {},
+            "removing_replicas": {},
+            "topic_id": assignment.topic_id,
+        }
+    )
+
+
+def decode_topic_assignment(topic: str, data: bytes | None) -> TopicAssignment:
+    path = topic_path(topic)
+    obj = _load_object(path, data)
+    partitions = obj.get("partitions")
+    if not isinstance(partitions, dict):
+        raise ZNodeDecodeError(f"{path}: 'partitions' is not an object")
+    decoded: dict[int, tuple[int, ...]] = {}
+    for key, replicas in partitions.items():
+        if not str(key).isdigit() or not isinstance(replicas, list) or not all(
+            isinstance(r, int) and not isinstance(r, bool) for r in replicas
+        ):
+            raise ZNodeDecodeError(f"{path}: partition {key!r} has replicas {replicas!r}")
+        decoded[int(key)] = tuple(replicas)
+    topic_id = obj.get("topic_id")
+    return TopicAssignment(topic, decoded, topic_id if isinstance(topic_id, str) else "")
+
+
+# /brokers/topics/<topic>/partitions/<partition>/state --------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionStateZNode:
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    controller_epoch: int
+    zk_version: int = -1
+
+
+def encode_partition_state(leader: int, leader_epoch: int, isr: tuple[int, ...] | list[int],
+                           controller_epoch: int) -> bytes:
+    return _json(
+        {"version": 1, "leader": leader, "leader_epoch": leader_epoch, "isr": list(isr),
+         "controller_epoch": controller_epoch}
+    )
+
+
+def decode_partition_state(path: str, data: bytes | None, zk_version: int) -> PartitionStateZNode:
+    obj = _load_object(path, data)
+    isr = obj.get("isr")
+    if not isinstance(isr, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in isr):
+        raise ZNodeDecodeError(f"{path}: 'isr' is {isr!r}")
+    return PartitionStateZNode(
+        leader=_int_field(path, obj, "leader"),
+        leader_epoch=_int_field(path, obj, "leader_epoch"),
+        isr=tuple(isr),
+        controller_epoch=_int_field(path, obj, "controller_epoch"),
+        zk_version=zk_version,
+    )
+
+
+# /config/topics/<topic> -------------------------------------------------------------------
+
+
+def encode_topic_config(config: dict[str, str]) -> bytes:
+    return _json({"version": 1, "config": dict(sorted(config.items()))})
+
+
+def decode_topic_config(topic: str, data: bytes | None) -> dict[str, str]:
+    path = topic_config_path(topic)
+    obj = _load_object(path, data)
+    config = obj.get("config", {})
+    if not isinstance(config, dict):
+        raise ZNodeDecodeError(f"{path}: 'config' is not an object")
+    return {str(k): str(v) for k, v in config.items()}
+
+
+# /admin/preferred_replica_election ----------------------------------------------------------
+
+PREFERRED_REPLICA_ELECTION_PATH = "/admin/preferred_replica_election"
+
+
+def encode_partitions_list(partitions: list[tuple[str, int]]) -> bytes:
+    return _json({"version": 1, "partitions": [{"topic": t, "partition": p} for t, p in partitions]})
+
+
+def decode_partitions_list(path: str, data: bytes | None) -> list[tuple[str, int]]:
+    obj = _load_object(path, data)
+    items = obj.get("partitions")
+    if not isinstance(items, list):
+        raise ZNodeDecodeError(f"{path}: 'partitions' is not a list")
+    result = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("topic"), str):
+            raise ZNodeDecodeError(f"{path}: malformed entry {item!r}")
+        result.append((item["topic"], _int_field(path, item, "partition")))
+    return result

@@ -1,0 +1,103 @@
+"""The BrokerControl gRPC service: the controller's requests to this broker, and controlled
+shutdown requests from other brokers when this broker is the controller."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import grpc
+
+from broker.errors import Errors
+from broker.metadata_cache import BrokerEndpoint, MetadataCache, PartitionInfo
+from broker.replica_manager import PartitionStateRequest, ReplicaManager
+from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+def partition_info(state: kafka_pb2.PartitionState) -> PartitionInfo:
+    return PartitionInfo(
+        topic=state.topic, partition=state.partition, leader=state.leader, leader_epoch=state.leader_epoch,
+        isr=tuple(state.isr), replicas=tuple(state.replicas), offline_replicas=tuple(state.offline_replicas),
+        zk_version=state.zk_version, controller_epoch=state.controller_epoch,
+    )
+
+
+def broker_endpoint(node: kafka_pb2.BrokerNode) -> BrokerEndpoint:
+    return BrokerEndpoint(
+        broker_id=node.broker_id, host=node.host, port=node.port, rack=node.rack if node.HasField("rack") else None,
+        broker_epoch=node.broker_epoch, endpoints=tuple(node.endpoints),
+    )
+
+
+class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
+    def __init__(
+        self,
+        replica_manager: ReplicaManager,
+        metadata_cache: MetadataCache,
+        controlled_shutdown: Callable[[int, int], tuple[Errors, str, list[tuple[str, int]]]],
+    ) -> None:
+        self._replicas = replica_manager
+        self._metadata = metadata_cache
+        self._controlled_shutdown = controlled_shutdown
+
+    def LeaderAndIsr(
+        self, request: kafka_pb2.LeaderAndIsrRequest, context: grpc.ServicerContext
+    ) -> kafka_pb2.LeaderAndIsrResponse:
+        states = [
+            PartitionStateRequest(
+                s.topic, s.partition, s.controller_epoch, s.leader, s.leader_epoch, tuple(s.isr), s.zk_version,
+                tuple(s.replicas), s.is_new,
+            )
+            for s in request.partition_states
+        ]
+        error, results = self._replicas.become_leader_or_follower(
+            request.controller_id, request.controller_epoch, request.broker_epoch, states
+        )
+        return kafka_pb2.LeaderAndIsrResponse(
+            error_code=error.code,
+            partition_errors=[
+                kafka_pb2.PartitionError(topic=t, partition=p, error_code=e.code) for (t, p), e in results.items()
+            ],
+        )
+
+    def UpdateMetadata(
+        self, request: kafka_pb2.UpdateMetadataRequest, context: grpc.ServicerContext
+    ) -> kafka_pb2.UpdateMetadataResponse:
+        error = self._replicas.accept_controller_request(
+            "UpdateMetadata", request.controller_id, request.controller_epoch, request.broker_epoch
+        )
+        if error is Errors.NONE:
+            self._metadata.update(
+                request.controller_id,
+                request.controller_epoch,
+                [broker_endpoint(b) for b in request.live_brokers],
+                [partition_info(s) for s in request.partition_states],
+                [(tp.topic, tp.partition) for tp in request.deleted_partitions],
+            )
+        return kafka_pb2.UpdateMetadataResponse(error_code=error.code)
+
+    def StopReplica(
+        self, request: kafka_pb2.StopReplicaRequest, context: grpc.ServicerContext
+    ) -> kafka_pb2.StopReplicaResponse:
+        error, results = self._replicas.stop_replicas(
+            request.controller_id, request.controller_epoch, request.broker_epoch,
+            [(p.topic, p.partition, p.leader_epoch, p.delete_partition) for p in request.partitions],
+        )
+        return kafka_pb2.StopReplicaResponse(
+            error_code=error.code,
+            partition_errors=[
+                kafka_pb2.PartitionError(topic=t, partition=p, error_code=e.code) for (t, p), e in results.items()
+            ],
+        )
+
+    def ControlledShutdown(
+        self, request: kafka_pb2.ControlledShutdownRequest, context: grpc.ServicerContext
+    ) -> kafka_pb2.ControlledShutdownResponse:
+        error, message, remaining = self._controlled_shutdown(request.broker_id, request.broker_epoch)
+        return kafka_pb2.ControlledShutdownResponse(
+            error_code=error.code,
+            error_message=message,
+            remaining_partitions=[kafka_pb2.TopicPartition(topic=t, partition=p) for t, p in remaining],
+        )

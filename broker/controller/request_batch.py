@@ -1,0 +1,137 @@
+"""ControllerBrokerRequestBatch: the requests one controller decision sends, grouped per broker."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from broker.controller.channel_manager import ControllerChannelManager
+from broker.controller.controller_context import ControllerContext, TopicPartition
+from broker.errors import Errors
+from minikafka_rpc import kafka_pb2
+
+log = logging.getLogger(__name__)
+
+
+def broker_node(info: Any) -> kafka_pb2.BrokerNode:
+    host, port = info.endpoint()
+    node = kafka_pb2.BrokerNode(
+        broker_id=info.broker_id, host=host, port=port, broker_epoch=info.broker_epoch, endpoints=list(info.endpoints)
+    )
+    if info.rack is not None:
+        node.rack = info.rack
+    return node
+
+
+class ControllerBrokerRequestBatch:
+    def __init__(self, controller_id: int, context_of: Any, channels: ControllerChannelManager, log_: Any) -> None:
+        self._controller_id = controller_id
+        self._context_of = context_of  # the controller's current context, read at send time
+        self._channels = channels
+        self._log = log_
+        self._leader_and_isr: dict[int, dict[TopicPartition, bool]] = defaultdict(dict)
+        self._stop_replica: dict[int, dict[TopicPartition, bool]] = defaultdict(dict)
+        self._update_metadata_brokers: set[int] = set()
+        self._update_metadata_partitions: set[TopicPartition] = set()
+        self._deleted_partitions: set[TopicPartition] = set()
+
+    def add_leader_and_isr(self, broker_ids: Iterable[int], tp: TopicPartition, is_new: bool = False) -> None:
+        live = self._context().live_or_shutting_down_broker_ids()
+        for broker_id in broker_ids:
+            if broker_id in live:
+                self._leader_and_isr[broker_id][tp] = is_new or self._leader_and_isr[broker_id].get(tp, False)
+        self.add_update_metadata(live, [tp])
+
+    def add_stop_replica(self, broker_ids: Iterable[int], tp: TopicPartition, delete: bool) -> None:
+        live = self._context().live_or_shutting_down_broker_ids()
+        for broker_id in broker_ids:
+            if broker_id in live:
+                self._stop_replica[broker_id][tp] = delete or self._stop_replica[broker_id].get(tp, False)
+
+    def add_update_metadata(self, broker_ids: Iterable[int], partitions: Iterable[TopicPartition] = ()) -> None:
+        self._update_metadata_brokers.update(broker_ids)
+        self._update_metadata_partitions.update(partitions)
+
+    def add_deleted_partitions(self, partitions: Iterable[TopicPartition]) -> None:
+        self._deleted_partitions.update(partitions)
+        self._update_metadata_brokers.update(self._context().live_or_shutting_down_broker_ids())
+
+    def _context(self) -> ControllerContext:
+        return self._context_of()
+
+    def _partition_state(self, tp: TopicPartition, is_new: bool = False) -> kafka_pb2.PartitionState | None:
+        context = self._context()
+        leadership = context.leadership.get(tp)
+        replicas = context.assignments.get(tp)
+        if leadership is None or replicas is None:
+            return None
+        live = context.live_or_shutting_down_broker_ids()
+        return kafka_pb2.PartitionState(
+            topic=tp[0], partition=tp[1], controller_epoch=context.epoch, leader=leadership.leader,
+            leader_epoch=leadership.leader_epoch, isr=list(leadership.isr), zk_version=leadership.zk_version,
+            replicas=list(replicas), offline_replicas=[r for r in replicas if r not in live], is_new=is_new,
+        )
+
+    def send(self) -> None:
+        context = self._context()
+        live_nodes = [broker_node(info) for _, info in sorted(context.live_brokers.items())]
+        for broker_id, partitions in sorted(self._leader_and_isr.items()):
+            states = [s for tp, new in sorted(partitions.items()) if (s := self._partition_state(tp, new))]
+            leaders = {s.leader for s in states}
+            request = kafka_pb2.LeaderAndIsrRequest(
+                controller_id=self._controller_id, controller_epoch=context.epoch,
+                broker_epoch=context.live_brokers[broker_id].broker_epoch if broker_id in context.live_brokers else -1,
+                partition_states=states, live_leaders=[n for n in live_nodes if n.broker_id in leaders],
+            )
+            self._log.info(
+                "Sending LeaderAndIsr request to broker %d for %d partitions", broker_id, len(states)
+            )
+            self._channels.send(broker_id, "LeaderAndIsr", request, self._on_response(broker_id, "LeaderAndIsr"))
+        for broker_id, partitions in sorted(self._stop_replica.items()):
+            request = kafka_pb2.StopReplicaRequest(
+                controller_id=self._controller_id, controller_epoch=context.epoch,
+                broker_epoch=context.live_brokers[broker_id].broker_epoch if broker_id in context.live_brokers else -1,
+                partitions=[
+                    kafka_pb2.StopReplicaPartition(
+                        topic=t, partition=p, delete_partition=delete,
+                        leader_epoch=-2 if delete else context.leadership.get((t, p), _NO_EPOCH).leader_epoch,
+                    )
+                    for (t, p), delete in sorted(partitions.items())
+                ],
+            )
+            self._log.info("Sending StopReplica request to broker %d for %d partitions", broker_id, len(partitions))
+            self._channels.send(broker_id, "StopReplica", request, self._on_response(broker_id, "StopReplica"))
+        if self._update_metadata_brokers:
+            states = [s for tp in sorted(self._update_metadata_partitions) if (s := self._partition_state(tp))]
+            deleted = [kafka_pb2.TopicPartition(topic=t, partition=p) for t, p in sorted(self._deleted_partitions)]
+            for broker_id in sorted(self._update_metadata_brokers & context.live_or_shutting_down_broker_ids()):
+                request = kafka_pb2.UpdateMetadataRequest(
+                    controller_id=self._controller_id, controller_epoch=context.epoch,
+                    broker_epoch=context.live_brokers[broker_id].broker_epoch,
+                    partition_states=states, live_brokers=live_nodes, deleted_partitions=deleted,
+                )
+                self._channels.send(broker_id, "UpdateMetadata", request,
+                                    self._on_response(broker_id, "UpdateMetadata"))
+        self._leader_and_isr.clear()
+        self._stop_replica.clear()
+        self._update_metadata_brokers.clear()
+        self._update_metadata_partitions.clear()
+        self._deleted_partitions.clear()
+
+    def _on_response(self, broker_id: int, kind: str) -> Any:
+        def callback(response: Any) -> None:
+            if response.error_code != Errors.NONE.code:
+                self._log.warning(
+                    "%s request to broker %d failed: %s", kind, broker_id, Errors.for_code(response.error_code).name
+                )
+
+        return callback
+
+
+class _NoEpoch:
+    leader_epoch = -1
+
+
+_NO_EPOCH = _NoEpoch()

@@ -1,0 +1,91 @@
+"""The broker's metadata cache, fed only by the controller's UpdateMetadata requests.
+
+Readers take an immutable snapshot; the one writer (the UpdateMetadata handler) swaps in a new
+one, so no reader ever sees half an update.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class BrokerEndpoint:
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None = None
+    broker_epoch: int = -1
+    endpoints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    topic: str
+    partition: int
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    replicas: tuple[int, ...]
+    offline_replicas: tuple[int, ...] = ()
+    zk_version: int = -1
+    controller_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class MetadataSnapshot:
+    controller_id: int = -1
+    controller_epoch: int = 0
+    brokers: dict[int, BrokerEndpoint] = field(default_factory=dict)
+    partitions: dict[TopicPartition, PartitionInfo] = field(default_factory=dict)
+
+    def topics(self) -> dict[str, list[PartitionInfo]]:
+        by_topic: dict[str, list[PartitionInfo]] = {}
+        for (topic, _), info in sorted(self.partitions.items()):
+            by_topic.setdefault(topic, []).append(info)
+        return by_topic
+
+    def partitions_of(self, topic: str) -> list[PartitionInfo]:
+        return [info for (t, _), info in sorted(self.partitions.items()) if t == topic]
+
+
+class MetadataCache:
+    def __init__(self) -> None:
+        self._snapshot = MetadataSnapshot()
+        self._changed = threading.Condition()
+
+    def snapshot(self) -> MetadataSnapshot:
+        return self._snapshot
+
+    def update(
+        self,
+        controller_id: int,
+        controller_epoch: int,
+        live_brokers: list[BrokerEndpoint],
+        partition_states: list[PartitionInfo],
+        deleted: list[TopicPartition],
+    ) -> None:
+        current = self._snapshot
+        partitions = dict(current.partitions)
+        for tp in deleted:
+            partitions.pop(tp, None)
+        for info in partition_states:
+            partitions[(info.topic, info.partition)] = info
+        brokers = {b.broker_id: b for b in live_brokers} if live_brokers else current.brokers
+        # Offline replicas follow from the live brokers: recompute them for every partition.
+        live = set(brokers)
+        partitions = {
+            tp: replace(info, offline_replicas=tuple(r for r in info.replicas if r not in live))
+            for tp, info in partitions.items()
+        }
+        with self._changed:
+            self._snapshot = MetadataSnapshot(controller_id, controller_epoch, brokers, partitions)
+            self._changed.notify_all()
+
+    def wait_for(self, condition: object, timeout: float) -> bool:
+        """Block until `condition(snapshot)` holds or `timeout` passes."""
+        with self._changed:
+            return self._changed.wait_for(lambda: condition(self._snapshot), timeout)  # type: ignore[operator]

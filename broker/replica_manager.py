@@ -1,0 +1,160 @@
+"""The broker's replicas: which partitions it leads or follows, as the controller told it.
+
+LeaderAndIsr and StopReplica requests are checked here, as Kafka's ReplicaManager does: a
+request from a controller older than the newest one seen is refused (STALE_CONTROLLER_EPOCH),
+one meant for an earlier incarnation of this broker too (STALE_BROKER_EPOCH), and a partition
+state whose leader epoch is not newer than the one the broker holds is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from broker.errors import Errors
+from broker.metadata_cache import TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PartitionStateRequest:
+    topic: str
+    partition: int
+    controller_epoch: int
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    zk_version: int
+    replicas: tuple[int, ...]
+    is_new: bool = False
+
+
+@dataclass(frozen=True)
+class LocalPartition:
+    """This broker's replica of a partition."""
+
+    topic: str
+    partition: int
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    replicas: tuple[int, ...]
+    zk_version: int
+
+    def is_leader(self, broker_id: int) -> bool:
+        return self.leader == broker_id
+
+
+class ReplicaManager:
+    def __init__(self, broker_id: int, broker_epoch: Callable[[], int]) -> None:
+        self.broker_id = broker_id
+        self._broker_epoch = broker_epoch
+        self._lock = threading.Lock()  # requests from the controller arrive on gRPC threads
+        self.controller_epoch = 0
+        self._partitions: dict[TopicPartition, LocalPartition] = {}
+        self.prefix = f"[Broker id={broker_id}]"
+
+    def partitions(self) -> dict[TopicPartition, LocalPartition]:
+        with self._lock:
+            return dict(self._partitions)
+
+    def leader_partitions(self) -> list[TopicPartition]:
+        with self._lock:
+            return sorted(tp for tp, p in self._partitions.items() if p.is_leader(self.broker_id))
+
+    def accept_controller_request(
+        self, kind: str, controller_id: int, controller_epoch: int, broker_epoch: int
+    ) -> Errors:
+        with self._lock:
+            return self.check_controller(kind, controller_id, controller_epoch, broker_epoch)
+
+    def check_controller(self, kind: str, controller_id: int, controller_epoch: int, broker_epoch: int) -> Errors:
+        """The request-level checks shared by the controller's requests; call with the lock held."""
+        if controller_epoch < self.controller_epoch:
+            log.warning(
+                "%s Ignoring %s request from controller %d with controller epoch %d since it is older "
+                "than the latest known controller epoch %d",
+                self.prefix, kind, controller_id, controller_epoch, self.controller_epoch,
+            )
+            return Errors.STALE_CONTROLLER_EPOCH
+        if broker_epoch != -1 and broker_epoch < self._broker_epoch():
+            log.warning(
+                "%s Ignoring %s request from controller %d: broker epoch %d is older than the current %d",
+                self.prefix, kind, controller_id, broker_epoch, self._broker_epoch(),
+            )
+            return Errors.STALE_BROKER_EPOCH
+        self.controller_epoch = controller_epoch
+        return Errors.NONE
+
+    def become_leader_or_follower(
+        self, controller_id: int, controller_epoch: int, broker_epoch: int, states: list[PartitionStateRequest]
+    ) -> tuple[Errors, dict[TopicPartition, Errors]]:
+        with self._lock:
+            error = self.check_controller("LeaderAndIsr", controller_id, controller_epoch, broker_epoch)
+            if error is not Errors.NONE:
+                return error, {}
+            results: dict[TopicPartition, Errors] = {}
+            for state in states:
+                tp = (state.topic, state.partition)
+                if self.broker_id not in state.replicas:
+                    results[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
+                    continue
+                current = self._partitions.get(tp)
+                if current is not None and state.leader_epoch <= current.leader_epoch:
+                    log.info(
+                        "%s Ignoring LeaderAndIsr request from controller %d with correlation epoch %d for "
+                        "partition %s-%d since its associated leader epoch %d is not higher than the current "
+                        "leader epoch %d",
+                        self.prefix, controller_id, controller_epoch, state.topic, state.partition,
+                        state.leader_epoch, current.leader_epoch,
+                    )
+                    results[tp] = Errors.STALE_CONTROLLER_EPOCH
+                    continue
+                self._partitions[tp] = LocalPartition(
+                    state.topic, state.partition, state.leader, state.leader_epoch, state.isr, state.replicas,
+                    state.zk_version,
+                )
+                previous = current.leader_epoch if current else -1
+                if state.leader == self.broker_id:
+                    log.info(
+                        "%s Leader %s-%d starts at leader epoch %d with ISR %s. Previous leader epoch was %d.",
+                        self.prefix, state.topic, state.partition, state.leader_epoch, list(state.isr), previous,
+                    )
+                else:
+                    log.info(
+                        "%s Follower %s-%d starts at leader epoch %d following leader %d. "
+                        "Previous leader epoch was %d.",
+                        self.prefix, state.topic, state.partition, state.leader_epoch, state.leader, previous,
+                    )
+                results[tp] = Errors.NONE
+            return Errors.NONE, results
+
+    def stop_replicas(
+        self, controller_id: int, controller_epoch: int, broker_epoch: int,
+        partitions: list[tuple[str, int, int, bool]],
+    ) -> tuple[Errors, dict[TopicPartition, Errors]]:
+        """(topic, partition, leader epoch, delete) each; -2 as leader epoch means deletion."""
+        with self._lock:
+            error = self.check_controller("StopReplica", controller_id, controller_epoch, broker_epoch)
+            if error is not Errors.NONE:
+                return error, {}
+            results = {}
+            for topic, partition, leader_epoch, delete in partitions:
+                tp = (topic, partition)
+                current = self._partitions.get(tp)
+                if current is not None and 0 <= leader_epoch < current.leader_epoch:
+                    results[tp] = Errors.FENCED_LEADER_EPOCH
+                    continue
+                if delete:
+                    self._partitions.pop(tp, None)
+                elif current is not None:
+                    # Stopped but kept: it no longer leads or follows anyone.
+                    self._partitions[tp] = LocalPartition(
+                        topic, partition, -1, current.leader_epoch, current.isr, current.replicas, current.zk_version
+                    )
+                log.info("%s Stopped replica %s-%d (delete: %s)", self.prefix, topic, partition, delete)
+                results[tp] = Errors.NONE
+            return Errors.NONE, results
