@@ -270,6 +270,9 @@ class LocalCluster:
                  base_port: int | None = None, overrides: Mapping[str, str] | None = None) -> None:
         self.work_dir = Path(work_dir)
         self.zookeeper = ZooKeeperServer(self.work_dir / "zookeeper", port=zookeeper_port)
+        # Brokers stop together here: a last broker cannot hand its leaderships to anyone, so
+        # keep its controlled shutdown retries short (Kafka's default backoff is 5 s).
+        overrides = {"controlled.shutdown.retry.backoff.ms": "1000", **(overrides or {})}
         self.brokers = [
             BrokerProcess(
                 broker_id,

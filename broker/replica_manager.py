@@ -49,9 +49,19 @@ class LocalPartition:
 
 
 class ReplicaManager:
-    def __init__(self, broker_id: int, broker_epoch: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        broker_id: int,
+        broker_epoch: Callable[[], int],
+        live_brokers: Callable[[], set[int]] = set,
+        write_isr: Callable[[LocalPartition, tuple[int, ...]], int | None] | None = None,
+    ) -> None:
         self.broker_id = broker_id
         self._broker_epoch = broker_epoch
+        self._live_brokers = live_brokers
+        self._write_isr = write_isr
+        self._isr_check = threading.Event()
+        self._stopped = threading.Event()
         self._lock = threading.Lock()  # requests from the controller arrive on gRPC threads
         self.controller_epoch = 0
         self._partitions: dict[TopicPartition, LocalPartition] = {}
@@ -158,3 +168,58 @@ class ReplicaManager:
                 log.info("%s Stopped replica %s-%d (delete: %s)", self.prefix, topic, partition, delete)
                 results[tp] = Errors.NONE
             return Errors.NONE, results
+
+    # -- ISR upkeep by the leader ------------------------------------------------------------
+
+    def request_isr_check(self) -> None:
+        self._isr_check.set()
+
+    def start_isr_upkeep(self) -> None:
+        threading.Thread(target=self._isr_upkeep, name=f"isr-upkeep-{self.broker_id}", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._isr_check.set()
+
+    def _isr_upkeep(self) -> None:
+        """The one writer of this broker's ISR changes. A follower joins the ISR once it has
+        caught up with the leader; the logs hold no records yet, so a live follower has
+        caught up as soon as it is back."""
+        while not self._stopped.is_set():
+            self._isr_check.wait(1.0)
+            self._isr_check.clear()
+            if self._stopped.is_set() or self._write_isr is None:
+                return
+            live = self._live_brokers()
+            for partition in self.partitions().values():
+                if not partition.is_leader(self.broker_id):
+                    continue
+                joining = [r for r in partition.replicas if r in live and r not in partition.isr]
+                if not joining:
+                    continue
+                new_isr = partition.isr + tuple(joining)
+                try:
+                    zk_version = self._write_isr(partition, new_isr)
+                except Exception:
+                    log.exception("%s Failed to expand the ISR of %s-%d", self.prefix, partition.topic,
+                                  partition.partition)
+                    continue
+                tp = (partition.topic, partition.partition)
+                if zk_version is None:
+                    log.info(
+                        "%s Cached zkVersion %d of partition %s-%d not equal to that in zookeeper, skip updating ISR",
+                        self.prefix, partition.zk_version, partition.topic, partition.partition,
+                    )
+                    continue
+                with self._lock:
+                    current = self._partitions.get(tp)
+                    if current is not None and current.leader_epoch == partition.leader_epoch:
+                        self._partitions[tp] = LocalPartition(
+                            current.topic, current.partition, current.leader, current.leader_epoch, new_isr,
+                            current.replicas, zk_version,
+                        )
+                log.info(
+                    "%s ISR updated for partition %s-%d: expanding ISR from %s to %s",
+                    self.prefix, partition.topic, partition.partition,
+                    ",".join(map(str, partition.isr)), ",".join(map(str, new_isr)),
+                )

@@ -74,7 +74,16 @@ class KafkaServer:
             unclean_leader_election_default=self.config.unclean_leader_election_enable,
             leader_imbalance_per_broker_percentage=self.config.leader_imbalance_per_broker_percentage,
         )
-        self.replica_manager = ReplicaManager(self.broker_id, lambda: self.controller.broker_epoch)
+        zk = self.zk
+        self.replica_manager = ReplicaManager(
+            self.broker_id,
+            lambda: self.controller.broker_epoch,
+            live_brokers=lambda: set(self.metadata_cache.snapshot().brokers),
+            write_isr=lambda p, isr: zk.update_leader_and_isr(
+                p.topic, p.partition, p.leader, p.leader_epoch, isr, self.replica_manager.controller_epoch,
+                p.zk_version,
+            ),
+        )
         self._add_services(server)
         server.start()
         self._grpc = server
@@ -85,6 +94,7 @@ class KafkaServer:
         )
         self.zk.set_session_listener(self.controller.on_session_event)
         self.controller.startup(broker_epoch)
+        self.replica_manager.start_isr_upkeep()
         if self.config.auto_leader_rebalance_enable:
             self.controller.schedule_auto_leader_rebalance(self.config.leader_imbalance_check_interval_seconds)
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -187,6 +197,8 @@ class KafkaServer:
             except Exception:
                 log.exception("Controlled shutdown failed")
         self._health.enter_graceful_shutdown()
+        if self.replica_manager is not None:
+            self.replica_manager.stop()
         if self.controller is not None:
             self.controller.shutdown(timeout=10)
         if self.zk is not None:

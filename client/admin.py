@@ -102,6 +102,69 @@ class AdminClient:
             f"no bootstrap server answered within {self.timeout_s:.1f} s: " + "; ".join(failures or ["timed out"])
         )
 
+    def metadata(self, topics: list[str] | None = None) -> kafka_pb2.MetadataResponse:
+        return self._call_any(
+            lambda stub, timeout: stub.Metadata(kafka_pb2.MetadataRequest(topics=topics or []), timeout=timeout),
+            lambda r: True,
+        )
+
+    def _call_controller(
+        self, call: Callable[[kafka_pb2_grpc.AdminStub, float], T], not_controller: Callable[[T], bool]
+    ) -> T:
+        """Send to the controller, found through Metadata; again if it moved meanwhile."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            metadata = self.metadata()
+            controller = next((b for b in metadata.brokers if b.broker_id == metadata.controller_id), None)
+            if controller is not None:
+                with grpc.insecure_channel(f"{controller.host}:{controller.port}") as channel:
+                    try:
+                        response = call(kafka_pb2_grpc.AdminStub(channel), max(1.0, deadline - time.monotonic()))
+                    except grpc.RpcError as e:
+                        response = None
+                        failure = f"controller {controller.broker_id}: {e.code().name.lower()}"
+                if response is not None and not not_controller(response):
+                    return response
+                failure = f"broker {controller.broker_id} is no longer the controller"
+            else:
+                failure = "no controller is elected"
+            if time.monotonic() >= deadline:
+                raise AdminError(f"{failure} (gave up after {self.timeout_s:.1f} s)")
+            time.sleep(0.2)
+
+    def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str],
+                     timeout_ms: int = 30000) -> kafka_pb2.CreatableTopicResult:
+        request = kafka_pb2.CreateTopicsRequest(
+            topics=[kafka_pb2.CreatableTopic(name=name, num_partitions=partitions,
+                                             replication_factor=replication_factor, configs=configs)],
+            timeout_ms=timeout_ms,
+        )
+        response = self._call_controller(
+            lambda stub, timeout: stub.CreateTopics(request, timeout=timeout),
+            lambda r: r.topics[0].error_code == Errors.NOT_CONTROLLER.code,
+        )
+        return response.topics[0]
+
+    def delete_topic(self, name: str, timeout_ms: int = 30000) -> kafka_pb2.DeletableTopicResult:
+        request = kafka_pb2.DeleteTopicsRequest(topic_names=[name], timeout_ms=timeout_ms)
+        response = self._call_controller(
+            lambda stub, timeout: stub.DeleteTopics(request, timeout=timeout),
+            lambda r: r.responses[0].error_code == Errors.NOT_CONTROLLER.code,
+        )
+        return response.responses[0]
+
+    def elect_preferred_leaders(self, partitions: list[tuple[str, int]] | None,
+                                timeout_ms: int = 30000) -> kafka_pb2.ElectLeadersResponse:
+        request = kafka_pb2.ElectLeadersRequest(
+            election_type=kafka_pb2.PREFERRED,
+            partitions=[kafka_pb2.TopicPartition(topic=t, partition=p) for t, p in partitions or []],
+            timeout_ms=timeout_ms,
+        )
+        return self._call_controller(
+            lambda stub, timeout: stub.ElectLeaders(request, timeout=timeout),
+            lambda r: r.error_code == Errors.NOT_CONTROLLER.code,
+        )
+
     def describe_cluster(self) -> ClusterDescription:
         response = self._call_any(
             lambda stub, timeout: stub.DescribeCluster(kafka_pb2.DescribeClusterRequest(), timeout=timeout),

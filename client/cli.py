@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from broker.errors import Errors
 from broker.local_cluster import LocalCluster, LocalClusterError, wait_until
 from client.admin import AdminClient, AdminError, ClusterDescription
 
@@ -99,6 +100,125 @@ def cmd_local_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configs(items: list[str]) -> dict[str, str]:
+    configs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CliError(f"--config '{item}' is not NAME=VALUE")
+        configs[name] = value
+    return configs
+
+
+def _check(error_code: int, message: str, what: str) -> None:
+    if error_code != Errors.NONE.code:
+        name = Errors.for_code(error_code).name
+        raise CliError(f"{what}: {name}" + (f": {message}" if message else ""))
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    actions = [a for a in ("create", "delete", "describe") if getattr(args, a)]
+    if len(actions) != 1:
+        raise CliError("give exactly one of --create, --delete, --describe")
+    client = AdminClient(args.bootstrap_server, timeout_s=args.timeout)
+    if (args.create or args.delete) and not args.topic:
+        raise CliError(f"--{actions[0]} needs --topic")
+    if args.create:
+        result = client.create_topic(args.topic, args.partitions, args.replication_factor, _configs(args.config))
+        _check(result.error_code, result.error_message, f"cannot create topic '{args.topic}'")
+        print(f'Created topic {args.topic}.')
+        return 0
+    if args.delete:
+        result = client.delete_topic(args.topic)
+        _check(result.error_code, result.error_message, f"cannot delete topic '{args.topic}'")
+        print(f"Deleted topic {args.topic}.")
+        return 0
+    # Topic configs come with a Metadata request that names its topics.
+    names = [args.topic] if args.topic else [t.name for t in client.metadata().topics]
+    metadata = client.metadata(names) if names else client.metadata()
+    topics = []
+    for topic in metadata.topics:
+        if topic.error_code == Errors.UNKNOWN_TOPIC_OR_PARTITION.code:
+            raise CliError(f"Topic '{topic.name}' does not exist as expected")
+        partitions = [
+            p for p in topic.partitions
+            if (not args.under_replicated_partitions or len(p.isr) < len(p.replicas))
+            and (not args.unavailable_partitions or p.leader < 0)
+        ]
+        topics.append((topic, partitions))
+    if args.output == "json":
+        print(json.dumps([
+            {
+                "topic": t.name,
+                "partition_count": len(t.partitions),
+                "replication_factor": len(t.partitions[0].replicas) if t.partitions else 0,
+                "configs": dict(t.configs),
+                "partitions": [
+                    {"partition": p.partition, "leader": p.leader if p.leader >= 0 else None,
+                     "leader_epoch": p.leader_epoch, "replicas": list(p.replicas), "isr": list(p.isr),
+                     "offline_replicas": list(p.offline_replicas)}
+                    for p in partitions
+                ],
+            }
+            for t, partitions in topics
+        ], indent=2))
+        return 0
+    filtered = args.under_replicated_partitions or args.unavailable_partitions
+    for topic, partitions in topics:
+        if not filtered:
+            configs = ",".join(f"{k}={v}" for k, v in sorted(topic.configs.items()))
+            rf = len(topic.partitions[0].replicas) if topic.partitions else 0
+            print(f"Topic: {topic.name}\tPartitionCount: {len(topic.partitions)}\tReplicationFactor: {rf}\t"
+                  f"Configs: {configs}")
+        for p in partitions:
+            leader = str(p.leader) if p.leader >= 0 else "none"
+            line = (f"\tTopic: {topic.name}\tPartition: {p.partition}\tLeader: {leader}\t"
+                    f"Replicas: {_ids(p.replicas)}\tIsr: {_ids(p.isr)}\tLeaderEpoch: {p.leader_epoch}")
+            if p.offline_replicas:
+                line += f"\tOffline: {_ids(p.offline_replicas)}"
+            print(line)
+    return 0
+
+
+def _ids(ids: object) -> str:
+    return ",".join(str(i) for i in ids)  # type: ignore[attr-defined]
+
+
+def cmd_leader_election(args: argparse.Namespace) -> int:
+    if args.election_type.lower() != "preferred":
+        raise CliError(f"election type '{args.election_type}' is not supported; use preferred")
+    if args.all_topic_partitions == bool(args.topic):
+        raise CliError("give either --all-topic-partitions or --topic (with --partition)")
+    if args.partition is not None and not args.topic:
+        raise CliError("--partition needs --topic")
+    client = AdminClient(args.bootstrap_server, timeout_s=args.timeout)
+    partitions = None
+    if args.topic:
+        if args.partition is not None:
+            partitions = [(args.topic, args.partition)]
+        else:
+            metadata = client.metadata([args.topic])
+            topic = metadata.topics[0]
+            if topic.error_code != Errors.NONE.code:
+                raise CliError(f"Topic '{args.topic}' does not exist")
+            partitions = [(args.topic, p.partition) for p in topic.partitions]
+    response = client.elect_preferred_leaders(partitions)
+    _check(response.error_code, "", "leader election failed")
+    elected = [r for r in response.results if r.error_code == Errors.NONE.code]
+    not_needed = [r for r in response.results if r.error_code == Errors.ELECTION_NOT_NEEDED.code]
+    failed = [r for r in response.results if r.error_code not in (Errors.NONE.code, Errors.ELECTION_NOT_NEEDED.code)]
+    if elected:
+        print("Successfully completed leader election (PREFERRED) for partitions "
+              + ", ".join(f"{r.topic}-{r.partition}" for r in elected))
+    if not_needed:
+        print("Valid replica already elected for partitions "
+              + ", ".join(f"{r.topic}-{r.partition}" for r in not_needed))
+    for r in failed:
+        print(f"Election for partition {r.topic}-{r.partition} failed: {Errors.for_code(r.error_code).name}",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minikafka", description="Run and inspect a minikafka cluster.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +230,32 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--output", choices=("text", "json"), default="text")
     describe.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer")
     describe.set_defaults(func=cmd_cluster_describe)
+
+    topics = commands.add_parser("topics", help="create, delete and describe topics (as kafka-topics)")
+    topics.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    topics.add_argument("--create", action="store_true")
+    topics.add_argument("--delete", action="store_true")
+    topics.add_argument("--describe", action="store_true")
+    topics.add_argument("--topic")
+    topics.add_argument("--partitions", type=int, default=-1, help="default: the broker's num.partitions")
+    topics.add_argument("--replication-factor", type=int, default=-1,
+                        help="default: the broker's default.replication.factor")
+    topics.add_argument("--config", action="append", default=[], metavar="NAME=VALUE")
+    topics.add_argument("--under-replicated-partitions", action="store_true")
+    topics.add_argument("--unavailable-partitions", action="store_true")
+    topics.add_argument("--output", choices=("text", "json"), default="text")
+    topics.add_argument("--timeout", type=float, default=30.0)
+    topics.set_defaults(func=cmd_topics)
+
+    election = commands.add_parser("leader-election", help="run the preferred leader election")
+    election.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    election.add_argument("--election-type", default="preferred", help="preferred (the only type)")
+    election.add_argument("--preferred", action="store_const", dest="election_type", const="preferred")
+    election.add_argument("--topic")
+    election.add_argument("--partition", type=int)
+    election.add_argument("--all-topic-partitions", action="store_true")
+    election.add_argument("--timeout", type=float, default=30.0)
+    election.set_defaults(func=cmd_leader_election)
 
     local = commands.add_parser("local-cluster", help="ZooKeeper and N brokers on 127.0.0.1, no Docker")
     local.add_argument("--brokers", type=int, default=3)

@@ -346,6 +346,10 @@ class KafkaController:
         self.batch.add_update_metadata(live, self.context.assignments)
         self.replica_state_machine.online(live)
         self.partition_state_machine.trigger_online_partition_state_change()
+        # Replicas on brokers that are gone leave the ISRs (ReplicaStateMachine.startup).
+        self.replica_state_machine.offline(
+            {r for replicas in self.context.assignments.values() for r in replicas} - live
+        )
         self.batch.send()
         self._process_topic_deletion()
         self._process_preferred_replica_election_znode()
@@ -673,9 +677,17 @@ class KafkaController:
         if not self.is_active:
             return
         children = self._zk.get_children(zk_data.ISR_CHANGE_NOTIFICATION_PATH, watch=self._on_isr_change_watch)
-        if children:
-            self._zk.delete_isr_change_notifications(self.context.epoch_zk_version, children)
-            self.log.info("Processed %d isr change notifications", len(children))
+        if not children:
+            return
+        partitions = [tp for tp in self._zk.get_isr_change_notifications(children) if tp in self.context.assignments]
+        for tp, state in self._zk.get_partition_states(partitions).items():
+            self.context.leadership[tp] = LeaderAndIsr(state.leader, state.leader_epoch, state.isr, state.zk_version)
+        if partitions:
+            self.batch.add_update_metadata(self.context.live_or_shutting_down_broker_ids(), partitions)
+            self.batch.send()
+        self._zk.delete_isr_change_notifications(self.context.epoch_zk_version, children)
+        self.log.info("Processed %d isr change notifications for partitions %s", len(children),
+                      ",".join(f"{t}-{p}" for t, p in partitions))
 
 
 def _join(ids: tuple[int, ...]) -> str:

@@ -173,6 +173,7 @@ class PartitionStateMachine:
         while remaining:
             current_states = self._zk.get_partition_states(remaining)
             decided: dict[TopicPartition, ElectionResult] = {}
+            previous: dict[TopicPartition, LeaderAndIsr] = {}
             for tp in remaining:
                 found = current_states.get(tp)
                 if found is None:
@@ -190,6 +191,7 @@ class PartitionStateMachine:
                 current = LeaderAndIsr(found.leader, found.leader_epoch, found.isr, found.zk_version)
                 self._context.leadership[tp] = current
                 result = self._elect(tp, current, election)
+                previous[tp] = current
                 if result.leader_and_isr is None:
                     results[tp] = self._no_leader(tp, current, election)
                     if election is Election.OFFLINE:
@@ -229,7 +231,7 @@ class PartitionStateMachine:
                     log.warning(
                         "%s Unclean leader election for partition %s: broker %d was not in the ISR %s; "
                         "records acknowledged by the old ISR may be lost",
-                        self._prefix(), tp_name(tp), new_state.leader, list(result.leader_and_isr.isr),
+                        self._prefix(), tp_name(tp), new_state.leader, list(previous[tp].isr),
                     )
                 self._set(tp, PartitionState.ONLINE_PARTITION,
                           f" with state {describe(new_state)} ({election.value} election"
@@ -246,10 +248,12 @@ class PartitionStateMachine:
                 self._prefix(), preferred, tp_name(tp), list(current.isr),
             )
             return Errors.PREFERRED_LEADER_NOT_AVAILABLE
+        unclean = self._context.unclean_election_enabled(tp[0], self._controller.unclean_leader_election_default)
         log.error(
-            "%s No replica of partition %s can lead: ISR %s, live brokers %s%s",
-            self._prefix(), tp_name(tp), list(current.isr), sorted(self._context.live_broker_ids()),
-            "" if election is not Election.OFFLINE else " (unclean leader election is disabled)",
+            "%s No replica of partition %s can lead: ISR %s, replicas %s, live brokers %s "
+            "(unclean.leader.election.enable=%s)",
+            self._prefix(), tp_name(tp), list(current.isr), list(self._context.assignments[tp]),
+            sorted(self._context.live_broker_ids()), str(unclean).lower(),
         )
         return Errors.LEADER_NOT_AVAILABLE
 

@@ -77,6 +77,19 @@ class ControllerBrokerRequestBatch:
     def send(self) -> None:
         context = self._context()
         live_nodes = [broker_node(info) for _, info in sorted(context.live_brokers.items())]
+        # UpdateMetadata goes first (Kafka sends it after LeaderAndIsr): a new leader then knows
+        # which brokers are alive before it looks at its followers.
+        if self._update_metadata_brokers:
+            states = [s for tp in sorted(self._update_metadata_partitions) if (s := self._partition_state(tp))]
+            deleted = [kafka_pb2.TopicPartition(topic=t, partition=p) for t, p in sorted(self._deleted_partitions)]
+            for broker_id in sorted(self._update_metadata_brokers & context.live_or_shutting_down_broker_ids()):
+                request = kafka_pb2.UpdateMetadataRequest(
+                    controller_id=self._controller_id, controller_epoch=context.epoch,
+                    broker_epoch=context.live_brokers[broker_id].broker_epoch,
+                    partition_states=states, live_brokers=live_nodes, deleted_partitions=deleted,
+                )
+                self._channels.send(broker_id, "UpdateMetadata", request,
+                                    self._on_response(broker_id, "UpdateMetadata"))
         for broker_id, partitions in sorted(self._leader_and_isr.items()):
             states = [s for tp, new in sorted(partitions.items()) if (s := self._partition_state(tp, new))]
             leaders = {s.leader for s in states}
@@ -103,17 +116,6 @@ class ControllerBrokerRequestBatch:
             )
             self._log.info("Sending StopReplica request to broker %d for %d partitions", broker_id, len(partitions))
             self._channels.send(broker_id, "StopReplica", request, self._on_response(broker_id, "StopReplica"))
-        if self._update_metadata_brokers:
-            states = [s for tp in sorted(self._update_metadata_partitions) if (s := self._partition_state(tp))]
-            deleted = [kafka_pb2.TopicPartition(topic=t, partition=p) for t, p in sorted(self._deleted_partitions)]
-            for broker_id in sorted(self._update_metadata_brokers & context.live_or_shutting_down_broker_ids()):
-                request = kafka_pb2.UpdateMetadataRequest(
-                    controller_id=self._controller_id, controller_epoch=context.epoch,
-                    broker_epoch=context.live_brokers[broker_id].broker_epoch,
-                    partition_states=states, live_brokers=live_nodes, deleted_partitions=deleted,
-                )
-                self._channels.send(broker_id, "UpdateMetadata", request,
-                                    self._on_response(broker_id, "UpdateMetadata"))
         self._leader_and_isr.clear()
         self._stop_replica.clear()
         self._update_metadata_brokers.clear()

@@ -732,3 +732,39 @@ class KafkaZkClient:
         self._fenced_batch(
             epoch_zk_version, [lambda txn: txn.delete(zk_data.PREFERRED_REPLICA_ELECTION_PATH)]
         )
+
+    def update_leader_and_isr(
+        self, topic: str, partition: int, leader: int, leader_epoch: int, isr: Sequence[int],
+        controller_epoch: int, zk_version: int,
+    ) -> int | None:
+        """A partition leader's own ISR change: conditional on the partition's zk version, then
+        announced under /isr_change_notification. None when the version moved (the controller
+        wrote meanwhile; its next LeaderAndIsr brings the new version)."""
+        data = zk_data.encode_partition_state(leader, leader_epoch, list(isr), controller_epoch)
+        try:
+            stat = self.retry(
+                self._kazoo.set, zk_data.partition_state_path(topic, partition), data, version=zk_version
+            )
+        except (BadVersionError, NoNodeError):
+            return None
+        self.retry(
+            self._kazoo.create,
+            f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/isr_change_",
+            zk_data.encode_partitions_list([(topic, partition)]),
+            sequence=True,
+        )
+        return stat.version
+
+    def get_isr_change_notifications(self, children: Sequence[str]) -> list[tuple[str, int]]:
+        answers = self.pipelined(
+            [lambda c=c: self._kazoo.get_async(f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{c}") for c in children]
+        )
+        partitions: set[tuple[str, int]] = set()
+        for child, answer in zip(children, answers, strict=True):
+            if isinstance(answer, Exception):
+                continue
+            try:
+                partitions.update(zk_data.decode_partitions_list(child, answer[0]))
+            except ZNodeDecodeError as e:
+                log.error("Ignoring malformed ISR change notification: %s", e)
+        return sorted(partitions)
