@@ -6,6 +6,7 @@ from broker.controller.controller_election import (
     BrokerChanges,
     ElectionStep,
     broker_changes,
+    imbalanced_partitions,
     must_resign,
     next_election_step,
 )
@@ -36,3 +37,13 @@ def test_broker_changes_tell_new_dead_and_bounced_brokers_by_broker_epoch() -> N
     assert broker_changes(known, current) == BrokerChanges(new=(4,), dead=(1,), bounced=(3,), live=(2, 3, 4))
     assert not broker_changes(known, known).any
     assert broker_changes({}, {1: 5}).new == (1,)
+
+
+def test_auto_rebalance_picks_partitions_of_brokers_above_the_imbalance_ratio() -> None:
+    assignments = {("t", p): (1 + p % 2, 2 - p % 2) for p in range(10)}  # broker 1 and 2 prefer five each
+    leaders = {("t", p): 2 for p in range(10)}  # broker 2 leads everything
+    assert imbalanced_partitions(assignments, leaders, {1, 2}, 10) == [("t", p) for p in range(0, 10, 2)]
+    assert imbalanced_partitions(assignments, leaders, {2}, 10) == []  # a dead preferred broker is skipped
+    leaders[("t", 0)] = 1  # 4 of 5 not led: 80 %
+    assert imbalanced_partitions(assignments, leaders, {1, 2}, 80) == []
+    assert len(imbalanced_partitions(assignments, leaders, {1, 2}, 79)) == 4
