@@ -308,3 +308,23 @@ def test_deleted_topic_leaves_zookeeper_and_every_cache(cluster: ClusterHarness)
     for b in (1, 2, 3):
         wait_until(lambda b=b: cluster.admin(b).metadata(["temp"]).topics[0].error_code == 3, 10,
                    f"broker {b} to forget the topic")
+
+
+def test_preferred_election_asked_for_in_zookeeper_runs_and_the_request_is_removed(cluster: ClusterHarness) -> None:
+    cluster.start_brokers(1, 2, 3, **{"auto.leader.rebalance.enable": "false"})
+    controller = cluster.wait_for_controller().controller_id
+    create(cluster, "zkasked", 3, 3)
+    tp, preferred = next((n, p.replicas[0]) for n, p in partitions(cluster, "zkasked").items()
+                         if p.replicas[0] != controller)
+    cluster.brokers[preferred].kill()
+    everywhere(cluster, "zkasked", lambda ps: ps[tp].leader != preferred, "the leadership to move", ELECTION_WAIT_S)
+    cluster.start_broker(preferred)
+    everywhere(cluster, "zkasked", lambda ps: preferred in ps[tp].isr, "the preferred replica back in the ISR")
+
+    cluster.zk.create(
+        "/admin/preferred_replica_election",
+        json.dumps({"version": 1, "partitions": [{"topic": "zkasked", "partition": tp}]}).encode(),
+    )
+    everywhere(cluster, "zkasked", lambda ps: ps[tp].leader == preferred, "the preferred leader to lead again")
+    wait_until(lambda: cluster.zk.exists("/admin/preferred_replica_election") is None, 10,
+               "the controller to remove the request")
