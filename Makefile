@@ -42,6 +42,7 @@ test: install lint
 
 bench: install
 	$(BIN)/python bench/controller_failover.py
+	$(BIN)/python bench/partition_failover.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(GENERATED) $(PROTOS:.proto=_pb2.pyi)

@@ -17,6 +17,7 @@ from broker.broker_control_service import BrokerControlService
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
 from broker.errors import Errors
+from broker.grpc_options import OPTIONS
 from broker.metadata_cache import MetadataCache, TopicPartition
 from broker.replica_manager import ReplicaManager
 from broker.zk.kafka_zk_client import KafkaZkClient
@@ -101,7 +102,7 @@ class KafkaServer:
         log.info("%s started", prefix)
 
     def _bind_grpc(self) -> grpc.Server:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"))
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"), options=OPTIONS)
         for endpoint in self.config.listeners:
             host = endpoint.host or "0.0.0.0"
             address = f"[{host}]:{endpoint.port}" if ":" in host else f"{host}:{endpoint.port}"
@@ -151,7 +152,7 @@ class KafkaServer:
                     )
                 elif controller_id in snapshot.brokers:
                     target = snapshot.brokers[controller_id]
-                    with grpc.insecure_channel(f"{target.host}:{target.port}") as channel:
+                    with grpc.insecure_channel(f"{target.host}:{target.port}", options=OPTIONS) as channel:
                         response = kafka_pb2_grpc.BrokerControlStub(channel).ControlledShutdown(
                             kafka_pb2.ControlledShutdownRequest(
                                 broker_id=self.broker_id, broker_epoch=self.controller.broker_epoch

@@ -10,6 +10,7 @@ from typing import TypeVar
 import grpc
 
 from broker.errors import Errors
+from broker.grpc_options import OPTIONS
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 T = TypeVar("T")
@@ -84,7 +85,7 @@ class AdminClient:
             if remaining <= 0:
                 break
             per_server = min(remaining, PER_SERVER_TIMEOUT_S)
-            with grpc.insecure_channel(server) as channel:
+            with grpc.insecure_channel(server, options=OPTIONS) as channel:
                 try:
                     grpc.channel_ready_future(channel).result(timeout=per_server)
                     response = call(kafka_pb2_grpc.AdminStub(channel), max(0.1, deadline - time.monotonic()))
@@ -117,7 +118,7 @@ class AdminClient:
             metadata = self.metadata()
             controller = next((b for b in metadata.brokers if b.broker_id == metadata.controller_id), None)
             if controller is not None:
-                with grpc.insecure_channel(f"{controller.host}:{controller.port}") as channel:
+                with grpc.insecure_channel(f"{controller.host}:{controller.port}", options=OPTIONS) as channel:
                     try:
                         response = call(kafka_pb2_grpc.AdminStub(channel), max(1.0, deadline - time.monotonic()))
                     except grpc.RpcError as e:

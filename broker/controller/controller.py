@@ -482,6 +482,8 @@ class KafkaController:
         ]
         self.partition_state_machine.handle_state_changes(led, PartitionState.OFFLINE_PARTITION)
         self.partition_state_machine.trigger_online_partition_state_change()
+        # New leaders go out before the ISR clean-up, as each of Kafka's state changes sends its batch.
+        self.batch.send()
         self.replica_state_machine.offline(dead)
 
     def _log_broker_changes(

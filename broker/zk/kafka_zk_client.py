@@ -23,6 +23,7 @@ from kazoo.exceptions import (
     NodeExistsError,
     NoNodeError,
     OperationTimeoutError,
+    RolledBackError,
     SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Watch = Callable[[WatchedEvent], None]
+
+# Operations in one multi: well under ZooKeeper's 1 MB request limit for partition states.
+MULTI_OPS = 500
 
 # Failures after which the same request is tried again once the session is usable.
 _RETRIABLE = (ConnectionLoss, OperationTimeoutError, SessionExpiredError, ConnectionClosedError)
@@ -449,14 +453,8 @@ class KafkaZkClient:
             return txn.commit()
 
         results = self.retry(attempt)
-        check = results[0]
-        if isinstance(check, (BadVersionError, NoNodeError)):
-            current = self.get_controller_epoch()
-            raise ControllerMovedError(
-                f"the check on {zk_data.CONTROLLER_EPOCH_PATH} failed: this controller's zk version is "
-                f"{epoch_zk_version}, ZooKeeper's is {current[1] if current else 'none'} "
-                f"(epoch {current[0] if current else 'none'})"
-            )
+        if isinstance(results[0], (BadVersionError, NoNodeError)):
+            self._raise_controller_moved(epoch_zk_version)
         return results[1:]
 
     def delete_controller(self, epoch_zk_version: int) -> bool:
@@ -631,50 +629,120 @@ class KafkaZkClient:
             if isinstance(answer, Exception):
                 raise answer
             if isinstance(answer[0], (BadVersionError, NoNodeError)):
-                current = self.get_controller_epoch()
-                raise ControllerMovedError(
-                    f"the check on {zk_data.CONTROLLER_EPOCH_PATH} failed: this controller's zk version is "
-                    f"{epoch_zk_version}, ZooKeeper's is {current[1] if current else 'none'} "
-                    f"(epoch {current[0] if current else 'none'})"
-                )
+                self._raise_controller_moved(epoch_zk_version)
         return [answer[1:] for answer in answers]
+
+    def _fenced_chunks(
+        self, epoch_zk_version: int, items: dict[Any, list[Callable[[TransactionRequest], None]]]
+    ) -> dict[Any, list[Any]]:
+        """Many items' operations in few fenced multis, all in flight at once.
+
+        Each item is a list of operations that must succeed together; items are packed into
+        multis of up to MULTI_OPS operations, each behind one check on /controller_epoch, so a
+        thousand partitions cost a handful of round trips instead of a thousand. A multi fails
+        whole: the items whose own operation failed get that error, the others are sent again.
+        Returns each item's operation results (or the exception for the one that failed)."""
+        if epoch_zk_version < 0:
+            raise ControllerMovedError("this broker holds no controller epoch")
+        results: dict[Any, list[Any]] = {}
+        pending = list(items)
+        while pending:
+            chunks: list[list[Any]] = [[]]
+            size = 0
+            for key in pending:
+                if size + len(items[key]) > MULTI_OPS and chunks[-1]:
+                    chunks.append([])
+                    size = 0
+                chunks[-1].append(key)
+                size += len(items[key])
+
+            def request(chunk: list[Any]) -> Callable[[], Any]:
+                def send() -> Any:
+                    txn = self._kazoo.transaction()
+                    txn.check(zk_data.CONTROLLER_EPOCH_PATH, epoch_zk_version)
+                    for key in chunk:
+                        for op in items[key]:
+                            op(txn)
+                    return txn.commit_async()
+
+                return send
+
+            answers = self.pipelined([request(chunk) for chunk in chunks])
+            pending = []
+            for chunk, answer in zip(chunks, answers, strict=True):
+                if isinstance(answer, Exception):
+                    raise answer
+                if isinstance(answer[0], (BadVersionError, NoNodeError)):
+                    self._raise_controller_moved(epoch_zk_version)
+                position = 1
+                for key in chunk:
+                    ops = answer[position:position + len(items[key])]
+                    position += len(items[key])
+                    failure = next((r for r in ops if isinstance(r, Exception) and not isinstance(r, RolledBackError)),
+                                   None)
+                    if failure is not None:
+                        results[key] = [failure]
+                    elif any(isinstance(r, RolledBackError) for r in ops):
+                        pending.append(key)
+                    else:
+                        results[key] = list(ops)
+        return results
+
+    def _raise_controller_moved(self, epoch_zk_version: int) -> None:
+        current = self.get_controller_epoch()
+        raise ControllerMovedError(
+            f"the check on {zk_data.CONTROLLER_EPOCH_PATH} failed: this controller's zk version is "
+            f"{epoch_zk_version}, ZooKeeper's is {current[1] if current else 'none'} "
+            f"(epoch {current[0] if current else 'none'})"
+        )
 
     def create_partition_states(
         self, epoch_zk_version: int, states: dict[tuple[str, int], bytes]
     ) -> dict[tuple[str, int], int | Exception]:
-        """Create the state znodes of new partitions, fenced; returns each one's zk version (0)
-        or the error ZooKeeper gave (NodeExists: it was created before)."""
-        parents = sorted({zk_data.topic_partitions_path(t) for t, _ in states} | {
-            zk_data.partition_path(t, p) for t, p in states
-        }, key=lambda path: path.count("/"))
-        for depth in sorted({p.count("/") for p in parents}):
-            level = [p for p in parents if p.count("/") == depth]
-            self.pipelined([lambda path=path: self._kazoo.create_async(path) for path in level])
-        items = list(states.items())
-        answers = self._fenced_batch(
-            epoch_zk_version,
-            [lambda txn, tp=tp, data=data: txn.create(zk_data.partition_state_path(*tp), data) for tp, data in items],
-        )
-        return {tp: (a[0] if isinstance(a[0], Exception) else 0) for (tp, _), a in zip(items, answers, strict=True)}
+        """Create the state znodes of new partitions (and their parents), fenced; returns each
+        one's zk version (0) or the error ZooKeeper gave (NodeExists: created before)."""
+        topics = sorted({t for t, _ in states})
+        parents = {
+            ("parent", t): [lambda txn, t=t: txn.create(zk_data.topic_partitions_path(t))]
+            for t in topics if self.exists(zk_data.topic_partitions_path(t)) is None
+        }
+        if parents:
+            self._fenced_chunks(epoch_zk_version, parents)
+        existing = {
+            tp for tp, stat in zip(states, self.pipelined(
+                [lambda tp=tp: self._kazoo.exists_async(zk_data.partition_path(*tp)) for tp in states]
+            ), strict=True) if stat is not None and not isinstance(stat, Exception)
+        }
+        items: dict[Any, list[Callable[[TransactionRequest], None]]] = {}
+        for tp, data in states.items():
+            ops: list[Callable[[TransactionRequest], None]] = []
+            if tp not in existing:
+                ops.append(lambda txn, tp=tp: txn.create(zk_data.partition_path(*tp)))
+            ops.append(lambda txn, tp=tp, data=data: txn.create(zk_data.partition_state_path(*tp), data))
+            items[tp] = ops
+        answers = self._fenced_chunks(epoch_zk_version, items)
+        return {
+            tp: (answer[0] if isinstance(answer[0], Exception) else 0) for tp, answer in answers.items()
+        }
 
     def update_partition_states(
         self, epoch_zk_version: int, states: dict[tuple[str, int], tuple[bytes, int]]
     ) -> dict[tuple[str, int], int | Exception]:
-        """Conditional updates of partition state znodes (expected zk version each), fenced;
-        returns each one's new zk version, or BadVersionError when its partition epoch moved."""
-        items = list(states.items())
-        answers = self._fenced_batch(
+        """Conditional updates of partition state znodes (expected zk version each), fenced and
+        packed into few multis; returns each one's new zk version, or BadVersionError when its
+        partition epoch moved."""
+        answers = self._fenced_chunks(
             epoch_zk_version,
-            [
-                lambda txn, tp=tp, data=data, version=version: txn.set_data(
+            {
+                tp: [lambda txn, tp=tp, data=data, version=version: txn.set_data(
                     zk_data.partition_state_path(*tp), data, version=version
-                )
-                for tp, (data, version) in items
-            ],
+                )]
+                for tp, (data, version) in states.items()
+            },
         )
         return {
-            tp: (a[0] if isinstance(a[0], Exception) else a[0].version)
-            for (tp, _), a in zip(items, answers, strict=True)
+            tp: (answer[0] if isinstance(answer[0], Exception) else answer[0].version)
+            for tp, answer in answers.items()
         }
 
     def create_topic(self, assignment: zk_data.TopicAssignment, config: dict[str, str]) -> None:

@@ -1,0 +1,189 @@
+"""Partition leader failover and controller failover at scale, on a 3-broker local cluster.
+
+1. Leader failover: topics totalling N partitions (replication 3); SIGKILL the broker leading a
+   third of them; time from its session expiry (its registration vanishing from ZooKeeper) to
+   every partition having a live leader in a broker's metadata cache. Total and per partition
+   re-elected.
+2. Controller failover: topics totalling N partitions; SIGKILL the controller; time from the new
+   controller's election (its log line) to "Ready to serve" (state loaded from ZooKeeper,
+   elections done, requests queued), and to every live broker's cache naming it (state sent).
+
+    python bench/partition_failover.py [--leader-sizes 1000,10000] [--controller-sizes 10000,50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import grpc
+from kazoo.client import KazooClient
+
+from broker.grpc_options import OPTIONS
+from broker.local_cluster import BrokerProcess, ZooKeeperServer, wait_until
+from client.admin import AdminClient
+from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
+
+TOPIC_SIZE = 1000  # partitions per topic: a topic's assignment znode must stay under ZooKeeper's 1 MB
+PER_PARTITION_GOAL_MS = 0.2
+CONTROLLER_FAILOVER_GOAL_S = 5.0
+LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]")
+
+
+class Cluster:
+    def __init__(self, work: Path, session_timeout_ms: int) -> None:
+        self.zookeeper = ZooKeeperServer(work / "zookeeper")
+        self.zookeeper.start()
+        self.zk = KazooClient(hosts=self.zookeeper.connect)
+        self.zk.start()
+        overrides = {"zookeeper.session.timeout.ms": str(session_timeout_ms), "auto.leader.rebalance.enable": "false"}
+        self.brokers = {b: BrokerProcess(b, self.zookeeper.connect, work / f"broker-{b}", overrides=overrides)
+                        for b in (1, 2, 3)}
+        for broker in self.brokers.values():
+            broker.start()
+        wait_until(lambda: len(self.zk.get_children("/brokers/ids")) == 3 and self.zk.exists("/controller"), 60,
+                   "three brokers and a controller")
+        self.admin = AdminClient(",".join(b.address for b in self.brokers.values()), timeout_s=600)
+
+    def controller(self) -> int:
+        data, _ = self.zk.get("/controller")
+        return int(data.split(b'"brokerid":')[1].split(b",")[0])
+
+    def create_partitions(self, total: int) -> None:
+        for i in range((total + TOPIC_SIZE - 1) // TOPIC_SIZE):
+            count = min(TOPIC_SIZE, total - i * TOPIC_SIZE)
+            result = self.admin.create_topic(f"bench-{i}", count, 3, {}, timeout_ms=600_000)
+            if result.error_code != 0:
+                raise RuntimeError(f"cannot create bench-{i}: {result.error_code} {result.error_message}")
+
+    def leaders(self, broker_id: int) -> dict[tuple[str, int], int]:
+        broker = self.brokers[broker_id]
+        with grpc.insecure_channel(broker.address, options=OPTIONS) as channel:
+            metadata = kafka_pb2_grpc.AdminStub(channel).Metadata(kafka_pb2.MetadataRequest(), timeout=60)
+        return {(t.name, p.partition): p.leader for t in metadata.topics for p in t.partitions}
+
+    def stop(self) -> None:
+        for broker in self.brokers.values():
+            broker.kill()
+        self.zk.stop()
+        self.zookeeper.stop()
+
+
+def gone_at(zk: KazooClient, path: str) -> tuple[threading.Event, list[float]]:
+    """Record when `path` is deleted, as seen by a watch."""
+    seen, at = threading.Event(), []
+
+    def watch(event: object) -> None:
+        at.append(time.time())
+        seen.set()
+
+    zk.exists(path, watch=watch)
+    return seen, at
+
+
+def log_time(line: str) -> float:
+    match = LOG_TIME.match(line)
+    assert match is not None, line
+    stamp = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S")
+    return time.mktime(stamp.timetuple()) + int(match[2]) / 1000
+
+
+def leader_failover(work: Path, partitions: int, session_timeout_ms: int) -> tuple[float, int]:
+    cluster = Cluster(work, session_timeout_ms)
+    try:
+        cluster.create_partitions(partitions)
+        controller = cluster.controller()
+        wait_until(lambda: len(cluster.leaders(controller)) == partitions, 600, "every partition in the metadata")
+        victim = next(b for b in (1, 2, 3) if b != controller)
+        led = sum(1 for leader in cluster.leaders(controller).values() if leader == victim)
+        seen, at = gone_at(cluster.zk, f"/brokers/ids/{victim}")
+        cluster.brokers[victim].kill()
+        assert seen.wait(session_timeout_ms / 1000 * 3 + 30)
+        wait_until(lambda: all(leader not in (victim, -1) for leader in cluster.leaders(controller).values()),
+                   600, "every partition to have a live leader", interval=0.01)
+        return time.time() - at[0], led
+    finally:
+        cluster.stop()
+
+
+def controller_failover(work: Path, partitions: int, session_timeout_ms: int) -> tuple[float, float]:
+    cluster = Cluster(work, session_timeout_ms)
+    try:
+        cluster.create_partitions(partitions)
+        old = cluster.controller()
+        wait_until(lambda: len(cluster.leaders(old)) == partitions, 600, "every partition in the metadata")
+        cluster.brokers[old].kill()
+        new = wait_until(lambda: (c := cluster.controller_or_none()) not in (None, old) and c, 120, "a new controller")
+        log = cluster.brokers[new].log_path
+
+        def line(text: str) -> str | None:
+            return next((ln for ln in log.read_text().splitlines() if text in ln), None)
+
+        elected = log_time(wait_until(lambda: line("Epoch incremented to 2 "), 60, "the election line"))
+        ready = log_time(wait_until(lambda: line("Ready to serve as the new controller with epoch 2"), 600,
+                                    "the ready line"))
+        survivors = [b for b in (1, 2, 3) if b != old]
+        wait_until(lambda: all(controller_of(cluster, b) == new for b in survivors), 600,
+                   "every live broker to learn the new controller", interval=0.01)
+        sent = time.time()
+        return ready - elected, sent - elected
+    finally:
+        cluster.stop()
+
+
+def controller_of(cluster: Cluster, broker_id: int) -> int:
+    broker = cluster.brokers[broker_id]
+    with grpc.insecure_channel(broker.address, options=OPTIONS) as channel:
+        return kafka_pb2_grpc.AdminStub(channel).Metadata(
+            kafka_pb2.MetadataRequest(topics=["-"]), timeout=10
+        ).controller_id
+
+
+def _controller_or_none(self: Cluster) -> int | None:
+    try:
+        return self.controller()
+    except Exception:
+        return None
+
+
+Cluster.controller_or_none = _controller_or_none  # type: ignore[attr-defined]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leader-sizes", default="1000,10000")
+    parser.add_argument("--controller-sizes", default="10000,50000")
+    parser.add_argument("--session-timeout-ms", type=int, default=4000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.CRITICAL)
+    sizes = [int(s) for s in args.leader_sizes.split(",") if s]
+    controller_sizes = [int(s) for s in args.controller_sizes.split(",") if s]
+
+    print(f"Partition leader failover (SIGKILL the leader of a third; replication 3; session "
+          f"{args.session_timeout_ms} ms, not counted)")
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="minikafka-bench-") as work:
+            total, led = leader_failover(Path(work), n, args.session_timeout_ms)
+        per = total * 1000 / max(led, 1)
+        print(f"  {n:6d} partitions: {led:5d} re-elected in {total * 1000:8.0f} ms = {per:.3f} ms per partition "
+              f"(goal < {PER_PARTITION_GOAL_MS} ms: {'met' if per < PER_PARTITION_GOAL_MS else 'MISSED'})",
+              flush=True)
+    print("Controller failover (from the new controller's election)")
+    for n in controller_sizes:
+        with tempfile.TemporaryDirectory(prefix="minikafka-bench-") as work:
+            loaded, sent = controller_failover(Path(work), n, args.session_timeout_ms)
+        print(f"  {n:6d} partitions: loaded and elected in {loaded * 1000:8.0f} ms, state at every broker in "
+              f"{sent * 1000:8.0f} ms (goal < {CONTROLLER_FAILOVER_GOAL_S:.0f} s: "
+              f"{'met' if sent < CONTROLLER_FAILOVER_GOAL_S else 'MISSED'})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
