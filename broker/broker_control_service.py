@@ -31,6 +31,10 @@ def broker_endpoint(node: kafka_pb2.BrokerNode) -> BrokerEndpoint:
     )
 
 
+def _partition_errors(results: dict[tuple[str, int], Errors]) -> list[kafka_pb2.PartitionError]:
+    return [kafka_pb2.PartitionError(topic=t, partition=p, error_code=e.code) for (t, p), e in results.items()]
+
+
 class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
     def __init__(
         self,
@@ -56,12 +60,7 @@ class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
             request.controller_id, request.controller_epoch, request.broker_epoch, states
         )
         self._replicas.request_isr_check()
-        return kafka_pb2.LeaderAndIsrResponse(
-            error_code=error.code,
-            partition_errors=[
-                kafka_pb2.PartitionError(topic=t, partition=p, error_code=e.code) for (t, p), e in results.items()
-            ],
-        )
+        return kafka_pb2.LeaderAndIsrResponse(error_code=error.code, partition_errors=_partition_errors(results))
 
     def UpdateMetadata(
         self, request: kafka_pb2.UpdateMetadataRequest, context: grpc.ServicerContext
@@ -87,12 +86,7 @@ class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
             request.controller_id, request.controller_epoch, request.broker_epoch,
             [(p.topic, p.partition, p.leader_epoch, p.delete_partition) for p in request.partitions],
         )
-        return kafka_pb2.StopReplicaResponse(
-            error_code=error.code,
-            partition_errors=[
-                kafka_pb2.PartitionError(topic=t, partition=p, error_code=e.code) for (t, p), e in results.items()
-            ],
-        )
+        return kafka_pb2.StopReplicaResponse(error_code=error.code, partition_errors=_partition_errors(results))
 
     def ControlledShutdown(
         self, request: kafka_pb2.ControlledShutdownRequest, context: grpc.ServicerContext

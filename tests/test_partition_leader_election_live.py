@@ -183,15 +183,23 @@ def test_sigterm_moves_leadership_away_before_the_broker_stops(cluster: ClusterH
     assert "Controlled shutdown request returned successfully" in cluster.log(victim)
 
 
-def test_preferred_election_gives_a_returning_preferred_replica_its_leadership_back(cluster: ClusterHarness) -> None:
-    cluster.start_brokers(1, 2, 3, **{"auto.leader.rebalance.enable": "false"})
+def displace_preferred_leader(cluster: ClusterHarness, topic: str, **overrides: str) -> tuple[int, int, int]:
+    """Brokers 1-3 and a topic; one partition's preferred leader (not the controller) is killed,
+    loses its leadership, and is started again. Returns (controller, partition, preferred)."""
+    cluster.start_brokers(1, 2, 3, **overrides)
     controller = cluster.wait_for_controller().controller_id
-    create(cluster, "clicks", 3, 3)
-    tp, preferred = next((n, p.replicas[0]) for n, p in partitions(cluster, "clicks").items()
+    create(cluster, topic, 3, 3)
+    tp, preferred = next((n, p.replicas[0]) for n, p in partitions(cluster, topic).items()
                          if p.replicas[0] != controller)
     cluster.brokers[preferred].kill()
-    everywhere(cluster, "clicks", lambda ps: ps[tp].leader != preferred, "the leadership to move", ELECTION_WAIT_S)
+    everywhere(cluster, topic, lambda ps: ps[tp].leader != preferred, "the leadership to move", ELECTION_WAIT_S)
     cluster.start_broker(preferred)
+    return controller, tp, preferred
+
+
+def test_preferred_election_gives_a_returning_preferred_replica_its_leadership_back(cluster: ClusterHarness) -> None:
+    no_rebalance = {"auto.leader.rebalance.enable": "false"}
+    controller, tp, preferred = displace_preferred_leader(cluster, "clicks", **no_rebalance)
     everywhere(cluster, "clicks", lambda ps: preferred in ps[tp].isr, "the preferred replica back in the ISR")
     assert partitions(cluster, "clicks")[tp].leader != preferred
 
@@ -206,14 +214,9 @@ def test_preferred_election_gives_a_returning_preferred_replica_its_leadership_b
 
 
 def test_automatic_preferred_election_rebalances_leadership(cluster: ClusterHarness) -> None:
-    cluster.start_brokers(1, 2, 3, **{"leader.imbalance.check.interval.seconds": "1"})
-    controller = cluster.wait_for_controller().controller_id
-    create(cluster, "views", 3, 3)
-    tp, preferred = next((n, p.replicas[0]) for n, p in partitions(cluster, "views").items()
-                         if p.replicas[0] != controller)
-    cluster.brokers[preferred].kill()
-    everywhere(cluster, "views", lambda ps: ps[tp].leader != preferred, "the leadership to move", ELECTION_WAIT_S)
-    cluster.start_broker(preferred)
+    controller, tp, preferred = displace_preferred_leader(
+        cluster, "views", **{"leader.imbalance.check.interval.seconds": "1"}
+    )
     everywhere(cluster, "views", lambda ps: ps[tp].leader == preferred, "the automatic rebalance", 30)
     assert "Starting automatic preferred replica leader election" in cluster.log(controller)
 
@@ -311,14 +314,7 @@ def test_deleted_topic_leaves_zookeeper_and_every_cache(cluster: ClusterHarness)
 
 
 def test_preferred_election_asked_for_in_zookeeper_runs_and_the_request_is_removed(cluster: ClusterHarness) -> None:
-    cluster.start_brokers(1, 2, 3, **{"auto.leader.rebalance.enable": "false"})
-    controller = cluster.wait_for_controller().controller_id
-    create(cluster, "zkasked", 3, 3)
-    tp, preferred = next((n, p.replicas[0]) for n, p in partitions(cluster, "zkasked").items()
-                         if p.replicas[0] != controller)
-    cluster.brokers[preferred].kill()
-    everywhere(cluster, "zkasked", lambda ps: ps[tp].leader != preferred, "the leadership to move", ELECTION_WAIT_S)
-    cluster.start_broker(preferred)
+    _, tp, preferred = displace_preferred_leader(cluster, "zkasked", **{"auto.leader.rebalance.enable": "false"})
     everywhere(cluster, "zkasked", lambda ps: preferred in ps[tp].isr, "the preferred replica back in the ISR")
 
     cluster.zk.create(

@@ -95,6 +95,20 @@ def parse_zk_connect(connect: str) -> tuple[str, str | None]:
     return servers, ("/" + chroot.rstrip("/")) if slash and chroot.strip("/") else None
 
 
+# The longest one connection handshake may wait for ZooKeeper's answer.
+HANDSHAKE_TIMEOUT_MS = 2000
+
+
+def bounded_handshake_hosts(servers: str, chroot: str | None, session_timeout_ms: int) -> str:
+    """kazoo waits session_timeout / len(hosts) for the answer to a connection handshake, and
+    a ZooKeeper server that accepts a connection while it is still starting may never answer:
+    the broker would then sit out a whole session timeout. Listing each server several times
+    bounds one handshake to about HANDSHAKE_TIMEOUT_MS without changing the session."""
+    hosts = [h.strip() for h in servers.split(",") if h.strip()]
+    repeat = max(1, -(-session_timeout_ms // (HANDSHAKE_TIMEOUT_MS * len(hosts))))
+    return ",".join(hosts * repeat) + (chroot or "")
+
+
 class KafkaZkClient:
     def __init__(
         self,
@@ -117,7 +131,7 @@ class KafkaZkClient:
         # Reconnect quickly: a broker that waits minutes between attempts lets a session
         # that ZooKeeper would have kept expire.
         self._kazoo = KazooClient(
-            hosts=connect,
+            hosts=bounded_handshake_hosts(self._servers, self._chroot, session_timeout_ms),
             timeout=session_timeout_ms / 1000,
             connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=2, max_delay=1.0),
             logger=logging.getLogger("kazoo.client"),
