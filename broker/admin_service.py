@@ -233,10 +233,8 @@ class AdminService(kafka_pb2_grpc.AdminServicer):
             return kafka_pb2.ElectLeadersResponse(error_code=Errors.INVALID_REQUEST.code)
         partitions = [(tp.topic, tp.partition) for tp in request.partitions] or None
         timeout = (request.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
-        results = self._controller.elect_preferred_leaders(partitions, timeout)
-        if results is None:
-            return kafka_pb2.ElectLeadersResponse(error_code=Errors.REQUEST_TIMED_OUT.code)
-        response = kafka_pb2.ElectLeadersResponse(error_code=Errors.NONE.code)
+        error, results = self._controller.elect_preferred_leaders(partitions, timeout)
+        response = kafka_pb2.ElectLeadersResponse(error_code=error.code)
         for (topic, partition), error in sorted(results.items()):
             response.results.add(topic=topic, partition=partition, error_code=error.code, error_message=error.message)
         return response

@@ -77,7 +77,7 @@ class ReplicaLeaderElection(ControllerEvent):
     """A preferred leader election asked for by an admin request; None: every partition."""
 
     partitions: list[TopicPartition] | None = None
-    callback: Callable[[dict[TopicPartition, Errors]], None] = field(default=lambda _r: None, repr=False)
+    callback: Callable[[Errors, dict[TopicPartition, Errors]], None] = field(default=lambda _e, _r: None, repr=False)
 
 
 @dataclass
@@ -184,17 +184,17 @@ class KafkaController:
 
     def elect_preferred_leaders(
         self, partitions: list[TopicPartition] | None, timeout: float
-    ) -> dict[TopicPartition, Errors] | None:
-        """None when the election did not finish within `timeout`."""
+    ) -> tuple[Errors, dict[TopicPartition, Errors]]:
+        """The request's error (NOT_CONTROLLER, REQUEST_TIMED_OUT) and each partition's."""
         done = threading.Event()
-        results: dict[TopicPartition, Errors] = {}
+        answer: list[tuple[Errors, dict[TopicPartition, Errors]]] = []
 
-        def callback(r: dict[TopicPartition, Errors]) -> None:
-            results.update(r)
+        def callback(error: Errors, results: dict[TopicPartition, Errors]) -> None:
+            answer.append((error, results))
             done.set()
 
         self.event_manager.put(ReplicaLeaderElection(partitions=partitions, callback=callback))
-        return results if done.wait(timeout) else None
+        return answer[0] if done.wait(timeout) else (Errors.REQUEST_TIMED_OUT, {})
 
     def controlled_shutdown(
         self, broker_id: int, broker_epoch: int, timeout: float
@@ -614,10 +614,9 @@ class KafkaController:
 
     def _process_replica_leader_election(self, event: ReplicaLeaderElection) -> None:
         if not self.is_active:
-            targets = event.partitions or []
-            event.callback(dict.fromkeys(targets, Errors.NOT_CONTROLLER) or {("", -1): Errors.NOT_CONTROLLER})
+            event.callback(Errors.NOT_CONTROLLER, {})
             return
-        event.callback(self._elect_preferred(event.partitions))
+        event.callback(Errors.NONE, self._elect_preferred(event.partitions))
 
     def _process_preferred_replica_election_znode(self) -> None:
         if not self.is_active:
