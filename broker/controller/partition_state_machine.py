@@ -352,7 +352,10 @@ class ReplicaStateMachine:
                     s = updates[tp]
                     new_state = LeaderAndIsr(s.leader, s.leader_epoch, s.isr, answer)
                     self._context.leadership[tp] = new_state
-                    log.info("%s Removed replica %d from the ISR of partition %s: %s",
-                             self._prefix(), broker_id, tp_name(tp), describe(new_state))
+                    # Kafka logs replica state changes at TRACE.
+                    log.debug("%s Removed replica %d from the ISR of partition %s: %s",
+                              self._prefix(), broker_id, tp_name(tp), describe(new_state))
                     others = [r for r in self._context.assignments[tp] if r != broker_id]
                     self._batch.add_leader_and_isr(others, tp)
+                log.info("%s Removed replica %d from the ISR of %d partitions", self._prefix(), broker_id,
+                         sum(1 for a in answers.values() if not isinstance(a, Exception)))

@@ -25,12 +25,14 @@ from kazoo.exceptions import (
     OperationTimeoutError,
     RolledBackError,
     SessionExpiredError,
+    UnimplementedError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import WatchedEvent, ZnodeStat
 from kazoo.retry import KazooRetry
 
 from broker.zk import zk_data
+from broker.zk.multi_read import MultiRead
 from broker.zk.zk_data import BrokerInfo, ZNodeDecodeError
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,7 @@ class KafkaZkClient:
             logger=logging.getLogger("kazoo.client"),
         )
         self._kazoo.add_listener(self._on_state)
+        self._multi_read_supported = True
 
     # -- session -------------------------------------------------------------------------
 
@@ -571,6 +574,34 @@ class KafkaZkClient:
                 delay = min(delay * 2, 0.5)
         return results
 
+    def get_many(self, paths: Sequence[str]) -> list[Any]:
+        """(data, stat) or the exception for each path: ZooKeeper's multiRead in chunks of
+        MULTI_OPS, all in flight at once; pipelined getData where the server has no multiRead."""
+        if not self._multi_read_supported:
+            return self.pipelined([lambda p=p: self._kazoo.get_async(p) for p in paths])
+        chunks = [list(paths[i:i + MULTI_OPS]) for i in range(0, len(paths), MULTI_OPS)]
+
+        def request(chunk: list[str]) -> Callable[[], Any]:
+            def send() -> Any:
+                result = self._kazoo.handler.async_result()
+                prefix = self._kazoo.chroot or ""
+                self._kazoo._call(MultiRead([prefix + p for p in chunk]), result)
+                return result
+
+            return send
+
+        answers = self.pipelined([request(chunk) for chunk in chunks])
+        if any(isinstance(a, UnimplementedError) for a in answers):
+            log.info("ZooKeeper has no multiRead: reading znodes one request each")
+            self._multi_read_supported = False
+            return self.get_many(paths)
+        results: list[Any] = []
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise answer
+            results.extend(answer)
+        return results
+
     def get_all_topics(self, watch: Watch | None = None) -> list[str]:
         return sorted(self.get_children(zk_data.BROKER_TOPICS_PATH, watch=watch))
 
@@ -607,9 +638,7 @@ class KafkaZkClient:
         self, partitions: Sequence[tuple[str, int]]
     ) -> dict[tuple[str, int], zk_data.PartitionStateZNode]:
         """The state znodes that exist and decode; missing or malformed ones are left out."""
-        answers = self.pipelined(
-            [lambda tp=tp: self._kazoo.get_async(zk_data.partition_state_path(*tp)) for tp in partitions]
-        )
+        answers = self.get_many([zk_data.partition_state_path(*tp) for tp in partitions])
         states = {}
         for tp, answer in zip(partitions, answers, strict=True):
             if isinstance(answer, NoNodeError):
@@ -723,9 +752,9 @@ class KafkaZkClient:
         if parents:
             self._fenced_chunks(epoch_zk_version, parents)
         existing = {
-            tp for tp, stat in zip(states, self.pipelined(
-                [lambda tp=tp: self._kazoo.exists_async(zk_data.partition_path(*tp)) for tp in states]
-            ), strict=True) if stat is not None and not isinstance(stat, Exception)
+            tp for tp, answer in zip(states, self.get_many([zk_data.partition_path(*tp) for tp in states]),
+                                     strict=True)
+            if not isinstance(answer, Exception)
         }
         items: dict[Any, list[Callable[[TransactionRequest], None]]] = {}
         for tp, data in states.items():
