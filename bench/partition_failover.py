@@ -5,8 +5,9 @@
    every partition having a live leader in a broker's metadata cache. Total and per partition
    re-elected.
 2. Controller failover: topics totalling N partitions; SIGKILL the controller; time from the new
-   controller's election (its log line) to "Ready to serve" (state loaded from ZooKeeper,
-   elections done, requests queued), and to every live broker's cache naming it (state sent).
+   controller's election (its log line) to every live broker's cache naming it (the whole state
+   loaded from ZooKeeper and sent, as Kafka sends it before any election), and to "Ready to
+   serve" (offline partitions elected, dead replicas out of the ISRs, requests queued).
 
     python bench/partition_failover.py [--leader-sizes 1000,10000] [--controller-sizes 10000,50000]
 """
@@ -121,6 +122,16 @@ def controller_failover(work: Path, partitions: int, session_timeout_ms: int) ->
         wait_until(lambda: len(cluster.leaders(old)) == partitions, 600, "every partition in the metadata")
         cluster.brokers[old].kill()
         new = wait_until(lambda: (c := cluster.controller_or_none()) not in (None, old) and c, 120, "a new controller")
+        survivors = [b for b in (1, 2, 3) if b != old]
+        informed: list[float] = []
+
+        def watch_survivors() -> None:
+            wait_until(lambda: all(controller_of(cluster, b) == new for b in survivors), 600,
+                       "every live broker to learn the new controller", interval=0.01)
+            informed.append(time.time())
+
+        watcher = threading.Thread(target=watch_survivors)
+        watcher.start()
         log = cluster.brokers[new].log_path
 
         def line(text: str) -> str | None:
@@ -129,11 +140,8 @@ def controller_failover(work: Path, partitions: int, session_timeout_ms: int) ->
         elected = log_time(wait_until(lambda: line("Epoch incremented to 2 "), 60, "the election line"))
         ready = log_time(wait_until(lambda: line("Ready to serve as the new controller with epoch 2"), 600,
                                     "the ready line"))
-        survivors = [b for b in (1, 2, 3) if b != old]
-        wait_until(lambda: all(controller_of(cluster, b) == new for b in survivors), 600,
-                   "every live broker to learn the new controller", interval=0.01)
-        sent = time.time()
-        return ready - elected, sent - elected
+        watcher.join()
+        return ready - elected, informed[0] - elected
     finally:
         cluster.stop()
 
@@ -179,9 +187,10 @@ def main() -> int:
     for n in controller_sizes:
         with tempfile.TemporaryDirectory(prefix="minikafka-bench-") as work:
             loaded, sent = controller_failover(Path(work), n, args.session_timeout_ms)
-        print(f"  {n:6d} partitions: loaded and elected in {loaded * 1000:8.0f} ms, state at every broker in "
-              f"{sent * 1000:8.0f} ms (goal < {CONTROLLER_FAILOVER_GOAL_S:.0f} s: "
-              f"{'met' if sent < CONTROLLER_FAILOVER_GOAL_S else 'MISSED'})", flush=True)
+        total = max(loaded, sent)
+        print(f"  {n:6d} partitions: state loaded and at every broker in {sent * 1000:8.0f} ms, elections done in "
+              f"{loaded * 1000:8.0f} ms (goal < {CONTROLLER_FAILOVER_GOAL_S:.0f} s: "
+              f"{'met' if total < CONTROLLER_FAILOVER_GOAL_S else 'MISSED'})", flush=True)
     return 0
 
 

@@ -75,12 +75,13 @@ class MetadataCache:
         for info in partition_states:
             partitions[(info.topic, info.partition)] = info
         brokers = {b.broker_id: b for b in live_brokers} if live_brokers else current.brokers
-        # Offline replicas follow from the live brokers: recompute them for every partition.
-        live = set(brokers)
-        partitions = {
-            tp: replace(info, offline_replicas=tuple(r for r in info.replicas if r not in live))
-            for tp, info in partitions.items()
-        }
+        if set(brokers) != set(current.brokers):
+            # Offline replicas follow from the live brokers: when those change, recompute them all.
+            live = set(brokers)
+            partitions = {
+                tp: replace(info, offline_replicas=tuple(r for r in info.replicas if r not in live))
+                for tp, info in partitions.items()
+            }
         with self._changed:
             self._snapshot = MetadataSnapshot(controller_id, controller_epoch, brokers, partitions)
             self._changed.notify_all()

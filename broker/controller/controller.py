@@ -343,8 +343,11 @@ class KafkaController:
             len(self.context.topics), len(self.context.assignments), len(self.context.offline_partitions()),
         )
         live = self.context.live_or_shutting_down_broker_ids()
+        # As Kafka: every broker learns the new controller and the whole state first, then the
+        # replicas come online and the offline partitions are elected.
         self.batch.add_update_metadata(live, self.context.assignments)
-        self.replica_state_machine.online(live)
+        self.batch.send()
+        self.replica_state_machine.online(live, with_metadata=False)
         self.partition_state_machine.trigger_online_partition_state_change()
         # Replicas on brokers that are gone leave the ISRs (ReplicaStateMachine.startup).
         self.replica_state_machine.offline(

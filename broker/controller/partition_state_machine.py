@@ -299,12 +299,12 @@ class ReplicaStateMachine:
     def _prefix(self) -> str:
         return f"[Controller id={self._controller.broker_id} epoch={self._context.epoch}]"
 
-    def online(self, broker_ids: Iterable[int]) -> None:
+    def online(self, broker_ids: Iterable[int], with_metadata: bool = True) -> None:
         """OnlineReplica: tell each broker the state of every partition it holds a replica of."""
         for broker_id in broker_ids:
             for tp in self._context.partitions_on_broker(broker_id):
                 if tp in self._context.leadership:
-                    self._batch.add_leader_and_isr([broker_id], tp)
+                    self._batch.add_leader_and_isr([broker_id], tp, with_metadata=with_metadata)
 
     def offline(self, broker_ids: Iterable[int], stop_replicas: bool = False) -> None:
         """OfflineReplica: take the brokers' replicas out of every ISR (never the last member),

@@ -37,12 +37,17 @@ class ControllerBrokerRequestBatch:
         self._update_metadata_partitions: set[TopicPartition] = set()
         self._deleted_partitions: set[TopicPartition] = set()
 
-    def add_leader_and_isr(self, broker_ids: Iterable[int], tp: TopicPartition, is_new: bool = False) -> None:
+    def add_leader_and_isr(
+        self, broker_ids: Iterable[int], tp: TopicPartition, is_new: bool = False, with_metadata: bool = True
+    ) -> None:
+        """`with_metadata`: every broker also gets the partition's state in UpdateMetadata, as in
+        Kafka; not needed when the state did not change and every broker already has it."""
         live = self._context().live_or_shutting_down_broker_ids()
         for broker_id in broker_ids:
             if broker_id in live:
                 self._leader_and_isr[broker_id][tp] = is_new or self._leader_and_isr[broker_id].get(tp, False)
-        self.add_update_metadata(live, [tp])
+        if with_metadata:
+            self.add_update_metadata(live, [tp])
 
     def add_stop_replica(self, broker_ids: Iterable[int], tp: TopicPartition, delete: bool) -> None:
         live = self._context().live_or_shutting_down_broker_ids()
@@ -79,19 +84,33 @@ class ControllerBrokerRequestBatch:
         live_nodes = [broker_node(info) for _, info in sorted(context.live_brokers.items())]
         # UpdateMetadata goes first (Kafka sends it after LeaderAndIsr): a new leader then knows
         # which brokers are alive before it looks at its followers.
+        # Each partition's state is built once and shared by every request that carries it:
+        # building protobuf messages is what a mass change costs most here.
+        built: dict[tuple[TopicPartition, bool], kafka_pb2.PartitionState | None] = {}
+
+        def state_of(tp: TopicPartition, is_new: bool = False) -> kafka_pb2.PartitionState | None:
+            key = (tp, is_new)
+            if key not in built:
+                built[key] = self._partition_state(tp, is_new)
+            return built[key]
+
         if self._update_metadata_brokers:
-            states = [s for tp in sorted(self._update_metadata_partitions) if (s := self._partition_state(tp))]
-            deleted = [kafka_pb2.TopicPartition(topic=t, partition=p) for t, p in sorted(self._deleted_partitions)]
+            template = kafka_pb2.UpdateMetadataRequest(
+                controller_id=self._controller_id, controller_epoch=context.epoch,
+                partition_states=[s for tp in sorted(self._update_metadata_partitions) if (s := state_of(tp))],
+                live_brokers=live_nodes,
+                deleted_partitions=[
+                    kafka_pb2.TopicPartition(topic=t, partition=p) for t, p in sorted(self._deleted_partitions)
+                ],
+            )
             for broker_id in sorted(self._update_metadata_brokers & context.live_or_shutting_down_broker_ids()):
-                request = kafka_pb2.UpdateMetadataRequest(
-                    controller_id=self._controller_id, controller_epoch=context.epoch,
-                    broker_epoch=context.live_brokers[broker_id].broker_epoch,
-                    partition_states=states, live_brokers=live_nodes, deleted_partitions=deleted,
-                )
+                request = kafka_pb2.UpdateMetadataRequest()
+                request.CopyFrom(template)  # one copy in C, not one Python call per partition
+                request.broker_epoch = context.live_brokers[broker_id].broker_epoch
                 self._channels.send(broker_id, "UpdateMetadata", request,
                                     self._on_response(broker_id, "UpdateMetadata"))
         for broker_id, partitions in sorted(self._leader_and_isr.items()):
-            states = [s for tp, new in sorted(partitions.items()) if (s := self._partition_state(tp, new))]
+            states = [s for tp, new in sorted(partitions.items()) if (s := state_of(tp, new))]
             leaders = {s.leader for s in states}
             request = kafka_pb2.LeaderAndIsrRequest(
                 controller_id=self._controller_id, controller_epoch=context.epoch,
