@@ -89,41 +89,39 @@ def test_sigkilled_leader_is_replaced_from_the_isr_with_the_next_leader_epoch(cl
     assert all(p.leader != victim for p in after.values())
 
 
-def test_partition_without_live_replicas_goes_offline_until_one_returns(cluster: ClusterHarness) -> None:
+def take_partition_offline(cluster: ClusterHarness, topic: str, **configs: str) -> tuple[int, int, int, int]:
+    """Brokers 1-3 and a topic of replication 2; one partition away from the controller loses
+    its follower (the ISR shrinks to the leader) and then its leader (no replica is live).
+    Returns (controller, partition, follower, leader): the leader is the last ISR member."""
     cluster.start_brokers(1, 2, 3)
     controller = cluster.wait_for_controller().controller_id
-    create(cluster, "audit", 3, 2)
-    assignment = partitions(cluster, "audit")
+    create(cluster, topic, 3, 2, **configs)
+    assignment = partitions(cluster, topic)
     tp = next(n for n, p in assignment.items() if controller not in p.replicas)
-    first, last = assignment[tp].replicas
+    leader, follower = assignment[tp].replicas
+    cluster.brokers[follower].kill()
+    everywhere(cluster, topic, lambda ps: list(ps[tp].isr) == [leader], "the ISR to shrink", ELECTION_WAIT_S)
+    cluster.brokers[leader].kill()
+    everywhere(cluster, topic, lambda ps: ps[tp].leader == -1, "the partition to go offline", ELECTION_WAIT_S)
+    return controller, tp, follower, leader
 
-    cluster.brokers[first].kill()
-    everywhere(cluster, "audit", lambda ps: list(ps[tp].isr) == [last], "the ISR to shrink", ELECTION_WAIT_S)
-    cluster.brokers[last].kill()
-    everywhere(cluster, "audit", lambda ps: ps[tp].leader == -1, "the partition to go offline", ELECTION_WAIT_S)
+
+def test_partition_without_live_replicas_goes_offline_until_one_returns(cluster: ClusterHarness) -> None:
+    controller, tp, follower, leader = take_partition_offline(cluster, "audit")
     offline = partitions(cluster, "audit", controller)[tp]
-    assert list(offline.isr) == [last]  # the last ISR member is never removed
+    assert list(offline.isr) == [leader]  # the last ISR member is never removed
     described = run_cli("topics", "--bootstrap-server", cluster.brokers[controller].address, "--describe",
                         "--topic", "audit", "--unavailable-partitions")
-    assert f"Partition: {tp}\tLeader: none\tReplicas: {first},{last}\tIsr: {last}" in described.stdout
+    assert f"Partition: {tp}\tLeader: none\tReplicas: {leader},{follower}\tIsr: {leader}" in described.stdout
 
-    cluster.start_broker(last)
-    everywhere(cluster, "audit", lambda ps: ps[tp].leader == last, "the returning ISR member to lead", 30)
+    cluster.start_broker(leader)
+    everywhere(cluster, "audit", lambda ps: ps[tp].leader == leader, "the returning ISR member to lead", 30)
 
 
 def test_unclean_election_picks_a_live_out_of_sync_replica_and_says_so(cluster: ClusterHarness) -> None:
-    cluster.start_brokers(1, 2, 3)
-    controller = cluster.wait_for_controller().controller_id
-    create(cluster, "metrics", 3, 2, **{"unclean.leader.election.enable": "true"})
-    assignment = partitions(cluster, "metrics")
-    tp = next(n for n, p in assignment.items() if controller not in p.replicas)
-    follower, leader = assignment[tp].replicas[1], assignment[tp].replicas[0]
-
-    cluster.brokers[follower].kill()
-    everywhere(cluster, "metrics", lambda ps: list(ps[tp].isr) == [leader], "the ISR to shrink", ELECTION_WAIT_S)
-    cluster.brokers[leader].kill()
-    everywhere(cluster, "metrics", lambda ps: ps[tp].leader == -1, "the partition to go offline", ELECTION_WAIT_S)
-
+    controller, tp, follower, leader = take_partition_offline(
+        cluster, "metrics", **{"unclean.leader.election.enable": "true"}
+    )
     cluster.start_broker(follower)  # out of sync: not in the ISR
     everywhere(cluster, "metrics", lambda ps: ps[tp].leader == follower, "the unclean election", 30)
     assert list(partitions(cluster, "metrics", controller)[tp].isr) == [follower]
@@ -132,20 +130,14 @@ def test_unclean_election_picks_a_live_out_of_sync_replica_and_says_so(cluster: 
 
 
 def test_clean_election_only_by_default_leaves_the_partition_offline(cluster: ClusterHarness) -> None:
-    cluster.start_brokers(1, 2, 3)
-    controller = cluster.wait_for_controller().controller_id
-    create(cluster, "ledger", 3, 2)
-    assignment = partitions(cluster, "ledger")
-    tp = next(n for n, p in assignment.items() if controller not in p.replicas)
-    follower, leader = assignment[tp].replicas[1], assignment[tp].replicas[0]
-    cluster.brokers[follower].kill()
-    everywhere(cluster, "ledger", lambda ps: list(ps[tp].isr) == [leader], "the ISR to shrink", ELECTION_WAIT_S)
-    cluster.brokers[leader].kill()
-    everywhere(cluster, "ledger", lambda ps: ps[tp].leader == -1, "the partition to go offline", ELECTION_WAIT_S)
+    controller, tp, follower, _ = take_partition_offline(cluster, "ledger")
+    refusal = f"No replica of partition ledger-{tp} can lead"
+    refusals = cluster.log(controller).count(refusal)
     cluster.start_broker(follower)
-    cluster.wait_for_log(controller, f"New broker startup callback for {follower}")
-    log = cluster.wait_for_log(controller, f"No replica of partition ledger-{tp} can lead")
-    assert "(unclean.leader.election.enable=false)" in log
+    epoch = cluster.wait_registered(follower)
+    cluster.wait_for_log(controller, f"Broker {follower} registered with broker epoch {epoch}")
+    wait_until(lambda: cluster.log(controller).count(refusal) > refusals, 30, "the controller to refuse again")
+    assert "(unclean.leader.election.enable=false)" in cluster.log(controller)
     assert partitions(cluster, "ledger", controller)[tp].leader == -1
 
 
