@@ -2,7 +2,7 @@
 
 1. Leader failover: topics totalling N partitions (replication 3); SIGKILL the broker leading a
    third of them; time from its session expiry (its registration vanishing from ZooKeeper) to
-   every partition having a live leader in a broker's metadata cache. Total and per partition
+   every partition having a live leader in the third broker's metadata cache. Total and per partition
    re-elected.
 2. Controller failover: topics totalling N partitions; SIGKILL the controller; time from the new
    controller's election (its log line) to every live broker's cache naming it (the whole state
@@ -103,11 +103,13 @@ def leader_failover(work: Path, partitions: int, session_timeout_ms: int) -> tup
         controller = cluster.controller()
         wait_until(lambda: len(cluster.leaders(controller)) == partitions, 600, "every partition in the metadata")
         victim = next(b for b in (1, 2, 3) if b != controller)
-        led = sum(1 for leader in cluster.leaders(controller).values() if leader == victim)
+        # Watch the third broker's cache: asking the controller's would slow the controller down.
+        observer = next(b for b in (1, 2, 3) if b not in (controller, victim))
+        led = sum(1 for leader in cluster.leaders(observer).values() if leader == victim)
         seen, at = gone_at(cluster.zk, f"/brokers/ids/{victim}")
         cluster.brokers[victim].kill()
         assert seen.wait(session_timeout_ms / 1000 * 3 + 30)
-        wait_until(lambda: all(leader not in (victim, -1) for leader in cluster.leaders(controller).values()),
+        wait_until(lambda: all(leader not in (victim, -1) for leader in cluster.leaders(observer).values()),
                    600, "every partition to have a live leader", interval=0.01)
         return time.time() - at[0], led
     finally:

@@ -162,7 +162,7 @@ class KafkaServer:
                     error = Errors.for_code(response.error_code)
                     remaining = [(tp.topic, tp.partition) for tp in response.remaining_partitions]
                 else:
-                    error = Errors.COORDINATOR_NOT_AVAILABLE if controller_id < 0 else Errors.BROKER_NOT_AVAILABLE
+                    error = Errors.NOT_CONTROLLER if controller_id < 0 else Errors.BROKER_NOT_AVAILABLE
             except grpc.RpcError as e:
                 error = Errors.BROKER_NOT_AVAILABLE
                 log.warning("Controlled shutdown request to controller %d failed: %s", controller_id, e.code())

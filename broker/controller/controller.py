@@ -384,6 +384,7 @@ class KafkaController:
         self.log.info("Resigning")
         epoch, expected_zk_version = self.context.epoch, self.context.epoch_zk_version
         self.context = ControllerContext()
+        self.batch.clear()
         self.channels.shutdown()
         self.partition_state_machine.reset()
         self.log.info("Broker %d resigned as the controller of epoch %d (%s)", self.broker_id, epoch, reason)

@@ -135,6 +135,10 @@ class ControllerBrokerRequestBatch:
             )
             self._log.info("Sending StopReplica request to broker %d for %d partitions", broker_id, len(partitions))
             self._channels.send(broker_id, "StopReplica", request, self._on_response(broker_id, "StopReplica"))
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget what was added and not sent: a resigning controller sends nothing more."""
         self._leader_and_isr.clear()
         self._stop_replica.clear()
         self._update_metadata_brokers.clear()
