@@ -10,7 +10,7 @@ import grpc
 
 from broker.errors import Errors
 from broker.metadata_cache import BrokerEndpoint, MetadataCache, PartitionInfo
-from broker.replica_manager import PartitionStateRequest, ReplicaManager
+from broker.replica_manager import ReplicaManager
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -49,13 +49,7 @@ class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
     def LeaderAndIsr(
         self, request: kafka_pb2.LeaderAndIsrRequest, context: grpc.ServicerContext
     ) -> kafka_pb2.LeaderAndIsrResponse:
-        states = [
-            PartitionStateRequest(
-                s.topic, s.partition, s.controller_epoch, s.leader, s.leader_epoch, tuple(s.isr), s.zk_version,
-                tuple(s.replicas), s.is_new,
-            )
-            for s in request.partition_states
-        ]
+        states = [partition_info(s) for s in request.partition_states]
         error, results = self._replicas.become_leader_or_follower(
             request.controller_id, request.controller_epoch, request.broker_epoch, states
         )

@@ -11,41 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 
 from broker.errors import Errors
-from broker.metadata_cache import TopicPartition
+from broker.metadata_cache import PartitionInfo, TopicPartition
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PartitionStateRequest:
-    topic: str
-    partition: int
-    controller_epoch: int
-    leader: int
-    leader_epoch: int
-    isr: tuple[int, ...]
-    zk_version: int
-    replicas: tuple[int, ...]
-    is_new: bool = False
-
-
-@dataclass(frozen=True)
-class LocalPartition:
-    """This broker's replica of a partition."""
-
-    topic: str
-    partition: int
-    leader: int
-    leader_epoch: int
-    isr: tuple[int, ...]
-    replicas: tuple[int, ...]
-    zk_version: int
-
-    def is_leader(self, broker_id: int) -> bool:
-        return self.leader == broker_id
 
 
 class ReplicaManager:
@@ -54,7 +25,7 @@ class ReplicaManager:
         broker_id: int,
         broker_epoch: Callable[[], int],
         live_brokers: Callable[[], set[int]] = set,
-        write_isr: Callable[[LocalPartition, tuple[int, ...]], int | None] | None = None,
+        write_isr: Callable[[PartitionInfo, tuple[int, ...]], int | None] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self._broker_epoch = broker_epoch
@@ -64,16 +35,16 @@ class ReplicaManager:
         self._stopped = threading.Event()
         self._lock = threading.Lock()  # requests from the controller arrive on gRPC threads
         self.controller_epoch = 0
-        self._partitions: dict[TopicPartition, LocalPartition] = {}
+        self._partitions: dict[TopicPartition, PartitionInfo] = {}
         self.prefix = f"[Broker id={broker_id}]"
 
-    def partitions(self) -> dict[TopicPartition, LocalPartition]:
+    def partitions(self) -> dict[TopicPartition, PartitionInfo]:
         with self._lock:
             return dict(self._partitions)
 
     def leader_partitions(self) -> list[TopicPartition]:
         with self._lock:
-            return sorted(tp for tp, p in self._partitions.items() if p.is_leader(self.broker_id))
+            return sorted(tp for tp, p in self._partitions.items() if p.leader == self.broker_id)
 
     def accept_controller_request(
         self, kind: str, controller_id: int, controller_epoch: int, broker_epoch: int
@@ -100,7 +71,7 @@ class ReplicaManager:
         return Errors.NONE
 
     def become_leader_or_follower(
-        self, controller_id: int, controller_epoch: int, broker_epoch: int, states: list[PartitionStateRequest]
+        self, controller_id: int, controller_epoch: int, broker_epoch: int, states: list[PartitionInfo]
     ) -> tuple[Errors, dict[TopicPartition, Errors]]:
         with self._lock:
             error = self.check_controller("LeaderAndIsr", controller_id, controller_epoch, broker_epoch)
@@ -123,10 +94,7 @@ class ReplicaManager:
                     )
                     results[tp] = Errors.STALE_CONTROLLER_EPOCH
                     continue
-                self._partitions[tp] = LocalPartition(
-                    state.topic, state.partition, state.leader, state.leader_epoch, state.isr, state.replicas,
-                    state.zk_version,
-                )
+                self._partitions[tp] = state
                 previous = current.leader_epoch if current else -1
                 if state.leader == self.broker_id:
                     log.info(
@@ -162,9 +130,7 @@ class ReplicaManager:
                     self._partitions.pop(tp, None)
                 elif current is not None:
                     # Stopped but kept: it no longer leads or follows anyone.
-                    self._partitions[tp] = LocalPartition(
-                        topic, partition, -1, current.leader_epoch, current.isr, current.replicas, current.zk_version
-                    )
+                    self._partitions[tp] = replace(current, leader=-1)
                 log.info("%s Stopped replica %s-%d (delete: %s)", self.prefix, topic, partition, delete)
                 results[tp] = Errors.NONE
             return Errors.NONE, results
@@ -192,7 +158,7 @@ class ReplicaManager:
                 return
             live = self._live_brokers()
             for partition in self.partitions().values():
-                if not partition.is_leader(self.broker_id):
+                if partition.leader != self.broker_id:
                     continue
                 joining = [r for r in partition.replicas if r in live and r not in partition.isr]
                 if not joining:
@@ -214,10 +180,7 @@ class ReplicaManager:
                 with self._lock:
                     current = self._partitions.get(tp)
                     if current is not None and current.leader_epoch == partition.leader_epoch:
-                        self._partitions[tp] = LocalPartition(
-                            current.topic, current.partition, current.leader, current.leader_epoch, new_isr,
-                            current.replicas, zk_version,
-                        )
+                        self._partitions[tp] = replace(current, isr=new_isr, zk_version=zk_version)
                 log.info(
                     "%s ISR updated for partition %s-%d: expanding ISR from %s to %s",
                     self.prefix, partition.topic, partition.partition,

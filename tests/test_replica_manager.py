@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from broker.errors import Errors
-from broker.replica_manager import PartitionStateRequest, ReplicaManager
+from broker.metadata_cache import PartitionInfo
+from broker.replica_manager import ReplicaManager
 
 
-def state(leader_epoch: int, leader: int = 1, controller_epoch: int = 2) -> PartitionStateRequest:
-    return PartitionStateRequest("t", 0, controller_epoch, leader, leader_epoch, (1, 2), 0, (1, 2))
+def state(leader_epoch: int, leader: int = 1, controller_epoch: int = 2) -> PartitionInfo:
+    return PartitionInfo("t", 0, leader, leader_epoch, isr=(1, 2), replicas=(1, 2), zk_version=0,
+                         controller_epoch=controller_epoch)
 
 
 def test_leader_and_isr_from_an_older_controller_is_refused() -> None:
