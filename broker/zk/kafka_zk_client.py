@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Watch = Callable[[WatchedEvent], None]
+# Adds one operation to a multi.
+Op = Callable[[TransactionRequest], None]
 
 # Operations in one multi: well under ZooKeeper's 1 MB request limit for partition states.
 MULTI_OPS = 500
@@ -455,49 +457,24 @@ class KafkaZkClient:
             )
         raise failure
 
-    def fenced_multi(self, epoch_zk_version: int, build: Callable[[TransactionRequest], None]) -> list[Any]:
-        """A controller write: the operations `build` adds, after a check that
-        /controller_epoch is still at the zk version this controller set when elected."""
-
-        if epoch_zk_version < 0:
-            # ZooKeeper reads version -1 as "any version": that would be no fence at all.
-            raise ControllerMovedError("this broker holds no controller epoch")
-
-        def attempt() -> list[Any]:
-            txn = self._kazoo.transaction()
-            txn.check(zk_data.CONTROLLER_EPOCH_PATH, epoch_zk_version)
-            build(txn)
-            return txn.commit()
-
-        results = self.retry(attempt)
-        if isinstance(results[0], (BadVersionError, NoNodeError)):
-            self._raise_controller_moved(epoch_zk_version)
-        return results[1:]
+    def fenced_write(self, epoch_zk_version: int, ops: Sequence[Op]) -> list[Any]:
+        """A controller write: `ops` (one ZooKeeper operation each) in one multi, after a check
+        that /controller_epoch is still at the zk version this controller set when elected.
+        Returns the operations' results, or the one error that failed the multi."""
+        return self._fenced_chunks(epoch_zk_version, {0: list(ops)})[0]
 
     def delete_controller(self, epoch_zk_version: int) -> bool:
         """KafkaZkClient.deleteController: a fenced delete of /controller. False if it is gone."""
-        results = self.fenced_multi(
-            epoch_zk_version, lambda txn: txn.delete(zk_data.CONTROLLER_PATH)
-        )
+        results = self.fenced_write(epoch_zk_version, [lambda txn: txn.delete(zk_data.CONTROLLER_PATH)])
         return not isinstance(results[0], Exception)
 
     def delete_isr_change_notifications(self, epoch_zk_version: int, children: Sequence[str]) -> int:
-        """Fenced delete of processed ISR change notifications; returns how many went."""
-        if not children:
-            return 0
-
-        def build(txn: TransactionRequest) -> None:
-            for child in children:
-                txn.delete(f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{child}")
-
-        results = self.fenced_multi(epoch_zk_version, build)
-        if any(isinstance(r, Exception) for r in results):
-            # One deleted meanwhile rolled the multi back: delete the rest one by one.
-            for child in children:
-                self.fenced_multi(
-                    epoch_zk_version,
-                    lambda txn, c=child: txn.delete(f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{c}"),
-                )
+        """Fenced delete of processed ISR change notifications; one deleted meanwhile is
+        skipped and the others still go. Returns how many were asked for."""
+        self._fenced_chunks(
+            epoch_zk_version,
+            {c: [lambda txn, c=c: txn.delete(f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{c}")] for c in children},
+        )
         return len(children)
 
     # -- cluster description ---------------------------------------------------------------
@@ -607,7 +584,7 @@ class KafkaZkClient:
 
     def get_topic_assignments(self, topics: Sequence[str]) -> tuple[dict[str, zk_data.TopicAssignment], list[str]]:
         """Assignments of the topics that exist, and a description of each malformed one."""
-        answers = self.pipelined([lambda t=t: self._kazoo.get_async(zk_data.topic_path(t)) for t in topics])
+        answers = self.get_many([zk_data.topic_path(t) for t in topics])
         assignments, malformed = {}, []
         for topic, answer in zip(topics, answers, strict=True):
             if isinstance(answer, NoNodeError):
@@ -621,7 +598,7 @@ class KafkaZkClient:
         return assignments, malformed
 
     def get_topic_configs(self, topics: Sequence[str]) -> dict[str, dict[str, str]]:
-        answers = self.pipelined([lambda t=t: self._kazoo.get_async(zk_data.topic_config_path(t)) for t in topics])
+        answers = self.get_many([zk_data.topic_config_path(t) for t in topics])
         configs = {}
         for topic, answer in zip(topics, answers, strict=True):
             if isinstance(answer, Exception):
@@ -652,31 +629,8 @@ class KafkaZkClient:
                 log.error("Ignoring malformed partition state: %s", e)
         return states
 
-    def _fenced_batch(self, epoch_zk_version: int, builds: Sequence[Callable[[TransactionRequest], None]]) -> list[Any]:
-        """One fenced multi per item, all in flight at once. Each answer is the list of the
-        item's operation results; a refused epoch check anywhere raises ControllerMovedError."""
-        if epoch_zk_version < 0:
-            raise ControllerMovedError("this broker holds no controller epoch")
-
-        def request(build: Callable[[TransactionRequest], None]) -> Callable[[], Any]:
-            def send() -> Any:
-                txn = self._kazoo.transaction()
-                txn.check(zk_data.CONTROLLER_EPOCH_PATH, epoch_zk_version)
-                build(txn)
-                return txn.commit_async()
-
-            return send
-
-        answers = self.pipelined([request(b) for b in builds])
-        for answer in answers:
-            if isinstance(answer, Exception):
-                raise answer
-            if isinstance(answer[0], (BadVersionError, NoNodeError)):
-                self._raise_controller_moved(epoch_zk_version)
-        return [answer[1:] for answer in answers]
-
     def _fenced_chunks(
-        self, epoch_zk_version: int, items: dict[Any, list[Callable[[TransactionRequest], None]]]
+        self, epoch_zk_version: int, items: dict[Any, list[Op]]
     ) -> dict[Any, list[Any]]:
         """Many items' operations in few fenced multis, all in flight at once.
 
@@ -686,6 +640,7 @@ class KafkaZkClient:
         whole: the items whose own operation failed get that error, the others are sent again.
         Returns each item's operation results (or the exception for the one that failed)."""
         if epoch_zk_version < 0:
+            # ZooKeeper reads version -1 as "any version": that would be no fence at all.
             raise ControllerMovedError("this broker holds no controller epoch")
         results: dict[Any, list[Any]] = {}
         pending = list(items)
@@ -756,9 +711,9 @@ class KafkaZkClient:
                                      strict=True)
             if not isinstance(answer, Exception)
         }
-        items: dict[Any, list[Callable[[TransactionRequest], None]]] = {}
+        items: dict[Any, list[Op]] = {}
         for tp, data in states.items():
-            ops: list[Callable[[TransactionRequest], None]] = []
+            ops: list[Op] = []
             if tp not in existing:
                 ops.append(lambda txn, tp=tp: txn.create(zk_data.partition_path(*tp)))
             ops.append(lambda txn, tp=tp, data=data: txn.create(zk_data.partition_state_path(*tp), data))
@@ -815,15 +770,10 @@ class KafkaZkClient:
         candidates += [zk_data.partition_path(topic, p) for p in partitions]
         candidates += [zk_data.topic_partitions_path(topic), zk_data.topic_path(topic)]
         paths = [path for path in candidates if self.exists(path) is not None]
-
-        def delete_tree(txn: TransactionRequest) -> None:
-            for path in paths:  # leaves first
-                txn.delete(path)
-
-        if paths:
-            self._fenced_batch(epoch_zk_version, [delete_tree])
+        if paths:  # one multi, leaves first
+            self.fenced_write(epoch_zk_version, [lambda txn, path=path: txn.delete(path) for path in paths])
         for path in (zk_data.topic_config_path(topic), zk_data.delete_topic_path(topic)):
-            self._fenced_batch(epoch_zk_version, [lambda txn, path=path: txn.delete(path)])
+            self.fenced_write(epoch_zk_version, [lambda txn, path=path: txn.delete(path)])
 
     def get_preferred_replica_election(self, watch: Watch | None = None) -> list[tuple[str, int]] | None:
         """The partitions asked for in /admin/preferred_replica_election (None: no request)."""
@@ -840,9 +790,7 @@ class KafkaZkClient:
             return []
 
     def delete_preferred_replica_election(self, epoch_zk_version: int) -> None:
-        self._fenced_batch(
-            epoch_zk_version, [lambda txn: txn.delete(zk_data.PREFERRED_REPLICA_ELECTION_PATH)]
-        )
+        self.fenced_write(epoch_zk_version, [lambda txn: txn.delete(zk_data.PREFERRED_REPLICA_ELECTION_PATH)])
 
     def update_leader_and_isr(
         self, topic: str, partition: int, leader: int, leader_epoch: int, isr: Sequence[int],
@@ -867,9 +815,7 @@ class KafkaZkClient:
         return stat.version
 
     def get_isr_change_notifications(self, children: Sequence[str]) -> list[tuple[str, int]]:
-        answers = self.pipelined(
-            [lambda c=c: self._kazoo.get_async(f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{c}") for c in children]
-        )
+        answers = self.get_many([f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{c}" for c in children])
         partitions: set[tuple[str, int]] = set()
         for child, answer in zip(children, answers, strict=True):
             if isinstance(answer, Exception):
