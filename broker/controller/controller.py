@@ -182,34 +182,33 @@ class KafkaController:
 
     # -- requests from other threads: enqueue, then wait for the event thread's answer -------
 
+    def _ask(self, make_event: Callable[[Callable[..., None]], ControllerEvent], timeout: float) -> tuple | None:
+        """Put an event whose handler answers through a callback; wait for the answer."""
+        done = threading.Event()
+        answer: list[tuple] = []
+
+        def callback(*values: object) -> None:
+            answer.append(values)
+            done.set()
+
+        self.event_manager.put(make_event(callback))
+        return answer[0] if done.wait(timeout) else None
+
     def elect_preferred_leaders(
         self, partitions: list[TopicPartition] | None, timeout: float
     ) -> tuple[Errors, dict[TopicPartition, Errors]]:
         """The request's error (NOT_CONTROLLER, REQUEST_TIMED_OUT) and each partition's."""
-        done = threading.Event()
-        answer: list[tuple[Errors, dict[TopicPartition, Errors]]] = []
-
-        def callback(error: Errors, results: dict[TopicPartition, Errors]) -> None:
-            answer.append((error, results))
-            done.set()
-
-        self.event_manager.put(ReplicaLeaderElection(partitions=partitions, callback=callback))
-        return answer[0] if done.wait(timeout) else (Errors.REQUEST_TIMED_OUT, {})
+        answer = self._ask(lambda callback: ReplicaLeaderElection(partitions=partitions, callback=callback), timeout)
+        return answer or (Errors.REQUEST_TIMED_OUT, {})  # type: ignore[return-value]
 
     def controlled_shutdown(
         self, broker_id: int, broker_epoch: int, timeout: float
     ) -> tuple[Errors, list[TopicPartition]]:
-        done = threading.Event()
-        answer: list[tuple[Errors, list[TopicPartition]]] = []
-
-        def callback(error: Errors, remaining: list[TopicPartition]) -> None:
-            answer.append((error, remaining))
-            done.set()
-
-        self.event_manager.put(ControlledShutdown(broker_id=broker_id, broker_epoch=broker_epoch, callback=callback))
-        if not done.wait(timeout):
-            return Errors.REQUEST_TIMED_OUT, []
-        return answer[0]
+        answer = self._ask(
+            lambda callback: ControlledShutdown(broker_id=broker_id, broker_epoch=broker_epoch, callback=callback),
+            timeout,
+        )
+        return answer or (Errors.REQUEST_TIMED_OUT, [])  # type: ignore[return-value]
 
     def _on_isr_change_watch(self, event: WatchedEvent) -> None:
         if event.type == EventType.CHILD:
@@ -555,7 +554,6 @@ class KafkaController:
         new_partitions = [tp for tp in partitions if tp not in self.context.leadership]
         self.log.info("New partition creation callback for %s", ",".join(f"{t}-{p}" for t, p in new_partitions))
         self.partition_state_machine.handle_state_changes(new_partitions, PartitionState.NEW_PARTITION)
-        self.partition_state_machine.initialize()
         self.partition_state_machine.handle_state_changes(new_partitions, PartitionState.ONLINE_PARTITION)
         self.batch.send()
 
