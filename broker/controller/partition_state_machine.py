@@ -51,30 +51,14 @@ def describe(state: LeaderAndIsr) -> str:
     )
 
 
-def current_partition_states(
-    context: ControllerContext, zk: KafkaZkClient, partitions: list[TopicPartition], stale: set[TopicPartition]
-) -> dict[TopicPartition, zk_data.PartitionStateZNode]:
-    """The state to decide from: the controller's own copy, or ZooKeeper's for partitions it has
-    none of or whose conditional write just failed. Kafka reads every partition from ZooKeeper
-    before each election; the conditional write makes the copy safe to start from, and halves
-    the round trips of a mass election."""
-    states = {
-        tp: zk_data.PartitionStateZNode(s.leader, s.leader_epoch, s.isr, context.epoch, s.zk_version)
-        for tp in partitions
-        if tp not in stale and (s := context.leadership.get(tp)) is not None
-    }
-    missing = [tp for tp in partitions if tp not in states]
-    if missing:
-        states.update(zk.get_partition_states(missing))
-    return states
+class _ZkStateMachine:
+    """What both state machines share: the controller's context, and the fenced, conditional
+    writes of partition states whose zk version may move under them."""
 
-
-class PartitionStateMachine:
     def __init__(self, controller: ControllerView, zk: KafkaZkClient, batch: ControllerBrokerRequestBatch) -> None:
         self._controller = controller
         self._zk = zk
         self._batch = batch
-        self.states: dict[TopicPartition, PartitionState] = {}
 
     @property
     def _context(self) -> ControllerContext:
@@ -82,6 +66,58 @@ class PartitionStateMachine:
 
     def _prefix(self) -> str:
         return f"[Controller id={self._controller.broker_id} epoch={self._context.epoch}]"
+
+    def _current(
+        self, partitions: list[TopicPartition], stale: set[TopicPartition]
+    ) -> dict[TopicPartition, tuple[LeaderAndIsr, int]]:
+        """Each partition's state to decide from, and the controller epoch that wrote it: the
+        controller's own copy, or ZooKeeper's for partitions it has none of or whose conditional
+        write just failed. Kafka reads every partition from ZooKeeper before each election; the
+        conditional write makes the copy safe to start from, and halves the round trips of a
+        mass election."""
+        current = {
+            tp: (state, self._context.epoch)
+            for tp in partitions
+            if tp not in stale and (state := self._context.leadership.get(tp)) is not None
+        }
+        missing = [tp for tp in partitions if tp not in current]
+        for tp, found in (self._zk.get_partition_states(missing) if missing else {}).items():
+            state = LeaderAndIsr(found.leader, found.leader_epoch, found.isr, found.zk_version)
+            self._context.leadership[tp] = state
+            current[tp] = (state, found.controller_epoch)
+        return current
+
+    def _write(
+        self, updates: dict[TopicPartition, LeaderAndIsr], what: str
+    ) -> tuple[dict[TopicPartition, LeaderAndIsr], list[TopicPartition]]:
+        """Write `updates` fenced and conditional on each zk version. Returns the states written
+        (with their new zk versions, also kept in the context) and the partitions whose version
+        moved meanwhile (to read and decide again). Any other failure is logged and dropped."""
+        if not updates:
+            return {}, []
+        epoch = self._context.epoch
+        answers = self._zk.update_partition_states(
+            self._context.epoch_zk_version,
+            {tp: (zk_data.encode_partition_state(s.leader, s.leader_epoch, s.isr, epoch), s.zk_version)
+             for tp, s in updates.items()},
+        )
+        written, moved = {}, []
+        for tp, answer in answers.items():
+            if isinstance(answer, BadVersionError):
+                moved.append(tp)
+            elif isinstance(answer, Exception):
+                log.error("%s Failed to write %s of %s: %r", self._prefix(), what, tp_name(tp), answer)
+            else:
+                state = updates[tp]
+                written[tp] = LeaderAndIsr(state.leader, state.leader_epoch, state.isr, answer)
+                self._context.leadership[tp] = written[tp]
+        return written, moved
+
+
+class PartitionStateMachine(_ZkStateMachine):
+    def __init__(self, controller: ControllerView, zk: KafkaZkClient, batch: ControllerBrokerRequestBatch) -> None:
+        super().__init__(controller, zk, batch)
+        self.states: dict[TopicPartition, PartitionState] = {}
 
     def reset(self) -> None:
         self.states.clear()
@@ -196,68 +232,43 @@ class PartitionStateMachine:
         remaining = list(partitions)
         stale: set[TopicPartition] = set()
         while remaining:
-            current_states = current_partition_states(self._context, self._zk, remaining, stale)
+            current_states = self._current(remaining, stale)
             decided: dict[TopicPartition, ElectionResult] = {}
-            previous: dict[TopicPartition, LeaderAndIsr] = {}
             for tp in remaining:
-                found = current_states.get(tp)
-                if found is None:
+                if tp not in current_states:
                     log.error("%s No partition state for %s in ZooKeeper", self._prefix(), tp_name(tp))
                     results[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
                     continue
-                if found.controller_epoch > self._context.epoch:
+                current, written_by = current_states[tp]
+                if written_by > self._context.epoch:
                     log.warning(
                         "%s Aborted leader election for partition %s since its state was written by controller "
                         "epoch %d, newer than %d",
-                        self._prefix(), tp_name(tp), found.controller_epoch, self._context.epoch,
+                        self._prefix(), tp_name(tp), written_by, self._context.epoch,
                     )
                     results[tp] = Errors.NOT_CONTROLLER
                     continue
-                current = LeaderAndIsr(found.leader, found.leader_epoch, found.isr, found.zk_version)
-                self._context.leadership[tp] = current
                 result = self._elect(tp, current, election)
-                previous[tp] = current
                 if result.leader_and_isr is None:
                     results[tp] = self._no_leader(tp, current, election)
                     if election is Election.OFFLINE:
                         self._set(tp, PartitionState.OFFLINE_PARTITION)
                     continue
                 decided[tp] = result
-            epoch = self._context.epoch
-            answers = self._zk.update_partition_states(
-                self._context.epoch_zk_version,
-                {
-                    tp: (
-                        zk_data.encode_partition_state(r.leader_and_isr.leader, r.leader_and_isr.leader_epoch,
-                                                       r.leader_and_isr.isr, epoch),
-                        r.leader_and_isr.zk_version,
-                    )
-                    for tp, r in decided.items()
-                    if r.leader_and_isr is not None
-                },
-            ) if decided else {}
-            remaining = []
-            for tp, answer in answers.items():
-                if isinstance(answer, BadVersionError):
-                    remaining.append(tp)  # its partition epoch moved: read and decide again
-                    stale.add(tp)
-                    continue
-                if isinstance(answer, Exception):
-                    log.error("%s Failed to write the state of %s: %r", self._prefix(), tp_name(tp), answer)
-                    results[tp] = Errors.UNKNOWN_SERVER_ERROR
-                    continue
+            written, remaining = self._write(
+                {tp: r.leader_and_isr for tp, r in decided.items() if r.leader_and_isr is not None}, "the state"
+            )
+            stale.update(remaining)
+            for tp in decided.keys() - written.keys() - set(remaining):
+                results[tp] = Errors.UNKNOWN_SERVER_ERROR
+            for tp, new_state in written.items():
                 result = decided[tp]
-                assert result.leader_and_isr is not None
-                new_state = LeaderAndIsr(
-                    result.leader_and_isr.leader, result.leader_and_isr.leader_epoch, result.leader_and_isr.isr, answer
-                )
-                self._context.leadership[tp] = new_state
                 if result.unclean:
                     self._controller.unclean_elections += 1
                     log.warning(
                         "%s Unclean leader election for partition %s: broker %d was not in the ISR %s; "
                         "records acknowledged by the old ISR may be lost",
-                        self._prefix(), tp_name(tp), new_state.leader, list(previous[tp].isr),
+                        self._prefix(), tp_name(tp), new_state.leader, list(current_states[tp][0].isr),
                     )
                 self._set(tp, PartitionState.ONLINE_PARTITION,
                           f" with state {describe(new_state)} ({election.value} election"
@@ -284,20 +295,8 @@ class PartitionStateMachine:
         return Errors.LEADER_NOT_AVAILABLE
 
 
-class ReplicaStateMachine:
+class ReplicaStateMachine(_ZkStateMachine):
     """What happens to the replicas on brokers that come and go."""
-
-    def __init__(self, controller: ControllerView, zk: KafkaZkClient, batch: ControllerBrokerRequestBatch) -> None:
-        self._controller = controller
-        self._zk = zk
-        self._batch = batch
-
-    @property
-    def _context(self) -> ControllerContext:
-        return self._controller.context
-
-    def _prefix(self) -> str:
-        return f"[Controller id={self._controller.broker_id} epoch={self._context.epoch}]"
 
     def online(self, broker_ids: Iterable[int], with_metadata: bool = True) -> None:
         """OnlineReplica: tell each broker the state of every partition it holds a replica of."""
@@ -319,43 +318,20 @@ class ReplicaStateMachine:
                     self._batch.add_stop_replica([broker_id], tp, delete=False)
             remaining = partitions
             stale: set[TopicPartition] = set()
+            removed = 0
             while remaining:
-                current_states = current_partition_states(self._context, self._zk, remaining, stale)
-                updates: dict[TopicPartition, LeaderAndIsr] = {}
-                for tp in remaining:
-                    found = current_states.get(tp)
-                    if found is None:
-                        continue
-                    current = LeaderAndIsr(found.leader, found.leader_epoch, found.isr, found.zk_version)
-                    self._context.leadership[tp] = current
+                updates = {}
+                for tp, (current, _) in self._current(remaining, stale).items():
                     new_state = elections.remove_replica_from_isr(current, broker_id)
                     if new_state != current:
                         updates[tp] = new_state
-                if not updates:
-                    break
-                epoch = self._context.epoch
-                answers = self._zk.update_partition_states(
-                    self._context.epoch_zk_version,
-                    {tp: (zk_data.encode_partition_state(s.leader, s.leader_epoch, s.isr, epoch), s.zk_version)
-                     for tp, s in updates.items()},
-                )
-                remaining = []
-                for tp, answer in answers.items():
-                    if isinstance(answer, BadVersionError):
-                        remaining.append(tp)
-                        stale.add(tp)
-                        continue
-                    if isinstance(answer, Exception):
-                        log.error("%s Failed to remove replica %d from the ISR of %s: %r",
-                                  self._prefix(), broker_id, tp_name(tp), answer)
-                        continue
-                    s = updates[tp]
-                    new_state = LeaderAndIsr(s.leader, s.leader_epoch, s.isr, answer)
-                    self._context.leadership[tp] = new_state
+                written, remaining = self._write(updates, f"the ISR without replica {broker_id}")
+                stale.update(remaining)
+                for tp, new_state in written.items():
                     # Kafka logs replica state changes at TRACE.
                     log.debug("%s Removed replica %d from the ISR of partition %s: %s",
                               self._prefix(), broker_id, tp_name(tp), describe(new_state))
-                    others = [r for r in self._context.assignments[tp] if r != broker_id]
-                    self._batch.add_leader_and_isr(others, tp)
-                log.info("%s Removed replica %d from the ISR of %d partitions", self._prefix(), broker_id,
-                         sum(1 for a in answers.values() if not isinstance(a, Exception)))
+                    self._batch.add_leader_and_isr([r for r in self._context.assignments[tp] if r != broker_id], tp)
+                removed += len(written)
+            if removed:
+                log.info("%s Removed replica %d from the ISR of %d partitions", self._prefix(), broker_id, removed)
