@@ -51,6 +51,7 @@ class Cluster:
             broker.start()
         wait_until(lambda: len(self.zk.get_children("/brokers/ids")) == 3 and self.zk.exists("/controller"), 60,
                    "three brokers and a controller")
+        self._channels: dict[int, grpc.Channel] = {}
         self.admin = AdminClient(",".join(b.address for b in self.brokers.values()), timeout_s=600)
 
     def controller(self) -> int:
@@ -64,13 +65,26 @@ class Cluster:
             if result.error_code != 0:
                 raise RuntimeError(f"cannot create bench-{i}: {result.error_code} {result.error_message}")
 
+    def stub(self, broker_id: int) -> kafka_pb2_grpc.AdminStub:
+        """One channel per broker: polled every 10 ms, a new connection per poll would cost the
+        brokers more than the answer."""
+        if broker_id not in self._channels:
+            self._channels[broker_id] = grpc.insecure_channel(self.brokers[broker_id].address, options=OPTIONS)
+        return kafka_pb2_grpc.AdminStub(self._channels[broker_id])
+
     def leaders(self, broker_id: int) -> dict[tuple[str, int], int]:
-        broker = self.brokers[broker_id]
-        with grpc.insecure_channel(broker.address, options=OPTIONS) as channel:
-            metadata = kafka_pb2_grpc.AdminStub(channel).Metadata(kafka_pb2.MetadataRequest(), timeout=60)
+        metadata = self.stub(broker_id).Metadata(kafka_pb2.MetadataRequest(), timeout=60)
         return {(t.name, p.partition): p.leader for t in metadata.topics for p in t.partitions}
 
+    def controller_or_none(self) -> int | None:
+        try:
+            return self.controller()
+        except Exception:
+            return None
+
     def stop(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
         for broker in self.brokers.values():
             broker.kill()
         self.zk.stop()
@@ -149,21 +163,7 @@ def controller_failover(work: Path, partitions: int, session_timeout_ms: int) ->
 
 
 def controller_of(cluster: Cluster, broker_id: int) -> int:
-    broker = cluster.brokers[broker_id]
-    with grpc.insecure_channel(broker.address, options=OPTIONS) as channel:
-        return kafka_pb2_grpc.AdminStub(channel).Metadata(
-            kafka_pb2.MetadataRequest(topics=["-"]), timeout=10
-        ).controller_id
-
-
-def _controller_or_none(self: Cluster) -> int | None:
-    try:
-        return self.controller()
-    except Exception:
-        return None
-
-
-Cluster.controller_or_none = _controller_or_none  # type: ignore[attr-defined]
+    return cluster.stub(broker_id).Metadata(kafka_pb2.MetadataRequest(topics=["-"]), timeout=10).controller_id
 
 
 def main() -> int:

@@ -86,7 +86,7 @@ class AdminService(kafka_pb2_grpc.AdminServicer):
 
     def Metadata(self, request: kafka_pb2.MetadataRequest, context: grpc.ServicerContext) -> kafka_pb2.MetadataResponse:
         snapshot = self._metadata.snapshot()
-        by_topic = snapshot.topics()
+        by_topic = snapshot.by_topic
         names = list(request.topics) or sorted(by_topic)
         response = kafka_pb2.MetadataResponse(
             cluster_id=self._cluster_id, controller_id=snapshot.controller_id, responding_broker_id=self._broker_id

@@ -18,9 +18,8 @@ log = logging.getLogger(__name__)
 
 def partition_info(state: kafka_pb2.PartitionState) -> PartitionInfo:
     return PartitionInfo(
-        topic=state.topic, partition=state.partition, leader=state.leader, leader_epoch=state.leader_epoch,
-        isr=tuple(state.isr), replicas=tuple(state.replicas), offline_replicas=tuple(state.offline_replicas),
-        zk_version=state.zk_version, controller_epoch=state.controller_epoch,
+        state.topic, state.partition, state.leader, state.leader_epoch, tuple(state.isr), tuple(state.replicas),
+        tuple(state.offline_replicas), state.zk_version, state.controller_epoch,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 
 from broker.errors import Errors
 from broker.metadata_cache import PartitionInfo, TopicPartition
@@ -130,7 +129,7 @@ class ReplicaManager:
                     self._partitions.pop(tp, None)
                 elif current is not None:
                     # Stopped but kept: it no longer leads or follows anyone.
-                    self._partitions[tp] = replace(current, leader=-1)
+                    self._partitions[tp] = current._replace(leader=-1)
                 log.info("%s Stopped replica %s-%d (delete: %s)", self.prefix, topic, partition, delete)
                 results[tp] = Errors.NONE
             return Errors.NONE, results
@@ -180,7 +179,7 @@ class ReplicaManager:
                 with self._lock:
                     current = self._partitions.get(tp)
                     if current is not None and current.leader_epoch == partition.leader_epoch:
-                        self._partitions[tp] = replace(current, isr=new_isr, zk_version=zk_version)
+                        self._partitions[tp] = current._replace(isr=new_isr, zk_version=zk_version)
                 log.info(
                     "%s ISR updated for partition %s-%d: expanding ISR from %s to %s",
                     self.prefix, partition.topic, partition.partition,

@@ -81,3 +81,36 @@ def test_broker_ids_are_decimal_children() -> None:
     assert zk_data.parse_broker_id("12") == 12
     assert zk_data.parse_broker_id("x") is None
     assert zk_data.parse_broker_id("-1") is None
+
+
+def test_partition_state_is_kafkas_json() -> None:
+    data = zk_data.encode_partition_state(2, 7, (2, 3, 1), 4)
+    assert json.loads(data) == {"version": 1, "leader": 2, "leader_epoch": 7, "isr": [2, 3, 1], "controller_epoch": 4}
+    assert b" " not in data  # Kafka writes compact JSON
+    assert zk_data.decode_partition_state("/p", data, 5) == zk_data.PartitionStateZNode(2, 7, (2, 3, 1), 4, 5)
+    assert json.loads(zk_data.encode_partition_state(-1, 0, [], 1))["isr"] == []
+
+
+MALFORMED_STATES = [
+    b"not json", b"[1]", b'{"leader":1,"leader_epoch":0,"controller_epoch":1}',
+    b'{"leader":true,"leader_epoch":0,"isr":[1],"controller_epoch":1}',
+    b'{"leader":1,"leader_epoch":0,"isr":[1,"2"],"controller_epoch":1}', b"", None,
+]
+
+
+@pytest.mark.parametrize("data", MALFORMED_STATES)
+def test_malformed_partition_state_is_refused(data: bytes | None) -> None:
+    with pytest.raises(zk_data.ZNodeDecodeError):
+        zk_data.decode_partition_state("/p", data, 0)
+
+
+def test_many_partition_states_decode_as_each_alone() -> None:
+    good = [(f"/p{i}", zk_data.encode_partition_state(i, i + 1, (i, 9), 3), i) for i in range(5)]
+    decoded = zk_data.decode_partition_states(good)
+    assert decoded == [zk_data.decode_partition_state(*item) for item in good]
+    # One malformed znode among them: it alone is reported, the others still decode.
+    for bad in MALFORMED_STATES:
+        mixed = [*good[:2], ("/bad", bad, 0), *good[2:]]
+        decoded = zk_data.decode_partition_states(mixed)
+        assert isinstance(decoded[2], zk_data.ZNodeDecodeError) and "/bad" in str(decoded[2])
+        assert decoded[:2] + decoded[3:] == [zk_data.decode_partition_state(*item) for item in good]

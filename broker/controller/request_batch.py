@@ -34,6 +34,7 @@ class ControllerBrokerRequestBatch:
         self._leader_and_isr: dict[int, dict[TopicPartition, bool]] = defaultdict(dict)
         self._stop_replica: dict[int, dict[TopicPartition, bool]] = defaultdict(dict)
         self._update_metadata_brokers: set[int] = set()
+        self._update_metadata_to_all_live = False
         self._update_metadata_partitions: set[TopicPartition] = set()
         self._deleted_partitions: set[TopicPartition] = set()
 
@@ -41,19 +42,20 @@ class ControllerBrokerRequestBatch:
         self, broker_ids: Iterable[int], tp: TopicPartition, is_new: bool = False, with_metadata: bool = True
     ) -> None:
         """`with_metadata`: every broker also gets the partition's state in UpdateMetadata, as in
-        Kafka; not needed when the state did not change and every broker already has it."""
-        live = self._context().live_or_shutting_down_broker_ids()
+        Kafka; not needed when the state did not change and every broker already has it.
+        Brokers that are not alive when the batch is sent are left out then: a mass election
+        adds tens of thousands of partitions, and this is called once for each."""
+        requests = self._leader_and_isr
         for broker_id in broker_ids:
-            if broker_id in live:
-                self._leader_and_isr[broker_id][tp] = is_new or self._leader_and_isr[broker_id].get(tp, False)
+            partitions = requests[broker_id]
+            partitions[tp] = is_new or partitions.get(tp, False)
         if with_metadata:
-            self.add_update_metadata(live, [tp])
+            self._update_metadata_to_all_live = True
+            self._update_metadata_partitions.add(tp)
 
     def add_stop_replica(self, broker_ids: Iterable[int], tp: TopicPartition, delete: bool) -> None:
-        live = self._context().live_or_shutting_down_broker_ids()
         for broker_id in broker_ids:
-            if broker_id in live:
-                self._stop_replica[broker_id][tp] = delete or self._stop_replica[broker_id].get(tp, False)
+            self._stop_replica[broker_id][tp] = delete or self._stop_replica[broker_id].get(tp, False)
 
     def add_update_metadata(self, broker_ids: Iterable[int], partitions: Iterable[TopicPartition] = ()) -> None:
         self._update_metadata_brokers.update(broker_ids)
@@ -66,21 +68,21 @@ class ControllerBrokerRequestBatch:
     def _context(self) -> ControllerContext:
         return self._context_of()
 
-    def _partition_state(self, tp: TopicPartition, is_new: bool = False) -> kafka_pb2.PartitionState | None:
+    def _partition_state(self, tp: TopicPartition, is_new: bool, live: set[int]) -> kafka_pb2.PartitionState | None:
         context = self._context()
         leadership = context.leadership.get(tp)
         replicas = context.assignments.get(tp)
         if leadership is None or replicas is None:
             return None
-        live = context.live_or_shutting_down_broker_ids()
         return kafka_pb2.PartitionState(
             topic=tp[0], partition=tp[1], controller_epoch=context.epoch, leader=leadership.leader,
-            leader_epoch=leadership.leader_epoch, isr=list(leadership.isr), zk_version=leadership.zk_version,
-            replicas=list(replicas), offline_replicas=[r for r in replicas if r not in live], is_new=is_new,
+            leader_epoch=leadership.leader_epoch, isr=leadership.isr, zk_version=leadership.zk_version,
+            replicas=replicas, offline_replicas=[r for r in replicas if r not in live], is_new=is_new,
         )
 
     def send(self) -> None:
         context = self._context()
+        live = context.live_or_shutting_down_broker_ids()
         live_nodes = [broker_node(info) for _, info in sorted(context.live_brokers.items())]
         # UpdateMetadata goes first (Kafka sends it after LeaderAndIsr): a new leader then knows
         # which brokers are alive before it looks at its followers.
@@ -91,9 +93,11 @@ class ControllerBrokerRequestBatch:
         def state_of(tp: TopicPartition, is_new: bool = False) -> kafka_pb2.PartitionState | None:
             key = (tp, is_new)
             if key not in built:
-                built[key] = self._partition_state(tp, is_new)
+                built[key] = self._partition_state(tp, is_new, live)
             return built[key]
 
+        if self._update_metadata_to_all_live:
+            self._update_metadata_brokers.update(live)
         if self._update_metadata_brokers:
             template = kafka_pb2.UpdateMetadataRequest(
                 controller_id=self._controller_id, controller_epoch=context.epoch,
@@ -103,13 +107,15 @@ class ControllerBrokerRequestBatch:
                     kafka_pb2.TopicPartition(topic=t, partition=p) for t, p in sorted(self._deleted_partitions)
                 ],
             )
-            for broker_id in sorted(self._update_metadata_brokers & context.live_or_shutting_down_broker_ids()):
+            for broker_id in sorted(self._update_metadata_brokers & live):
                 request = kafka_pb2.UpdateMetadataRequest()
                 request.CopyFrom(template)  # one copy in C, not one Python call per partition
                 request.broker_epoch = context.live_brokers[broker_id].broker_epoch
                 self._channels.send(broker_id, "UpdateMetadata", request,
                                     self._on_response(broker_id, "UpdateMetadata"))
         for broker_id, partitions in sorted(self._leader_and_isr.items()):
+            if broker_id not in live:
+                continue
             states = [s for tp, new in sorted(partitions.items()) if (s := state_of(tp, new))]
             leaders = {s.leader for s in states}
             request = kafka_pb2.LeaderAndIsrRequest(
@@ -122,6 +128,8 @@ class ControllerBrokerRequestBatch:
             )
             self._channels.send(broker_id, "LeaderAndIsr", request, self._on_response(broker_id, "LeaderAndIsr"))
         for broker_id, partitions in sorted(self._stop_replica.items()):
+            if broker_id not in live:
+                continue
             request = kafka_pb2.StopReplicaRequest(
                 controller_id=self._controller_id, controller_epoch=context.epoch,
                 broker_epoch=context.live_brokers[broker_id].broker_epoch if broker_id in context.live_brokers else -1,
@@ -142,6 +150,7 @@ class ControllerBrokerRequestBatch:
         self._leader_and_isr.clear()
         self._stop_replica.clear()
         self._update_metadata_brokers.clear()
+        self._update_metadata_to_all_live = False
         self._update_metadata_partitions.clear()
         self._deleted_partitions.clear()
 

@@ -280,14 +280,55 @@ class PartitionStateZNode:
 
 def encode_partition_state(leader: int, leader_epoch: int, isr: tuple[int, ...] | list[int],
                            controller_epoch: int) -> bytes:
-    return _json(
-        {"version": 1, "leader": leader, "leader_epoch": leader_epoch, "isr": list(isr),
-         "controller_epoch": controller_epoch}
+    # Formatted by hand, the same bytes json.dumps gives: a mass election encodes tens of
+    # thousands of these, and this is several times faster.
+    return b'{"version":1,"leader":%d,"leader_epoch":%d,"isr":[%s],"controller_epoch":%d}' % (
+        leader, leader_epoch, b",".join(b"%d" % r for r in isr), controller_epoch
     )
+
+
+def decode_partition_states(
+    items: list[tuple[str, bytes | None, int]],
+) -> list[PartitionStateZNode | ZNodeDecodeError]:
+    """Many (path, data, zk version) at once, for a controller loading every partition: one
+    JSON parse of them all, each then checked as decode_partition_state does; if the joined
+    parse fails (some znode is not JSON), each is decoded alone to say which."""
+    try:
+        objects = json.loads(b"[" + b",".join(data or b"null" for _, data, _ in items) + b"]")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        objects = None
+    if objects is None or len(objects) != len(items):
+        objects = [None] * len(items)
+    results: list[PartitionStateZNode | ZNodeDecodeError] = []
+    for (path, data, zk_version), obj in zip(items, objects, strict=True):
+        state = _well_formed_partition_state(obj, zk_version) if type(obj) is dict else None
+        if state is not None:
+            results.append(state)
+            continue
+        try:
+            results.append(decode_partition_state(path, data, zk_version))
+        except ZNodeDecodeError as e:
+            results.append(e)
+    return results
+
+
+def _well_formed_partition_state(obj: dict[str, Any], zk_version: int) -> PartitionStateZNode | None:
+    """The common case checked in one go (a new controller decodes every partition's state);
+    None sends anything unusual down the careful path, which says what is wrong."""
+    leader, leader_epoch, isr, controller_epoch = (
+        obj.get("leader"), obj.get("leader_epoch"), obj.get("isr"), obj.get("controller_epoch")
+    )
+    if (type(leader) is int and type(leader_epoch) is int and type(controller_epoch) is int and type(isr) is list
+            and all(type(r) is int for r in isr)):
+        return PartitionStateZNode(leader, leader_epoch, tuple(isr), controller_epoch, zk_version)
+    return None
 
 
 def decode_partition_state(path: str, data: bytes | None, zk_version: int) -> PartitionStateZNode:
     obj = _load_object(path, data)
+    state = _well_formed_partition_state(obj, zk_version)
+    if state is not None:
+        return state
     isr = obj.get("isr")
     if not isinstance(isr, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in isr):
         raise ZNodeDecodeError(f"{path}: 'isr' is {isr!r}")
