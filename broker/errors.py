@@ -37,12 +37,17 @@ class Errors(Enum):
     NOT_CONTROLLER = (41, "This is not the correct controller for this cluster.")
     INVALID_REQUEST = (42, "This most likely occurs because of a request being malformed by the client library.")
     GROUP_ID_NOT_FOUND = (69, "The group id does not exist.")
+    OUT_OF_ORDER_SEQUENCE_NUMBER = (45, "The broker received an out of order sequence number.")
+    INVALID_PRODUCER_EPOCH = (47, "Producer attempted to produce with an old epoch.")
+    UNKNOWN_PRODUCER_ID = (59, "This exception is raised by the broker if it could not locate the producer metadata associated with the producerId in question.")
     FENCED_LEADER_EPOCH = (74, "The leader epoch in the request is older than the epoch on the broker.")
     STALE_BROKER_EPOCH = (77, "Broker epoch has changed.")
     MEMBER_ID_REQUIRED = (79, "The group member needs to have a valid member id before actually entering a consumer group.")
     PREFERRED_LEADER_NOT_AVAILABLE = (80, "The preferred leader was not available.")
     GROUP_MAX_SIZE_REACHED = (81, "The consumer group has reached its max size.")
     FENCED_INSTANCE_ID = (82, "The broker rejected this static consumer since another consumer with the same group.instance.id has registered with a different member.id.")
+    UNKNOWN_LEADER_EPOCH = (75, "The leader epoch in the request is newer than the epoch on the broker.")
+    UNSUPPORTED_COMPRESSION_TYPE = (76, "The requesting client does not support the compression type of given partition.")
     ELECTION_NOT_NEEDED = (84, "Leader election not needed for topic partition.")
 
     @property
