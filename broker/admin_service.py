@@ -12,6 +12,7 @@ from broker.controller.controller import KafkaController
 from broker.errors import Errors
 from broker.metadata_cache import MetadataCache, MetadataSnapshot
 from broker.replica_assignment import InvalidPartitions, InvalidReplicationFactor, assign_replicas_to_brokers
+from broker.replica_manager import ReplicaManager
 from broker.topic_name import InvalidTopicName, validate_topic_name
 from broker.zk import zk_data
 from broker.zk.kafka_zk_client import KafkaZkClient
@@ -39,14 +40,38 @@ DEFAULT_TIMEOUT_MS = 30000
 class AdminService(kafka_pb2_grpc.AdminServicer):
     def __init__(
         self, config: KafkaConfig, zk: KafkaZkClient, cluster_id: str, metadata: MetadataCache,
-        controller: KafkaController,
+        controller: KafkaController, replica_manager: ReplicaManager,
     ) -> None:
+        self._replicas = replica_manager
         self._config = config
         self._broker_id = config.broker_id
         self._zk = zk
         self._cluster_id = cluster_id
         self._metadata = metadata
         self._controller = controller
+
+    def BrokerMetrics(
+        self, request: kafka_pb2.BrokerMetricsRequest, context: grpc.ServicerContext
+    ) -> kafka_pb2.BrokerMetricsResponse:
+        active = self._controller.is_active
+        snapshot = self._metadata.snapshot()
+        counters = self._replicas.counters
+        hosted = self._replicas.partitions()
+        return kafka_pb2.BrokerMetricsResponse(
+            broker_id=self._broker_id,
+            active_controller_count=int(active),
+            # As Kafka: only the controller reports offline partitions.
+            offline_partitions_count=sum(1 for p in snapshot.partitions.values() if p.leader < 0) if active else 0,
+            unclean_leader_elections=self._controller.unclean_elections,
+            under_replicated_partitions=len(self._replicas.under_replicated_partitions()),
+            leader_count=len(self._replicas.leader_partitions()),
+            partition_count=len(hosted),
+            isr_shrinks=counters.isr_shrinks,
+            isr_expands=counters.isr_expands,
+            failed_isr_updates=counters.failed_isr_updates,
+            acknowledged_records_truncated=counters.acknowledged_records_truncated,
+            truncations=list(counters.truncations),
+        )
 
     def DescribeCluster(
         self, request: kafka_pb2.DescribeClusterRequest, context: grpc.ServicerContext

@@ -70,6 +70,7 @@ class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
                 [(tp.topic, tp.partition) for tp in request.deleted_partitions],
             )
             self._replicas.request_isr_check()
+            self._replicas.fetchers.retry_pending()
         return kafka_pb2.UpdateMetadataResponse(error_code=error.code)
 
     def StopReplica(

@@ -114,6 +114,14 @@ def _positive_int(name: str, raw: str) -> int:
     return _to_int(name, raw, minimum=1)
 
 
+def _int(name: str, raw: str) -> int:
+    return _to_int(name, raw)
+
+
+def _optional_positive_int(name: str, raw: str) -> int | None:
+    return _to_int(name, raw, minimum=1) if raw.strip() else None
+
+
 def _optional_str(_name: str, raw: str) -> str | None:
     return raw.strip() or None
 
@@ -158,6 +166,38 @@ CONFIG_DEFS: dict[str, ConfigDef] = {
             "leader.imbalance.per.broker.percentage", _non_negative_int, 10,
             "The share of a broker's preferred partitions it may fail to lead before a rebalance.",
         ),
+        ConfigDef("log.segment.bytes", _positive_int, 1073741824, "Roll a segment at this size."),
+        ConfigDef("log.roll.ms", _optional_positive_int, None, "Roll a segment this old; defaults to log.roll.hours."),
+        ConfigDef("log.roll.hours", _positive_int, 168, "Used when log.roll.ms is not set."),
+        ConfigDef(
+            "log.retention.ms", _int, None,
+            "Delete segments older than this (-1: never); defaults to log.retention.minutes, then hours.",
+        ),
+        ConfigDef("log.retention.minutes", _optional_positive_int, None, "Used when log.retention.ms is not set."),
+        ConfigDef("log.retention.hours", _positive_int, 168, "Used when neither of the above is set."),
+        ConfigDef("log.retention.bytes", _int, -1, "Delete the oldest segments beyond this size (-1: no limit)."),
+        ConfigDef("log.retention.check.interval.ms", _positive_int, 300000, "How often retention runs."),
+        ConfigDef("log.index.interval.bytes", _positive_int, 4096, "Bytes between offset index entries."),
+        ConfigDef("log.index.size.max.bytes", _positive_int, 10485760, "The largest offset index file."),
+        ConfigDef("message.max.bytes", _positive_int, 1048588, "The largest record batch a topic accepts."),
+        ConfigDef(
+            "min.insync.replicas", _positive_int, 1,
+            "With acks=all, the fewest ISR members a write needs (topics may override).",
+        ),
+        ConfigDef(
+            "replica.lag.time.max.ms", _positive_int, 30000,
+            "A follower that has not caught up with the leader for this long leaves the ISR.",
+        ),
+        ConfigDef("replica.fetch.wait.max.ms", _positive_int, 500, "How long a follower's fetch may wait."),
+        ConfigDef("replica.fetch.min.bytes", _positive_int, 1, "Bytes a follower's fetch waits for."),
+        ConfigDef("replica.fetch.max.bytes", _positive_int, 1048576, "Bytes fetched per partition."),
+        ConfigDef("replica.fetch.response.max.bytes", _positive_int, 10485760, "Bytes per fetch response."),
+        ConfigDef("replica.fetch.backoff.ms", _non_negative_int, 1000, "Pause after a failed fetch."),
+        ConfigDef(
+            "replica.high.watermark.checkpoint.interval.ms", _positive_int, 5000,
+            "How often each log dir's high watermarks are written to disk.",
+        ),
+        ConfigDef("num.replica.fetchers", _positive_int, 1, "Fetcher threads per source broker."),
         ConfigDef("controlled.shutdown.enable", _to_bool, True, "Move leadership away before a clean stop."),
         ConfigDef("controlled.shutdown.max.retries", _non_negative_int, 3, "Attempts before stopping anyway."),
         ConfigDef("controlled.shutdown.retry.backoff.ms", _non_negative_int, 5000, "Pause between attempts."),
@@ -260,6 +300,29 @@ class KafkaConfig:
         self.auto_leader_rebalance_enable: bool = values["auto.leader.rebalance.enable"]
         self.leader_imbalance_check_interval_seconds: int = values["leader.imbalance.check.interval.seconds"]
         self.leader_imbalance_per_broker_percentage: int = values["leader.imbalance.per.broker.percentage"]
+        self.log_segment_bytes: int = values["log.segment.bytes"]
+        self.log_roll_ms: int = values["log.roll.ms"] or values["log.roll.hours"] * 3_600_000
+        minutes = values["log.retention.minutes"]
+        self.log_retention_ms: int = (
+            values["log.retention.ms"] if values["log.retention.ms"] is not None
+            else minutes * 60_000 if minutes is not None else values["log.retention.hours"] * 3_600_000
+        )
+        self.log_retention_bytes: int = values["log.retention.bytes"]
+        self.log_retention_check_interval_ms: int = values["log.retention.check.interval.ms"]
+        self.log_index_interval_bytes: int = values["log.index.interval.bytes"]
+        self.log_index_size_max_bytes: int = values["log.index.size.max.bytes"]
+        self.message_max_bytes: int = values["message.max.bytes"]
+        self.min_insync_replicas: int = values["min.insync.replicas"]
+        self.replica_lag_time_max_ms: int = values["replica.lag.time.max.ms"]
+        self.replica_fetch_wait_max_ms: int = values["replica.fetch.wait.max.ms"]
+        self.replica_fetch_min_bytes: int = values["replica.fetch.min.bytes"]
+        self.replica_fetch_max_bytes: int = values["replica.fetch.max.bytes"]
+        self.replica_fetch_response_max_bytes: int = values["replica.fetch.response.max.bytes"]
+        self.replica_fetch_backoff_ms: int = values["replica.fetch.backoff.ms"]
+        self.replica_high_watermark_checkpoint_interval_ms: int = values[
+            "replica.high.watermark.checkpoint.interval.ms"
+        ]
+        self.num_replica_fetchers: int = values["num.replica.fetchers"]
         self.controlled_shutdown_enable: bool = values["controlled.shutdown.enable"]
         self.controlled_shutdown_max_retries: int = values["controlled.shutdown.max.retries"]
         self.controlled_shutdown_retry_backoff_ms: int = values["controlled.shutdown.retry.backoff.ms"]

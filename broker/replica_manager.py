@@ -1,21 +1,90 @@
-"""The broker's replicas: which partitions it leads or follows, as the controller told it.
+"""The broker's replicas (Kafka's ReplicaManager): which partitions it leads or follows, as the
+controller told it, and the data path through them.
 
-LeaderAndIsr and StopReplica requests are checked here, as Kafka's ReplicaManager does: a
-request from a controller older than the newest one seen is refused (STALE_CONTROLLER_EPOCH),
-one meant for an earlier incarnation of this broker too (STALE_BROKER_EPOCH), and a partition
-state whose leader epoch is not newer than the one the broker holds is ignored.
+Controller requests are checked as Kafka checks them: a request from a controller older than
+the newest one seen is refused (STALE_CONTROLLER_EPOCH), one meant for an earlier incarnation
+of this broker too (STALE_BROKER_EPOCH), and a partition state whose leader epoch is not newer
+than the one the broker holds is ignored.
+
+Produce appends to the leader's log; acks=all waits until the high watermark passes the
+write. Fetch serves consumers (below the high watermark) and followers (whose fetch offsets
+move the high watermark and decide the ISR). Waiting requests are woken by one condition that
+every append and high watermark move notifies. The ISR thread is the one writer of this
+broker's ISR changes to ZooKeeper.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from broker.errors import Errors
-from broker.metadata_cache import PartitionInfo, TopicPartition
+from broker.log.checkpoint_file import read_offsets, write_offsets
+from broker.log.log_config import LogConfig
+from broker.log.log_manager import LogManager
+from broker.log.record_batch import CorruptRecordError, UnsupportedCompressionError
+from broker.log.unified_log import OffsetOutOfRangeError, RecordTooLargeError
+from broker.metadata_cache import MetadataCache, PartitionInfo, TopicPartition
+from broker.partition import Partition
+from broker.replica_fetcher import ReplicaFetcherManager
 
 log = logging.getLogger(__name__)
+state_change_log = logging.getLogger("broker.state.change")
+
+EARLIEST_TIMESTAMP = -2
+LATEST_TIMESTAMP = -1
+CONSUMER_REPLICA_ID = -1
+HW_CHECKPOINT = "replication-offset-checkpoint"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class ProduceResult:
+    error: Errors
+    message: str = ""
+    base_offset: int = -1
+    log_start_offset: int = -1
+    leader_id: int = -1
+    leader_epoch: int = -1
+
+
+@dataclass
+class FetchRequestPartition:
+    tp: TopicPartition
+    fetch_offset: int
+    current_leader_epoch: int = -1
+    max_bytes: int = 1048576
+
+
+@dataclass
+class FetchResult:
+    error: Errors
+    message: str = ""
+    high_watermark: int = -1
+    log_start_offset: int = -1
+    log_end_offset: int = -1
+    records: bytes = b""
+    leader_id: int = -1
+    leader_epoch: int = -1
+
+
+@dataclass
+class ReplicaManagerCounters:
+    """Kafka's IsrShrinksPerSec, IsrExpandsPerSec and the records a truncation took that the
+    replica had counted as committed, as running totals."""
+
+    isr_shrinks: int = 0
+    isr_expands: int = 0
+    acknowledged_records_truncated: int = 0
+    failed_isr_updates: int = 0
+    truncations: list[str] = field(default_factory=list)
 
 
 class ReplicaManager:
@@ -23,36 +92,75 @@ class ReplicaManager:
         self,
         broker_id: int,
         broker_epoch: Callable[[], int],
-        live_brokers: Callable[[], set[int]] = set,
+        log_manager: LogManager,
+        metadata_cache: MetadataCache | None = None,
         write_isr: Callable[[PartitionInfo, tuple[int, ...]], int | None] | None = None,
+        topic_config: Callable[[str], dict[str, str]] = lambda _topic: {},
+        replica_lag_time_max_ms: int = 30000,
+        fetcher_config: dict[str, int] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self._broker_epoch = broker_epoch
-        self._live_brokers = live_brokers
+        self.log_manager = log_manager
+        self.metadata_cache = metadata_cache or MetadataCache()
         self._write_isr = write_isr
+        self._topic_config = topic_config
+        self.replica_lag_time_max_ms = replica_lag_time_max_ms
+        self._lock = threading.Lock()  # the partitions map and the controller epoch
+        # Every append, high watermark move and leadership change bumps the version and wakes
+        # the requests waiting for one (Kafka's purgatories, reduced to one condition).
+        self._data_changed = threading.Condition()
+        self._data_version = 0
         self._isr_check = threading.Event()
         self._stopped = threading.Event()
-        self._lock = threading.Lock()  # requests from the controller arrive on gRPC threads
         self.controller_epoch = 0
-        self._partitions: dict[TopicPartition, PartitionInfo] = {}
+        self._partitions: dict[TopicPartition, Partition] = {}
+        self.counters = ReplicaManagerCounters()
         self.prefix = f"[Broker id={broker_id}]"
+        self.fetchers = ReplicaFetcherManager(self, **(fetcher_config or {}))
+        self._checkpointed_high_watermarks: dict[TopicPartition, int] = {}
+        for directory in log_manager.log_dirs:
+            self._checkpointed_high_watermarks.update(read_offsets(Path(directory) / HW_CHECKPOINT))
+
+    # -- views ---------------------------------------------------------------------------------
 
     def partitions(self) -> dict[TopicPartition, PartitionInfo]:
+        """Each hosted partition's state as the controller last sent it."""
         with self._lock:
-            return dict(self._partitions)
+            return {tp: p.state for tp, p in self._partitions.items() if p.state is not None}
+
+    def partition(self, tp: TopicPartition) -> Partition | None:
+        return self._partitions.get(tp)
 
     def leader_partitions(self) -> list[TopicPartition]:
         with self._lock:
-            return sorted(tp for tp, p in self._partitions.items() if p.leader == self.broker_id)
+            return sorted(tp for tp, p in self._partitions.items() if p.is_leader)
+
+    def under_replicated_partitions(self) -> list[TopicPartition]:
+        """Partitions this broker leads whose ISR is smaller than their replica set."""
+        with self._lock:
+            partitions = list(self._partitions.items())
+        return sorted(tp for tp, p in partitions if p.is_leader and p.state and len(p.isr) < len(p.state.replicas))
+
+    def notify_data_changed(self) -> None:
+        with self._data_changed:
+            self._data_version += 1
+            self._data_changed.notify_all()
+
+    def _wait_for_change(self, seen: int, timeout_s: float) -> None:
+        """Wait until something changed since version `seen`, or the timeout."""
+        with self._data_changed:
+            self._data_changed.wait_for(lambda: self._data_version != seen or self._stopped.is_set(), timeout_s)
+
+    # -- controller requests -------------------------------------------------------------------
 
     def accept_controller_request(
         self, kind: str, controller_id: int, controller_epoch: int, broker_epoch: int
     ) -> Errors:
         with self._lock:
-            return self.check_controller(kind, controller_id, controller_epoch, broker_epoch)
+            return self._check_controller(kind, controller_id, controller_epoch, broker_epoch)
 
-    def check_controller(self, kind: str, controller_id: int, controller_epoch: int, broker_epoch: int) -> Errors:
-        """The request-level checks shared by the controller's requests; call with the lock held."""
+    def _check_controller(self, kind: str, controller_id: int, controller_epoch: int, broker_epoch: int) -> Errors:
         if controller_epoch < self.controller_epoch:
             log.warning(
                 "%s Ignoring %s request from controller %d with controller epoch %d since it is older "
@@ -73,10 +181,12 @@ class ReplicaManager:
         self, controller_id: int, controller_epoch: int, broker_epoch: int, states: list[PartitionInfo]
     ) -> tuple[Errors, dict[TopicPartition, Errors]]:
         with self._lock:
-            error = self.check_controller("LeaderAndIsr", controller_id, controller_epoch, broker_epoch)
+            error = self._check_controller("LeaderAndIsr", controller_id, controller_epoch, broker_epoch)
             if error is not Errors.NONE:
                 return error, {}
             results: dict[TopicPartition, Errors] = {}
+            leaders: list[tuple[Partition, PartitionInfo]] = []
+            followers: list[tuple[Partition, PartitionInfo]] = []
             for state in states:
                 tp = (state.topic, state.partition)
                 if self.broker_id not in state.replicas:
@@ -84,30 +194,69 @@ class ReplicaManager:
                     continue
                 current = self._partitions.get(tp)
                 if current is not None and state.leader_epoch <= current.leader_epoch:
-                    log.info(
+                    state_change_log.info(
                         "%s Ignoring LeaderAndIsr request from controller %d with correlation epoch %d for "
-                        "partition %s-%d since its associated leader epoch %d is not higher than the current "
+                        "partition %s since its associated leader epoch %d is not higher than the current "
                         "leader epoch %d",
-                        self.prefix, controller_id, controller_epoch, state.topic, state.partition,
+                        self.prefix, controller_id, controller_epoch, current.name,
                         state.leader_epoch, current.leader_epoch,
                     )
                     results[tp] = Errors.STALE_CONTROLLER_EPOCH
                     continue
-                self._partitions[tp] = state
-                previous = current.leader_epoch if current else -1
-                if state.leader == self.broker_id:
-                    log.info(
-                        "%s Leader %s-%d starts at leader epoch %d with ISR %s. Previous leader epoch was %d.",
-                        self.prefix, state.topic, state.partition, state.leader_epoch, list(state.isr), previous,
-                    )
-                else:
-                    log.info(
-                        "%s Follower %s-%d starts at leader epoch %d following leader %d. "
-                        "Previous leader epoch was %d.",
-                        self.prefix, state.topic, state.partition, state.leader_epoch, state.leader, previous,
-                    )
+                try:
+                    partition = current or self._create_partition(tp)
+                except Exception as e:  # a log that cannot be opened fails this partition only
+                    log.error("%s Cannot open the log of %s-%d: %s", self.prefix, tp[0], tp[1], e)
+                    results[tp] = Errors.UNKNOWN_SERVER_ERROR
+                    continue
+                (leaders if state.leader == self.broker_id else followers).append((partition, state))
                 results[tp] = Errors.NONE
-            return Errors.NONE, results
+        now = now_ms()
+        self.fetchers.remove_partitions([(p.topic, p.partition) for p, _ in leaders + followers])
+        for partition, state in leaders:
+            previous = partition.leader_epoch
+            partition.make_leader(state, now)
+            state_change_log.info(
+                "%s Leader %s starts at leader epoch %d from offset %d with high watermark %d ISR %s. "
+                "Previous leader epoch was %d.",
+                self.prefix, partition.name, state.leader_epoch, partition.leader_epoch_start_offset,
+                partition.high_watermark, list(state.isr), previous,
+            )
+        started = []
+        for partition, state in followers:
+            previous = partition.leader_epoch
+            partition.make_follower(state)
+            state_change_log.info(
+                "%s Follower %s starts at leader epoch %d from offset %d with high watermark %d following "
+                "leader %d. Previous leader epoch was %d.",
+                self.prefix, partition.name, state.leader_epoch, partition.log.log_end_offset,
+                partition.high_watermark, state.leader, previous,
+            )
+            if state.leader >= 0:
+                started.append(partition)
+        self.fetchers.add_partitions(started)
+        self.notify_data_changed()
+        self._isr_check.set()
+        return Errors.NONE, results
+
+    def _create_partition(self, tp: TopicPartition) -> Partition:
+        config = self.topic_log_config(tp[0])
+        log_ = self.log_manager.get_or_create_log(tp, config)
+        return self._partitions.setdefault(
+            tp, Partition(tp[0], tp[1], self.broker_id, log_, config, self._checkpointed_high_watermarks.get(tp, 0))
+        )
+
+    def topic_log_config(self, topic: str) -> LogConfig:
+        try:
+            overrides = self._topic_config(topic)
+        except Exception as e:
+            log.warning("%s Cannot read the config of topic %s, using the broker's: %s", self.prefix, topic, e)
+            overrides = {}
+        try:
+            return LogConfig.from_properties(overrides, self.log_manager.default_config)
+        except ValueError as e:
+            log.error("%s Ignoring the config of topic %s: %s", self.prefix, topic, e)
+            return self.log_manager.default_config
 
     def stop_replicas(
         self, controller_id: int, controller_epoch: int, broker_epoch: int,
@@ -115,73 +264,317 @@ class ReplicaManager:
     ) -> tuple[Errors, dict[TopicPartition, Errors]]:
         """(topic, partition, leader epoch, delete) each; -2 as leader epoch means deletion."""
         with self._lock:
-            error = self.check_controller("StopReplica", controller_id, controller_epoch, broker_epoch)
+            error = self._check_controller("StopReplica", controller_id, controller_epoch, broker_epoch)
             if error is not Errors.NONE:
                 return error, {}
-            results = {}
-            for topic, partition, leader_epoch, delete in partitions:
-                tp = (topic, partition)
+            results: dict[TopicPartition, Errors] = {}
+            stopped: list[tuple[TopicPartition, Partition | None, bool]] = []
+            for topic, partition_id, leader_epoch, delete in partitions:
+                tp = (topic, partition_id)
                 current = self._partitions.get(tp)
                 if current is not None and 0 <= leader_epoch < current.leader_epoch:
                     results[tp] = Errors.FENCED_LEADER_EPOCH
                     continue
                 if delete:
                     self._partitions.pop(tp, None)
-                elif current is not None:
-                    # Stopped but kept: it no longer leads or follows anyone.
-                    self._partitions[tp] = current._replace(leader=-1)
-                log.info("%s Stopped replica %s-%d (delete: %s)", self.prefix, topic, partition, delete)
+                stopped.append((tp, current, delete))
                 results[tp] = Errors.NONE
-            return Errors.NONE, results
+        self.fetchers.remove_partitions([tp for tp, _, _ in stopped])
+        for tp, current, delete in stopped:
+            if delete:
+                self.log_manager.delete_log(tp)
+            elif current is not None and current.state is not None:
+                # Stopped but kept: it no longer leads or follows anyone.
+                with current.lock:
+                    current.state = current.state._replace(leader=-1)
+            state_change_log.info("%s Stopped replica %s-%d (delete: %s)", self.prefix, tp[0], tp[1], delete)
+        self.notify_data_changed()
+        return Errors.NONE, results
 
-    # -- ISR upkeep by the leader ------------------------------------------------------------
+    # -- produce -------------------------------------------------------------------------------
+
+    def append_records(
+        self, acks: int, timeout_ms: int, entries: dict[TopicPartition, bytes]
+    ) -> dict[TopicPartition, ProduceResult]:
+        """Kafka's appendRecords: append to each leader's log, then for acks=all wait until every
+        ISR member has the records or timeout_ms passes."""
+        results: dict[TopicPartition, ProduceResult] = {}
+        waiting: dict[TopicPartition, tuple[Partition, int, int]] = {}
+        for tp, records in entries.items():
+            partition = self._partitions.get(tp)
+            if partition is None:
+                results[tp] = self._not_leader(tp, Errors.UNKNOWN_TOPIC_OR_PARTITION)
+                continue
+            min_isr = partition.config.min_insync_replicas
+            try:
+                appended = partition.append_records_to_leader(records, acks, min_isr)
+            except (CorruptRecordError, ValueError) as e:
+                error = Errors.UNSUPPORTED_COMPRESSION_TYPE if isinstance(e, UnsupportedCompressionError) \
+                    else Errors.MESSAGE_TOO_LARGE if isinstance(e, RecordTooLargeError) else Errors.CORRUPT_MESSAGE
+                results[tp] = ProduceResult(error, f"{partition.name}: {e}")
+                continue
+            if appended.error is not Errors.NONE:
+                results[tp] = self._not_leader(tp, appended.error, appended.message)
+                continue
+            start, _, _ = partition.offsets()
+            results[tp] = ProduceResult(Errors.NONE, base_offset=appended.base_offset, log_start_offset=start)
+            if acks == -1:
+                waiting[tp] = (partition, appended.required_offset, min_isr)
+        self.notify_data_changed()
+        if waiting:
+            self._await_replication(waiting, results, timeout_ms)
+        return results
+
+    def _await_replication(
+        self, waiting: dict[TopicPartition, tuple[Partition, int, int]], results: dict[TopicPartition, ProduceResult],
+        timeout_ms: int,
+    ) -> None:
+        """Kafka's DelayedProduce: done when each partition's high watermark passes its write."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while waiting:
+            seen = self._data_version
+            for tp, (partition, required, min_isr) in list(waiting.items()):
+                outcome = partition.acks_all_result(required, min_isr)
+                if outcome is None:
+                    continue
+                del waiting[tp]
+                if outcome is not Errors.NONE:
+                    results[tp] = self._not_leader(tp, outcome)
+            remaining = deadline - time.monotonic()
+            if not waiting or remaining <= 0 or self._stopped.is_set():
+                break
+            self._wait_for_change(seen, remaining)
+        for tp in waiting:
+            results[tp] = ProduceResult(Errors.REQUEST_TIMED_OUT, f"not replicated to the ISR within {timeout_ms} ms")
+
+    def _not_leader(self, tp: TopicPartition, error: Errors, message: str = "") -> ProduceResult:
+        """An error answer, with the leader this broker knows (KIP-951) when it is not the leader."""
+        info = self.metadata_cache.snapshot().partitions.get(tp)
+        return ProduceResult(
+            error, message, leader_id=info.leader if info else -1, leader_epoch=info.leader_epoch if info else -1
+        )
+
+    # -- fetch ---------------------------------------------------------------------------------
+
+    def fetch_messages(
+        self, replica_id: int, max_wait_ms: int, min_bytes: int, max_bytes: int,
+        partitions: list[FetchRequestPartition],
+    ) -> dict[TopicPartition, FetchResult]:
+        """Kafka's fetchMessages: read now; if fewer than min_bytes are there, wait (DelayedFetch)
+        until enough arrive or max_wait_ms passes, then read again."""
+        deadline = time.monotonic() + max_wait_ms / 1000
+        while True:
+            seen = self._data_version
+            results = self._read(replica_id, max_bytes, partitions)
+            size = sum(len(r.records) for r in results.values())
+            remaining = deadline - time.monotonic()
+            errors = any(r.error is not Errors.NONE for r in results.values())
+            if size >= min_bytes or errors or remaining <= 0 or self._stopped.is_set():
+                return results
+            self._wait_for_change(seen, remaining)
+
+    def _read(
+        self, replica_id: int, max_bytes: int, partitions: list[FetchRequestPartition]
+    ) -> dict[TopicPartition, FetchResult]:
+        follower = replica_id >= 0
+        results: dict[TopicPartition, FetchResult] = {}
+        budget = max_bytes
+        now = now_ms()
+        for request in partitions:
+            tp = request.tp
+            partition = self._partitions.get(tp)
+            if partition is None:
+                results[tp] = self._fetch_error(tp, Errors.UNKNOWN_TOPIC_OR_PARTITION)
+                continue
+            error = partition.check_leader_epoch(request.current_leader_epoch)
+            if error is Errors.NONE and not partition.is_leader:
+                error = Errors.NOT_LEADER_OR_FOLLOWER
+            if error is not Errors.NONE:
+                results[tp] = self._fetch_error(tp, error)
+                continue
+            if follower:
+                moved, expand = partition.update_follower_fetch_state(replica_id, request.fetch_offset, now)
+                if moved:
+                    self.notify_data_changed()
+                if expand:
+                    self._isr_check.set()
+            start, high_watermark, log_end = partition.offsets()
+            try:
+                records = b"" if budget <= 0 else partition.read(
+                    request.fetch_offset, min(request.max_bytes, budget), up_to_high_watermark=not follower
+                )
+            except OffsetOutOfRangeError as e:
+                results[tp] = FetchResult(Errors.OFFSET_OUT_OF_RANGE, str(e), high_watermark, start, log_end)
+                continue
+            budget -= len(records)
+            results[tp] = FetchResult(
+                Errors.NONE, "", high_watermark, start, log_end, records, partition.leader_id, partition.leader_epoch
+            )
+        return results
+
+    def _fetch_error(self, tp: TopicPartition, error: Errors) -> FetchResult:
+        hint = self._not_leader(tp, error)
+        return FetchResult(error, leader_id=hint.leader_id, leader_epoch=hint.leader_epoch)
+
+    # -- offsets -------------------------------------------------------------------------------
+
+    def list_offset(self, tp: TopicPartition, current_leader_epoch: int, timestamp: int) -> tuple[Errors, int, int]:
+        """(error, offset, leader epoch): earliest is the log start, latest the high watermark."""
+        partition = self._partitions.get(tp)
+        if partition is None:
+            return Errors.UNKNOWN_TOPIC_OR_PARTITION, -1, -1
+        error = partition.check_leader_epoch(current_leader_epoch)
+        if error is Errors.NONE and not partition.is_leader:
+            error = Errors.NOT_LEADER_OR_FOLLOWER
+        if error is not Errors.NONE:
+            return error, -1, -1
+        start, high_watermark, _ = partition.offsets()
+        if timestamp == EARLIEST_TIMESTAMP:
+            return Errors.NONE, start, partition.leader_epoch
+        if timestamp == LATEST_TIMESTAMP:
+            return Errors.NONE, high_watermark, partition.leader_epoch
+        return Errors.INVALID_REQUEST, -1, -1
+
+    def last_offset_for_leader_epoch(
+        self, tp: TopicPartition, current_leader_epoch: int, leader_epoch: int
+    ) -> tuple[Errors, int, int]:
+        """KIP-101, answered by the leader: (error, epoch, end offset)."""
+        partition = self._partitions.get(tp)
+        if partition is None:
+            return Errors.UNKNOWN_TOPIC_OR_PARTITION, -1, -1
+        error = partition.check_leader_epoch(current_leader_epoch)
+        if error is Errors.NONE and not partition.is_leader:
+            error = Errors.NOT_LEADER_OR_FOLLOWER
+        if error is not Errors.NONE:
+            return error, -1, -1
+        with partition.lock:
+            epoch, end_offset = partition.log.end_offset_for_epoch(leader_epoch)
+        return Errors.NONE, epoch, end_offset
+
+    # -- ISR upkeep by the leader --------------------------------------------------------------
 
     def request_isr_check(self) -> None:
         self._isr_check.set()
 
-    def start_isr_upkeep(self) -> None:
+    def start(self) -> None:
         threading.Thread(target=self._isr_upkeep, name=f"isr-upkeep-{self.broker_id}", daemon=True).start()
 
     def stop(self) -> None:
         self._stopped.set()
         self._isr_check.set()
+        self.fetchers.shutdown()
+        self.notify_data_changed()
 
     def _isr_upkeep(self) -> None:
-        """The one writer of this broker's ISR changes. A follower joins the ISR once it has
-        caught up with the leader; the logs hold no records yet, so a live follower has
-        caught up as soon as it is back."""
+        """The one writer of this broker's ISR changes (Kafka's maybeShrinkIsr, run every half
+        replica.lag.time.max.ms, and maybeExpandIsr, run when a follower catches up)."""
+        interval = self.replica_lag_time_max_ms / 2000
         while not self._stopped.is_set():
-            self._isr_check.wait(1.0)
+            self._isr_check.wait(interval)
             self._isr_check.clear()
-            if self._stopped.is_set() or self._write_isr is None:
+            if self._stopped.is_set():
                 return
-            live = self._live_brokers()
-            for partition in self.partitions().values():
-                if partition.leader != self.broker_id:
-                    continue
-                joining = [r for r in partition.replicas if r in live and r not in partition.isr]
-                if not joining:
-                    continue
-                new_isr = partition.isr + tuple(joining)
+            if self._write_isr is None:
+                continue
+            now = now_ms()
+            with self._lock:
+                leaders = [p for p in self._partitions.values() if p.is_leader]
+            for partition in leaders:
                 try:
-                    zk_version = self._write_isr(partition, new_isr)
+                    self._maybe_change_isr(partition, now)
                 except Exception:
-                    log.exception("%s Failed to expand the ISR of %s-%d", self.prefix, partition.topic,
-                                  partition.partition)
-                    continue
-                tp = (partition.topic, partition.partition)
-                if zk_version is None:
-                    log.info(
-                        "%s Cached zkVersion %d of partition %s-%d not equal to that in zookeeper, skip updating ISR",
-                        self.prefix, partition.zk_version, partition.topic, partition.partition,
-                    )
-                    continue
-                with self._lock:
-                    current = self._partitions.get(tp)
-                    if current is not None and current.leader_epoch == partition.leader_epoch:
-                        self._partitions[tp] = current._replace(isr=new_isr, zk_version=zk_version)
-                log.info(
-                    "%s ISR updated for partition %s-%d: expanding ISR from %s to %s",
-                    self.prefix, partition.topic, partition.partition,
-                    ",".join(map(str, partition.isr)), ",".join(map(str, new_isr)),
-                )
+                    log.exception("%s Failed to update the ISR of %s", self.prefix, partition.name)
+
+    def _maybe_change_isr(self, partition: Partition, now: int) -> None:
+        joining = partition.expansion_candidates()
+        leaving = partition.out_of_sync_replicas(now, self.replica_lag_time_max_ms)
+        if not joining and not leaving:
+            return
+        with partition.lock:
+            state = partition.state
+            if state is None or not partition.is_leader:
+                return
+            new_isr = tuple(r for r in state.isr if r not in leaving) + tuple(r for r in joining if r not in state.isr)
+            if not leaving:
+                for r in joining:
+                    # Kafka logs the follower's and the leader's log end offsets on expansion.
+                    follower = partition.followers[r]
+                    state_change_log.debug("%s %s: follower %d caught up at offset %d", self.prefix, partition.name,
+                                           r, follower.log_end_offset)
+        assert self._write_isr is not None
+        zk_version = self._write_isr(state, new_isr)
+        if zk_version is None:
+            self.counters.failed_isr_updates += 1
+            log.info(
+                "%s Cached zkVersion %d of partition %s not equal to that in zookeeper, skip updating ISR",
+                self.prefix, state.zk_version, partition.name,
+            )
+            return
+        partition.update_isr(new_isr, zk_version)
+        if leaving:
+            self.counters.isr_shrinks += 1
+            lags = ", ".join(
+                f"{r} (last caught up {now - partition.followers[r].last_caught_up_time_ms} ms ago, "
+                f"log end offset {partition.followers[r].log_end_offset})" for r in leaving
+            )
+            state_change_log.info(
+                "%s Shrinking ISR of partition %s from %s to %s. Out of sync replicas: %s. High watermark %d",
+                self.prefix, partition.name, ",".join(map(str, state.isr)), ",".join(map(str, new_isr)), lags,
+                partition.high_watermark,
+            )
+        if joining:
+            self.counters.isr_expands += 1
+            state_change_log.info(
+                "%s Expanding ISR of partition %s from %s to %s. High watermark %d",
+                self.prefix, partition.name, ",".join(map(str, state.isr)), ",".join(map(str, new_isr)),
+                partition.high_watermark,
+            )
+        self.notify_data_changed()
+
+    # -- follower truncation -------------------------------------------------------------------
+
+    def truncate(self, partition: Partition, offset: int, reason: str) -> None:
+        """Truncate a follower's log to `offset`; records it had counted as committed and now
+        loses are reported: an unclean election threw acknowledged writes away."""
+        log_end = partition.log.log_end_offset
+        if offset >= log_end:
+            return
+        lost = partition.truncate_to(offset)
+        message = (
+            f"{self.prefix} Truncating partition {partition.name} to offset {offset} "
+            f"(log end offset was {log_end}): {reason}"
+        )
+        if lost:
+            self.counters.acknowledged_records_truncated += lost
+            self.counters.truncations.append(f"{partition.name}: {lost} records from offset {offset}")
+            state_change_log.warning(
+                "%s. %d records below the high watermark are discarded: acknowledged writes are lost "
+                "(an unclean leader election chose a replica without them)", message, lost,
+            )
+        else:
+            state_change_log.info("%s", message)
+
+    # -- describe ------------------------------------------------------------------------------
+
+    def replica_states(self, tps: list[TopicPartition] | None = None) -> list[tuple[TopicPartition, Partition]]:
+        with self._lock:
+            chosen = tps or sorted(tp for tp, p in self._partitions.items() if p.is_leader)
+            return [(tp, self._partitions[tp]) for tp in chosen if tp in self._partitions]
+
+    def checkpoint_high_watermarks(self) -> None:
+        """Each log dir's high watermarks to disk (Kafka's checkpointHighWatermarks): a broker that
+        restarts and leads again serves consumers no further than it had."""
+        by_dir: dict[Path, dict[TopicPartition, int]] = {Path(d): {} for d in self.log_manager.log_dirs}
+        with self._lock:
+            partitions = list(self._partitions.items())
+        for tp, partition in partitions:
+            by_dir.setdefault(Path(partition.log.dir).parent, {})[tp] = partition.high_watermark
+        for directory, offsets in by_dir.items():
+            try:
+                write_offsets(directory / HW_CHECKPOINT, offsets)
+            except OSError as e:
+                log.error("%s Cannot write the high watermarks of %s: %s", self.prefix, directory, e)
+
+    def high_watermarks(self) -> dict[TopicPartition, int]:
+        with self._lock:
+            return {tp: p.high_watermark for tp, p in self._partitions.items()}

@@ -16,10 +16,14 @@ from broker.admin_service import AdminService
 from broker.broker_control_service import BrokerControlService
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
+from broker.data_service import DataService, ProducerIdManager
 from broker.errors import Errors
 from broker.grpc_options import OPTIONS
+from broker.log.log_config import LogConfig
+from broker.log.log_manager import LogManager
 from broker.metadata_cache import MetadataCache, TopicPartition
 from broker.replica_manager import ReplicaManager
+from broker.scheduler import KafkaScheduler
 from broker.zk.kafka_zk_client import KafkaZkClient
 from broker.zk.zk_data import BrokerInfo
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
@@ -43,6 +47,8 @@ class KafkaServer:
         self.bound_ports: dict[str, int] = {}
         self.metadata_cache = MetadataCache()
         self.replica_manager: ReplicaManager | None = None
+        self.log_manager: LogManager | None = None
+        self.scheduler = KafkaScheduler()
         self.fatal = threading.Event()
         self.fatal_reason = ""
 
@@ -75,15 +81,25 @@ class KafkaServer:
             unclean_leader_election_default=self.config.unclean_leader_election_enable,
             leader_imbalance_per_broker_percentage=self.config.leader_imbalance_per_broker_percentage,
         )
+        self.log_manager = LogManager(self.config.log_dirs, default_log_config(self.config))
         zk = self.zk
         self.replica_manager = ReplicaManager(
             self.broker_id,
             lambda: self.controller.broker_epoch,
-            live_brokers=lambda: set(self.metadata_cache.snapshot().brokers),
+            self.log_manager,
+            self.metadata_cache,
             write_isr=lambda p, isr: zk.update_leader_and_isr(
-                p.topic, p.partition, p.leader, p.leader_epoch, isr, self.replica_manager.controller_epoch,
-                p.zk_version,
+                p.topic, p.partition, p.leader, p.leader_epoch, isr, p.controller_epoch, p.zk_version,
             ),
+            topic_config=lambda topic: zk.get_topic_configs([topic]).get(topic, {}),
+            replica_lag_time_max_ms=self.config.replica_lag_time_max_ms,
+            fetcher_config={
+                "max_wait_ms": self.config.replica_fetch_wait_max_ms,
+                "min_bytes": self.config.replica_fetch_min_bytes,
+                "fetch_max_bytes": self.config.replica_fetch_max_bytes,
+                "response_max_bytes": self.config.replica_fetch_response_max_bytes,
+                "backoff_ms": self.config.replica_fetch_backoff_ms,
+            },
         )
         self._add_services(server)
         server.start()
@@ -95,11 +111,26 @@ class KafkaServer:
         )
         self.zk.set_session_listener(self.controller.on_session_event)
         self.controller.startup(broker_epoch)
-        self.replica_manager.start_isr_upkeep()
+        self.replica_manager.start()
+        self._schedule_log_tasks()
         if self.config.auto_leader_rebalance_enable:
             self.controller.schedule_auto_leader_rebalance(self.config.leader_imbalance_check_interval_seconds)
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("%s started", prefix)
+
+    def _schedule_log_tasks(self) -> None:
+        replicas, logs = self.replica_manager, self.log_manager
+        assert replicas is not None and logs is not None
+        self.scheduler.schedule(
+            "highwatermark-checkpoint", replicas.checkpoint_high_watermarks,
+            self.config.replica_high_watermark_checkpoint_interval_ms / 1000,
+        )
+        self.scheduler.schedule(
+            "kafka-log-retention", lambda: logs.cleanup_logs(replicas.high_watermarks().get),
+            self.config.log_retention_check_interval_ms / 1000, delay_s=30,
+        )
+        self.scheduler.schedule("kafka-recovery-point-checkpoint", logs.checkpoint_recovery_points, 60)
+        self.scheduler.start()
 
     def _bind_grpc(self) -> grpc.Server:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"), options=OPTIONS)
@@ -118,10 +149,18 @@ class KafkaServer:
 
     def _add_services(self, server: grpc.Server) -> None:
         assert self.zk is not None and self.cluster_id is not None and self.controller is not None
+        assert self.replica_manager is not None
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         kafka_pb2_grpc.add_AdminServicer_to_server(
-            AdminService(self.config, self.zk, self.cluster_id, self.metadata_cache, self.controller), server
+            AdminService(self.config, self.zk, self.cluster_id, self.metadata_cache, self.controller,
+                         self.replica_manager),
+            server,
+        )
+        kafka_pb2_grpc.add_DataServicer_to_server(
+            DataService(self.broker_id, self.replica_manager, self.metadata_cache,
+                        ProducerIdManager(self.broker_id, self.zk)),
+            server,
         )
         kafka_pb2_grpc.add_BrokerControlServicer_to_server(
             BrokerControlService(self.replica_manager, self.metadata_cache, self._handle_controlled_shutdown), server
@@ -198,8 +237,16 @@ class KafkaServer:
             except Exception:
                 log.exception("Controlled shutdown failed")
         self._health.enter_graceful_shutdown()
+        # Kafka's order: stop taking requests, then the replicas and logs, then the controller
+        # and the ZooKeeper session.
+        if self._grpc is not None:
+            self._grpc.stop(grace=1).wait(5)
+        self.scheduler.shutdown()
         if self.replica_manager is not None:
             self.replica_manager.stop()
+            self.replica_manager.checkpoint_high_watermarks()
+        if self.log_manager is not None:
+            self.log_manager.shutdown()
         if self.controller is not None:
             self.controller.shutdown(timeout=10)
         if self.zk is not None:
@@ -209,9 +256,22 @@ class KafkaServer:
                 except Exception as e:
                     log.warning("Could not delete /brokers/ids/%d: %s", self.broker_id, e or type(e).__name__)
             self.zk.close()
-        if self._grpc is not None:
-            self._grpc.stop(grace=1).wait(5)
         log.info("%s shut down completed", prefix)
+
+
+def default_log_config(config: KafkaConfig) -> LogConfig:
+    """The broker's log.* settings as the defaults every topic's config starts from."""
+    return LogConfig(
+        segment_bytes=config.log_segment_bytes,
+        segment_ms=config.log_roll_ms,
+        retention_ms=config.log_retention_ms,
+        retention_bytes=config.log_retention_bytes,
+        max_message_bytes=config.message_max_bytes,
+        index_interval_bytes=config.log_index_interval_bytes,
+        segment_index_bytes=config.log_index_size_max_bytes,
+        min_insync_replicas=config.min_insync_replicas,
+        unclean_leader_election_enable=config.unclean_leader_election_enable,
+    )
 
 
 def check_meta_properties(log_dirs: list[str], broker_id: int, cluster_id: str) -> None:

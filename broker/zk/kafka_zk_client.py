@@ -829,6 +829,23 @@ class KafkaZkClient:
         )
         return stat.version
 
+    def allocate_producer_id_block(self, broker_id: int) -> zk_data.ProducerIdBlock:
+        """Kafka's ZkProducerIdManager: reserve the next block of producer ids with a conditional
+        write of /latest_producer_id_block, retrying when another broker took one meanwhile."""
+        while True:
+            found = self.get_data(zk_data.PRODUCER_ID_BLOCK_PATH)
+            first = 0 if found is None else zk_data.decode_producer_id_block(found[0]).last + 1
+            block = zk_data.ProducerIdBlock(broker_id, first, first + zk_data.PRODUCER_ID_BLOCK_SIZE - 1)
+            data = zk_data.encode_producer_id_block(block)
+            try:
+                if found is None:
+                    self.retry(self._kazoo.create, zk_data.PRODUCER_ID_BLOCK_PATH, data)
+                else:
+                    self.retry(self._kazoo.set, zk_data.PRODUCER_ID_BLOCK_PATH, data, version=found[1].version)
+                return block
+            except (NodeExistsError, BadVersionError):
+                continue
+
     def get_isr_change_notifications(self, children: Sequence[str]) -> list[tuple[str, int]]:
         answers = self.get_many([f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{c}" for c in children])
         partitions: set[tuple[str, int]] = set()

@@ -377,3 +377,33 @@ def decode_partitions_list(path: str, data: bytes | None) -> list[tuple[str, int
             raise ZNodeDecodeError(f"{path}: malformed entry {item!r}")
         result.append((item["topic"], _int_field(path, item, "partition")))
     return result
+
+
+# /latest_producer_id_block -------------------------------------------------------------------
+
+PRODUCER_ID_BLOCK_PATH = "/latest_producer_id_block"
+PRODUCER_ID_BLOCK_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ProducerIdBlock:
+    broker_id: int
+    first: int
+    last: int
+
+
+def encode_producer_id_block(block: ProducerIdBlock) -> bytes:
+    # Kafka's ProducerIdBlockZNode writes the bounds as strings.
+    return _json(
+        {"version": 1, "broker": block.broker_id, "block_start": str(block.first), "block_end": str(block.last)}
+    )
+
+
+def decode_producer_id_block(data: bytes | None) -> ProducerIdBlock:
+    obj = _load_object(PRODUCER_ID_BLOCK_PATH, data)
+    try:
+        return ProducerIdBlock(
+            _int_field(PRODUCER_ID_BLOCK_PATH, obj, "broker"), int(obj["block_start"]), int(obj["block_end"])
+        )
+    except (KeyError, TypeError, ValueError):
+        raise ZNodeDecodeError(f"{PRODUCER_ID_BLOCK_PATH}: no block_start and block_end in {data!r}") from None

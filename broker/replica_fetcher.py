@@ -1,0 +1,304 @@
+"""Followers fetching from their leaders (Kafka's ReplicaFetcherManager and ReplicaFetcherThread).
+
+One fetcher thread per source broker fetches every partition this broker follows there. A
+partition starts in the truncating state: it first asks the leader where its own latest
+leader epoch ends in the leader's log (OffsetForLeaderEpoch, KIP-101, with KIP-279's second
+look at the follower's log) and truncates what the leader does not have; then it fetches from
+its log end offset, appending what the leader sends and taking the leader's high watermark.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import grpc
+
+from broker.errors import Errors
+from broker.grpc_options import OPTIONS
+from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
+
+if TYPE_CHECKING:
+    from broker.metadata_cache import TopicPartition
+    from broker.partition import Partition
+    from broker.replica_manager import ReplicaManager
+
+log = logging.getLogger(__name__)
+
+UNDEFINED_EPOCH = -1
+UNDEFINED_OFFSET = -1
+
+
+def truncation_offset(leader_epoch: int, leader_end_offset: int, requested_epoch: int,
+                      follower_end_offset_for: tuple[int, int], follower_log_end: int,
+                      follower_high_watermark: int) -> int:
+    """Where a follower truncates to, given the leader's answer to OffsetForLeaderEpoch for the
+    follower's latest epoch (Kafka's ReplicaFetcherThread / AbstractFetcherThread.getOffsetTruncationState).
+
+    The leader does not know the epoch at all: fall back to the follower's high watermark (all a
+    follower can be sure the leader has). The leader's epoch is the one asked for: keep what is
+    below its end. The leader answers with an older epoch: the two logs agree at most up to
+    where that epoch ends in both (KIP-279)."""
+    if leader_epoch == UNDEFINED_EPOCH or leader_end_offset == UNDEFINED_OFFSET:
+        return min(follower_high_watermark, follower_log_end)
+    if leader_epoch == requested_epoch:
+        return min(leader_end_offset, follower_log_end)
+    follower_epoch, follower_end = follower_end_offset_for
+    if follower_epoch == UNDEFINED_EPOCH:
+        return min(follower_high_watermark, follower_log_end)
+    return min(leader_end_offset, follower_end, follower_log_end)
+
+
+@dataclass
+class FetchState:
+    partition: Partition
+    leader_epoch: int
+    truncating: bool = True
+    delayed_until: float = 0.0
+
+
+class ReplicaFetcherThread:
+    def __init__(self, manager: ReplicaFetcherManager, source_id: int, target: str) -> None:
+        self.manager = manager
+        self.source_id = source_id
+        self.target = target
+        rm = manager.replica_manager
+        self.name = f"ReplicaFetcherThread-0-{source_id}"
+        self.prefix = f"[ReplicaFetcher replicaId={rm.broker_id}, leaderId={source_id}, fetcherId=0]"
+        self._states: dict[TopicPartition, FetchState] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._channel = grpc.insecure_channel(target, options=OPTIONS)
+        self._stub = kafka_pb2_grpc.DataStub(self._channel)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def add(self, partitions: list[Partition]) -> None:
+        with self._lock:
+            for p in partitions:
+                self._states[(p.topic, p.partition)] = FetchState(p, p.leader_epoch)
+        self._wake.set()
+
+    def remove(self, tps: list[TopicPartition]) -> None:
+        with self._lock:
+            for tp in tps:
+                self._states.pop(tp, None)
+
+    def is_idle(self) -> bool:
+        with self._lock:
+            return not self._states
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        self._channel.close()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            with self._lock:
+                states = dict(self._states)
+            now = time.monotonic()
+            ready = {tp: s for tp, s in states.items() if s.delayed_until <= now}
+            if not ready:
+                self._wake.wait(self.manager.backoff_s if states else 1.0)
+                self._wake.clear()
+                continue
+            try:
+                truncating = {tp: s for tp, s in ready.items() if s.truncating}
+                if truncating:
+                    self._truncate(truncating)
+                fetching = {tp: s for tp, s in ready.items() if not s.truncating}
+                if fetching:
+                    self._fetch(fetching)
+            except grpc.RpcError as e:
+                if self._stopped.is_set():
+                    return
+                log.warning("%s Error sending fetch request to broker %d at %s: %s; backing off", self.prefix,
+                            self.source_id, self.target, e.code())
+                self._delay(ready, self.manager.backoff_s)
+            except Exception:
+                log.exception("%s Error fetching", self.prefix)
+                self._delay(ready, self.manager.backoff_s)
+
+    def _delay(self, states: dict[TopicPartition, FetchState], seconds: float) -> None:
+        until = time.monotonic() + seconds
+        for state in states.values():
+            state.delayed_until = until
+
+    def _still_current(self, tp: TopicPartition, state: FetchState) -> bool:
+        with self._lock:
+            return self._states.get(tp) is state
+
+    def _truncate(self, states: dict[TopicPartition, FetchState]) -> None:
+        rm = self.manager.replica_manager
+        by_topic: dict[str, list[kafka_pb2.OffsetForLeaderEpochPartition]] = {}
+        asked: dict[TopicPartition, int] = {}
+        for (topic, p), state in states.items():
+            latest = state.partition.log.latest_epoch
+            if latest is None or latest < 0:
+                # Nothing written under any epoch: nothing to truncate.
+                state.truncating = False
+                continue
+            asked[(topic, p)] = latest
+            by_topic.setdefault(topic, []).append(kafka_pb2.OffsetForLeaderEpochPartition(
+                partition=p, current_leader_epoch=state.leader_epoch, leader_epoch=latest,
+            ))
+        if not by_topic:
+            return
+        response = self._stub.OffsetForLeaderEpoch(
+            kafka_pb2.OffsetForLeaderEpochRequest(
+                replica_id=rm.broker_id,
+                topics=[kafka_pb2.OffsetForLeaderEpochTopic(topic=t, partitions=ps) for t, ps in by_topic.items()],
+            ),
+            timeout=self.manager.request_timeout_s,
+        )
+        for topic in response.topics:
+            for answer in topic.partitions:
+                tp = (topic.topic, answer.partition)
+                state = states.get(tp)
+                if state is None or not self._still_current(tp, state):
+                    continue
+                error = Errors.for_code(answer.error_code)
+                if error is not Errors.NONE:
+                    log.info("%s Cannot get the end offset of epoch %d of %s-%d from the leader: %s", self.prefix,
+                             asked[tp], tp[0], tp[1], error.name)
+                    self._delay({tp: state}, self.manager.backoff_s)
+                    continue
+                partition = state.partition
+                with partition.lock:
+                    own = partition.log.end_offset_for_epoch(answer.leader_epoch)
+                    offset = truncation_offset(
+                        answer.leader_epoch, answer.end_offset, asked[tp], own, partition.log.log_end_offset,
+                        partition.high_watermark,
+                    )
+                rm.truncate(partition, offset, f"the leader's epoch {answer.leader_epoch} ends at offset "
+                                               f"{answer.end_offset} (asked for epoch {asked[tp]})")
+                state.truncating = False
+
+    def _fetch(self, states: dict[TopicPartition, FetchState]) -> None:
+        rm = self.manager.replica_manager
+        by_topic: dict[str, list[kafka_pb2.FetchPartition]] = {}
+        for (topic, p), state in states.items():
+            by_topic.setdefault(topic, []).append(kafka_pb2.FetchPartition(
+                partition=p, current_leader_epoch=state.leader_epoch,
+                fetch_offset=state.partition.log.log_end_offset, partition_max_bytes=self.manager.fetch_max_bytes,
+            ))
+        response = self._stub.Fetch(
+            kafka_pb2.FetchRequest(
+                replica_id=rm.broker_id, replica_epoch=rm._broker_epoch(), max_wait_ms=self.manager.max_wait_ms,
+                min_bytes=self.manager.min_bytes, max_bytes=self.manager.response_max_bytes,
+                topics=[kafka_pb2.FetchTopic(topic=t, partitions=ps) for t, ps in by_topic.items()],
+            ),
+            timeout=self.manager.max_wait_ms / 1000 + self.manager.request_timeout_s,
+        )
+        appended = False
+        for topic in response.topics:
+            for answer in topic.partitions:
+                tp = (topic.topic, answer.partition)
+                state = states.get(tp)
+                if state is None or not self._still_current(tp, state):
+                    continue
+                appended |= self._handle(tp, state, answer)
+        if appended:
+            rm.notify_data_changed()
+
+    def _handle(self, tp: TopicPartition, state: FetchState, answer: kafka_pb2.FetchPartitionResponse) -> bool:
+        partition = state.partition
+        error = Errors.for_code(answer.error_code)
+        if error is Errors.NONE:
+            try:
+                info = partition.append_records_to_follower(answer.records, answer.high_watermark)
+            except Exception as e:  # a batch that does not fit: start over from truncation
+                log.error("%s Cannot append to %s what the leader sent: %s", self.prefix, partition.name, e)
+                state.truncating = True
+                self._delay({tp: state}, self.manager.backoff_s)
+                return False
+            return info is not None or bool(answer.records)
+        if error is Errors.OFFSET_OUT_OF_RANGE:
+            self._handle_out_of_range(partition, answer)
+            return False
+        # NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH...: wait for the
+        # controller's LeaderAndIsr to say who leads now.
+        log.info("%s Fetch of %s failed: %s; retrying after backoff", self.prefix, partition.name, error.name)
+        self._delay({tp: state}, self.manager.backoff_s)
+        return False
+
+    def _handle_out_of_range(self, partition: Partition, answer: kafka_pb2.FetchPartitionResponse) -> None:
+        """Kafka's handleOutOfRangeError: past the leader's end, truncate to it; before its
+        start, start over there."""
+        rm = self.manager.replica_manager
+        log_end = partition.log.log_end_offset
+        if answer.log_end_offset >= 0 and log_end > answer.log_end_offset:
+            rm.truncate(partition, answer.log_end_offset,
+                        f"it is past the leader's log end offset {answer.log_end_offset}")
+        else:
+            log.warning("%s %s is before the leader's log start offset %d: starting over there", self.prefix,
+                        partition.name, answer.log_start_offset)
+            partition.truncate_fully_and_start_at(answer.log_start_offset)
+
+
+class ReplicaFetcherManager:
+    def __init__(self, replica_manager: ReplicaManager, max_wait_ms: int = 500, min_bytes: int = 1,
+                 fetch_max_bytes: int = 1048576, response_max_bytes: int = 10485760, backoff_ms: int = 1000,
+                 request_timeout_ms: int = 30000) -> None:
+        self.replica_manager = replica_manager
+        self.max_wait_ms = max_wait_ms
+        self.min_bytes = min_bytes
+        self.fetch_max_bytes = fetch_max_bytes
+        self.response_max_bytes = response_max_bytes
+        self.backoff_s = backoff_ms / 1000
+        self.request_timeout_s = request_timeout_ms / 1000
+        self._lock = threading.Lock()
+        self._threads: dict[tuple[int, str], ReplicaFetcherThread] = {}
+        # Followers whose leader this broker has no address for yet: retried on each UpdateMetadata.
+        self._pending: dict[TopicPartition, Partition] = {}
+
+    def add_partitions(self, partitions: list[Partition]) -> None:
+        """Fetch each partition from its leader, truncating first."""
+        brokers = self.replica_manager.metadata_cache.snapshot().brokers
+        by_source: dict[tuple[int, str], list[Partition]] = {}
+        for partition in partitions:
+            leader = brokers.get(partition.leader_id)
+            if leader is None:
+                log.warning("Leader %d of %s is not in this broker's metadata; not fetching it yet",
+                            partition.leader_id, partition.name)
+                with self._lock:
+                    self._pending[(partition.topic, partition.partition)] = partition
+                continue
+            host = f"[{leader.host}]" if ":" in leader.host else leader.host
+            by_source.setdefault((leader.broker_id, f"{host}:{leader.port}"), []).append(partition)
+        with self._lock:
+            for key, chosen in by_source.items():
+                thread = self._threads.get(key)
+                if thread is None:
+                    thread = self._threads[key] = ReplicaFetcherThread(self, key[0], key[1])
+                thread.add(chosen)
+                log.info("[ReplicaFetcherManager on broker %d] Added fetcher to broker %d for partitions %s",
+                         self.replica_manager.broker_id, key[0], ",".join(p.name for p in chosen))
+
+    def retry_pending(self) -> None:
+        with self._lock:
+            pending = [p for p in self._pending.values() if not p.is_leader and p.leader_id >= 0]
+            self._pending.clear()
+        if pending:
+            self.add_partitions(pending)
+
+    def remove_partitions(self, tps: list[TopicPartition]) -> None:
+        with self._lock:
+            for tp in tps:
+                self._pending.pop(tp, None)
+            for key, thread in list(self._threads.items()):
+                thread.remove(tps)
+                if thread.is_idle():
+                    thread.stop()
+                    del self._threads[key]
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for thread in self._threads.values():
+                thread.stop()
+            self._threads.clear()
