@@ -69,6 +69,7 @@ class AdminService(kafka_pb2_grpc.AdminServicer):
             isr_shrinks=counters.isr_shrinks,
             isr_expands=counters.isr_expands,
             failed_isr_updates=counters.failed_isr_updates,
+            records_truncated=counters.records_truncated,
             acknowledged_records_truncated=counters.acknowledged_records_truncated,
             truncations=list(counters.truncations),
         )

@@ -264,22 +264,19 @@ class Partition:
             self.high_watermark = max(self.high_watermark, min(leader_high_watermark, self.log.log_end_offset))
             return info
 
-    def truncate_to(self, offset: int) -> int:
+    def truncate_to(self, offset: int) -> tuple[int, int]:
         """Drop the log from `offset` on (a follower catching up with a new leader). Returns how
-        many records below this replica's high watermark went: acknowledged writes lost."""
+        many records went, and how many of them were below this replica's high watermark:
+        acknowledged writes lost."""
         with self.lock:
             if offset >= self.log.log_end_offset:
-                return 0
-            lost = 0
-            if offset < self.high_watermark:
-                lost = sum(
-                    min(h.next_offset, self.high_watermark) - max(h.base_offset, offset)
-                    for h in self.log.batch_headers(offset) if h.base_offset < self.high_watermark
-                )
-                self.high_watermark = offset
+                return 0, 0
+            discarded = self.log.log_end_offset - offset
+            acknowledged = max(0, min(self.high_watermark, self.log.log_end_offset) - offset)
+            self.high_watermark = min(self.high_watermark, offset)
             self.log.truncate_to(offset)
             self.producers.truncate_to(offset)
-            return lost
+            return discarded, acknowledged
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         with self.lock:

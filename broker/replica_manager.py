@@ -77,11 +77,12 @@ class FetchResult:
 
 @dataclass
 class ReplicaManagerCounters:
-    """Kafka's IsrShrinksPerSec, IsrExpandsPerSec and the records a truncation took that the
-    replica had counted as committed, as running totals."""
+    """Kafka's IsrShrinksPerSec and IsrExpandsPerSec, and the records follower truncations
+    discarded, as running totals."""
 
     isr_shrinks: int = 0
     isr_expands: int = 0
+    records_truncated: int = 0
     acknowledged_records_truncated: int = 0
     failed_isr_updates: int = 0
     truncations: list[str] = field(default_factory=list)
@@ -534,25 +535,23 @@ class ReplicaManager:
     # -- follower truncation -------------------------------------------------------------------
 
     def truncate(self, partition: Partition, offset: int, reason: str) -> None:
-        """Truncate a follower's log to `offset`; records it had counted as committed and now
-        loses are reported: an unclean election threw acknowledged writes away."""
+        """Truncate a follower's log to `offset`. Records it discards were accepted by a leader
+        that this replica's new leader does not follow: after a clean election they were never
+        acknowledged to acks=all producers; after an unclean one they may have been. Both are
+        reported; records below this replica's high watermark were acknowledged for certain."""
         log_end = partition.log.log_end_offset
         if offset >= log_end:
             return
-        lost = partition.truncate_to(offset)
-        message = (
-            f"{self.prefix} Truncating partition {partition.name} to offset {offset} "
-            f"(log end offset was {log_end}): {reason}"
+        discarded, acknowledged = partition.truncate_to(offset)
+        self.counters.records_truncated += discarded
+        self.counters.acknowledged_records_truncated += acknowledged
+        self.counters.truncations.append(f"{partition.name}: {discarded} records from offset {offset}")
+        state_change_log.warning(
+            "%s Truncating partition %s to offset %d (log end offset was %d): %s. This discards %d records "
+            "the new leader does not have, %d of them below this replica's high watermark (acknowledged "
+            "writes lost: an unclean leader election chose a replica without them)",
+            self.prefix, partition.name, offset, log_end, reason, discarded, acknowledged,
         )
-        if lost:
-            self.counters.acknowledged_records_truncated += lost
-            self.counters.truncations.append(f"{partition.name}: {lost} records from offset {offset}")
-            state_change_log.warning(
-                "%s. %d records below the high watermark are discarded: acknowledged writes are lost "
-                "(an unclean leader election chose a replica without them)", message, lost,
-            )
-        else:
-            state_change_log.info("%s", message)
 
     # -- describe ------------------------------------------------------------------------------
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from broker.errors import Errors
+from broker.local_cluster import wait_until
+from broker.log import record_batch as rb
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import PartitionInfo
-from broker.replica_manager import ReplicaManager
+from broker.replica_manager import FetchRequestPartition, FetchResult, ProduceResult, ReplicaManager, now_ms
 
 
 @pytest.fixture
@@ -50,3 +53,114 @@ def test_stop_replica_with_delete_forgets_the_partition(manager: ReplicaManager)
     assert manager.stop_replicas(9, 1, -1, [("t", 0, 2, False)])[1] == {("t", 0): Errors.FENCED_LEADER_EPOCH}
     assert manager.stop_replicas(9, 1, -1, [("t", 0, -2, True)])[1] == {("t", 0): Errors.NONE}
     assert manager.partitions() == {}
+
+
+# -- the data path, leader and follower in one process -------------------------------------------
+
+T0 = ("t", 0)
+
+
+def leader_manager(tmp_path: Path, isr: tuple[int, ...] = (1, 2), **topic_config: str) -> ReplicaManager:
+    written: list[tuple[int, ...]] = []
+    manager = ReplicaManager(
+        1, lambda: 100, LogManager([str(tmp_path)], LogConfig()),
+        write_isr=lambda state, new_isr: written.append(new_isr) or state.zk_version + 1,
+        topic_config=lambda _topic: dict(topic_config), replica_lag_time_max_ms=1000,
+    )
+    manager.isr_writes = written  # type: ignore[attr-defined]
+    state = PartitionInfo("t", 0, 1, 0, isr=isr, replicas=(1, 2), zk_version=0, controller_epoch=1)
+    assert manager.become_leader_or_follower(9, 1, -1, [state])[1] == {T0: Errors.NONE}
+    return manager
+
+
+def batch(*values: bytes, **producer: int) -> bytes:
+    return rb.build_batch([(None, v) for v in values], **producer)
+
+
+def produce(manager: ReplicaManager, records: bytes, acks: int = 1, timeout_ms: int = 1000) -> ProduceResult:
+    return manager.append_records(acks, timeout_ms, {T0: records})[T0]
+
+
+def fetch(manager: ReplicaManager, offset: int, replica_id: int = -1, epoch: int = -1, wait_ms: int = 0) -> FetchResult:
+    return manager.fetch_messages(replica_id, wait_ms, 1, 1 << 20, [FetchRequestPartition(T0, offset, epoch)])[T0]
+
+
+def test_consumers_see_only_what_every_isr_member_has(tmp_path: Path) -> None:
+    manager = leader_manager(tmp_path)
+    assert produce(manager, batch(b"a", b"b")).base_offset == 0
+    assert fetch(manager, 0).records == b""  # the follower has nothing yet: high watermark 0
+    copied = fetch(manager, 0, replica_id=2)
+    assert [r.value for r in rb.read_records(copied.records)] == [b"a", b"b"]
+    fetch(manager, 2, replica_id=2)  # the follower now has both
+    answer = fetch(manager, 0)
+    assert answer.high_watermark == 2 and [r.offset for r in rb.read_records(answer.records)] == [0, 1]
+
+
+def test_acks_all_waits_for_the_follower_and_times_out_without_it(tmp_path: Path) -> None:
+    manager = leader_manager(tmp_path)
+    assert produce(manager, batch(b"x"), acks=-1, timeout_ms=200).error is Errors.REQUEST_TIMED_OUT
+    result: list[ProduceResult] = []
+    writer = threading.Thread(target=lambda: result.append(produce(manager, batch(b"y"), acks=-1, timeout_ms=10000)))
+    writer.start()
+    wait_until(lambda: manager.partition(T0).log.log_end_offset == 2, 5, "the second write in the log")
+    fetch(manager, 2, replica_id=2)
+    writer.join(5)
+    assert result and result[0].error is Errors.NONE and result[0].base_offset == 1
+
+
+def test_acks_all_is_refused_when_the_isr_is_below_min_insync_replicas(tmp_path: Path) -> None:
+    manager = leader_manager(tmp_path, isr=(1,), **{"min.insync.replicas": "2"})
+    assert produce(manager, batch(b"x"), acks=-1).error is Errors.NOT_ENOUGH_REPLICAS
+    assert produce(manager, batch(b"x"), acks=1).error is Errors.NONE
+
+
+def test_a_retried_idempotent_batch_gets_its_first_offset_back(tmp_path: Path) -> None:
+    manager = leader_manager(tmp_path, isr=(1,))
+    records = batch(b"a", b"b", producer_id=5, producer_epoch=0, base_sequence=0)
+    assert produce(manager, records).base_offset == 0
+    assert produce(manager, batch(b"c", producer_id=5, producer_epoch=0, base_sequence=2)).base_offset == 2
+    assert produce(manager, records).base_offset == 0  # the retry of the first batch
+    assert manager.partition(T0).log.log_end_offset == 3
+    gap = batch(b"d", producer_id=5, producer_epoch=0, base_sequence=9)
+    assert produce(manager, gap).error is Errors.OUT_OF_ORDER_SEQUENCE_NUMBER
+
+
+def test_bad_batches_are_refused_with_kafkas_codes(tmp_path: Path) -> None:
+    manager = leader_manager(tmp_path, isr=(1,), **{"max.message.bytes": "200"})
+    corrupt = bytearray(batch(b"hello"))
+    corrupt[-1] ^= 0xFF
+    assert produce(manager, bytes(corrupt)).error is Errors.CORRUPT_MESSAGE
+    assert produce(manager, b"not a batch at all, just bytes that go on for more than sixty-one").error \
+        is Errors.CORRUPT_MESSAGE
+    assert produce(manager, batch(b"x" * 500)).error is Errors.MESSAGE_TOO_LARGE
+    assert manager.partition(T0).log.log_end_offset == 0
+
+
+def test_fetch_errors_name_the_epoch_and_the_range(tmp_path: Path) -> None:
+    manager = leader_manager(tmp_path, isr=(1,))
+    produce(manager, batch(b"a"))
+    assert fetch(manager, 0, epoch=0).error is Errors.NONE
+    assert fetch(manager, 5).error is Errors.OFFSET_OUT_OF_RANGE
+    manager.become_leader_or_follower(9, 1, -1, [
+        PartitionInfo("t", 0, 1, 3, isr=(1,), replicas=(1, 2), zk_version=1, controller_epoch=1)
+    ])
+    assert fetch(manager, 0, epoch=2).error is Errors.FENCED_LEADER_EPOCH
+    assert fetch(manager, 0, epoch=4).error is Errors.UNKNOWN_LEADER_EPOCH
+    manager.become_leader_or_follower(9, 1, -1, [
+        PartitionInfo("t", 0, 2, 4, isr=(1, 2), replicas=(1, 2), zk_version=2, controller_epoch=1)
+    ])
+    assert fetch(manager, 0).error is Errors.NOT_LEADER_OR_FOLLOWER
+    assert produce(manager, batch(b"b")).error is Errors.NOT_LEADER_OR_FOLLOWER
+    manager.stop()
+
+
+def test_a_lagging_follower_leaves_the_isr_and_returns_once_caught_up(tmp_path: Path) -> None:
+    manager = leader_manager(tmp_path)
+    produce(manager, batch(b"a"))
+    manager._maybe_change_isr(manager.partition(T0), now_ms() + 5000)
+    assert manager.partition(T0).isr == (1,) and manager.counters.isr_shrinks == 1
+    assert manager.partition(T0).high_watermark == 1  # the follower no longer holds it back
+    fetch(manager, 1, replica_id=2)
+    manager._maybe_change_isr(manager.partition(T0), now_ms())
+    assert manager.partition(T0).isr == (1, 2) and manager.counters.isr_expands == 1
+    assert manager.isr_writes == [(1,), (1, 2)]  # type: ignore[attr-defined]
