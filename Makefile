@@ -43,6 +43,7 @@ test: install lint
 bench: install
 	$(BIN)/python bench/controller_failover.py
 	$(BIN)/python bench/partition_failover.py
+	$(BIN)/python bench/produce_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(GENERATED) $(PROTOS:.proto=_pb2.pyi)

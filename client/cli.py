@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import signal
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -15,11 +19,18 @@ from rich.table import Table
 
 from broker.errors import Errors
 from broker.local_cluster import LocalCluster, LocalClusterError, wait_until
-from client.admin import AdminClient, AdminError, ClusterDescription
+from client.admin import AdminClient, AdminError, ClusterDescription, parse_bootstrap_servers
+from client.cluster import KafkaError
+from client.consumer import ConsumerRecord, KafkaConsumer
+from client.producer import FutureRecordMetadata, KafkaProducer
 
 
 class CliError(Exception):
     """Printed as one line, `minikafka: error: ...`, with exit status 1."""
+
+
+class UsageError(CliError):
+    """A bad argument: printed as CliError, with exit status 2 as argparse's own."""
 
 
 def _console() -> Console:
@@ -219,6 +230,150 @@ def cmd_leader_election(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _bootstrap(value: str) -> str:
+    try:
+        parse_bootstrap_servers(value)
+    except AdminError as e:
+        raise UsageError(str(e)) from None
+    return value
+
+
+def _client_warnings() -> None:
+    """The clients' warnings (retries, metadata failures) to stderr, one line each."""
+    logging.basicConfig(level=logging.WARNING, format="minikafka: warning: %(message)s")
+
+
+def _require_topic(bootstrap: str, topic: str) -> None:
+    metadata = AdminClient(bootstrap).metadata([topic])
+    if not metadata.topics or metadata.topics[0].error_code == Errors.UNKNOWN_TOPIC_OR_PARTITION.code:
+        raise CliError(f"Topic '{topic}' does not exist")
+
+
+def _lines(separator: bytes | None) -> Iterator[tuple[bytes | None, bytes | None, str | None]]:
+    """(key, value, problem) for each line of stdin; a line without the separator is a problem."""
+    for number, line in enumerate(sys.stdin.buffer, 1):
+        line = line.rstrip(b"\n").removesuffix(b"\r")
+        if separator is None:
+            yield None, line, None
+        else:
+            key, found, value = line.partition(separator)
+            yield (key, value, None) if found else (None, None, f"line {number} has no key separator {separator!r}")
+
+
+def _generated(count: int, size: int) -> Iterator[tuple[bytes | None, bytes | None, str | None]]:
+    for sequence in range(count):
+        yield None, b"%0*d" % (size, sequence), None
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    if args.generate is not None and args.generate < 1:
+        raise UsageError("--generate must be at least 1")
+    if args.record_size is not None and args.generate is None:
+        raise UsageError("--record-size needs --generate")
+    if args.record_size is not None and args.record_size < 1:
+        raise UsageError("--record-size must be at least 1")
+    if args.batch_size < 1 or args.linger_ms < 0:
+        raise UsageError("--batch-size must be at least 1 and --linger-ms not negative")
+    if args.key_separator == "":
+        raise UsageError("--key-separator must not be empty")
+    bootstrap = _bootstrap(args.bootstrap_server)
+    _client_warnings()
+    _require_topic(bootstrap, args.topic)
+    producer = KafkaProducer(bootstrap, acks=args.acks, linger_ms=args.linger_ms, batch_size=args.batch_size)
+    failures: list[str] = []
+    failures_lock = threading.Lock()
+
+    def on_done(future: FutureRecordMetadata) -> None:
+        error = future.exception()
+        if error is not None:
+            with failures_lock:
+                failures.append(str(error))
+
+    records = (_generated(args.generate, args.record_size or 100) if args.generate is not None
+               else _lines(None if args.key_separator is None else args.key_separator.encode()))
+    sent, interrupted = 0, False
+    started = time.monotonic()
+    try:
+        try:
+            for key, value, problem in records:
+                sent += 1
+                if problem is not None:
+                    failures.append(problem)
+                    continue
+                producer.send(args.topic, value, key=key).add_done_callback(on_done)
+        except KeyboardInterrupt:
+            interrupted = True
+        producer.flush()
+    finally:
+        producer.close()
+    elapsed = max(time.monotonic() - started, 1e-9)
+    acknowledged = sent - len(failures)
+    print(f"{acknowledged} records acknowledged, {len(failures)} failed in {elapsed:.2f} s "
+          f"({acknowledged / elapsed:.0f} records/s)", file=sys.stderr)
+    if failures:
+        kinds = len({failure.split(":", 1)[0] for failure in failures})
+        raise CliError(f"{len(failures)} records failed: {failures[0]}"
+                       + (f" (and {kinds - 1} other kinds of error)" if kinds > 1 else ""))
+    return 130 if interrupted else 0
+
+
+def _format(record: ConsumerRecord, offsets: bool, keys: bool) -> bytes:
+    fields = [str(record.partition).encode(), str(record.offset).encode()] if offsets else []
+    if keys:
+        fields.append(b"null" if record.key is None else record.key)
+    fields.append(b"null" if record.value is None else record.value)
+    return b"\t".join(fields) + b"\n"
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    if args.max_messages is not None and args.max_messages < 1:
+        raise UsageError("--max-messages must be at least 1")
+    if args.timeout_ms is not None and args.timeout_ms < 0:
+        raise UsageError("--timeout-ms must not be negative")
+    if args.partition is not None and args.partition < 0:
+        raise UsageError("--partition must not be negative")
+    bootstrap = _bootstrap(args.bootstrap_server)
+    _client_warnings()
+    consumer = KafkaConsumer(bootstrap, auto_offset_reset="earliest" if args.from_beginning else "latest")
+    count = 0
+    try:
+        partitions = consumer.partitions_for(args.topic)
+        if partitions is None:
+            raise CliError(f"Topic '{args.topic}' does not exist")
+        if args.partition is not None and args.partition not in partitions:
+            raise CliError(f"Topic '{args.topic}' has no partition {args.partition} (it has {len(partitions)})")
+        consumer.assign([(args.topic, p) for p in sorted(partitions) if args.partition in (None, p)])
+        if args.from_beginning:
+            consumer.seek_to_beginning()
+        else:
+            consumer.seek_to_end()
+        out = sys.stdout.buffer
+        last_record = time.monotonic()
+        while args.max_messages is None or count < args.max_messages:
+            wait_ms = 1000.0
+            if args.timeout_ms is not None:
+                wait_ms = min(wait_ms, max(0.0, args.timeout_ms - (time.monotonic() - last_record) * 1000))
+            records = consumer.poll(wait_ms)
+            if records:
+                if args.max_messages is not None:
+                    records = records[:args.max_messages - count]
+                out.write(b"".join(_format(r, args.print_offsets, args.print_keys) for r in records))
+                out.flush()
+                count += len(records)
+                last_record = time.monotonic()
+            elif args.timeout_ms is not None and (time.monotonic() - last_record) * 1000 >= args.timeout_ms:
+                break
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        # The reader went away (| head): nothing left to print to.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        consumer.close()
+    print(f"Processed a total of {count} messages", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minikafka", description="Run and inspect a minikafka cluster.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +412,40 @@ def build_parser() -> argparse.ArgumentParser:
     election.add_argument("--timeout", type=float, default=30.0)
     election.set_defaults(func=cmd_leader_election)
 
+    produce = commands.add_parser(
+        "produce", help="send lines of stdin, or generated records, to a topic (as kafka-console-producer)",
+        description="Send each line of stdin as a record (or --generate N records), wait for every "
+                    "acknowledgement and print a summary to stderr. Exit status 1 if any record failed.",
+    )
+    produce.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    produce.add_argument("--topic", required=True)
+    produce.add_argument("--acks", choices=("all", "-1", "1", "0"), default="all",
+                         help="all (default; idempotent), 1 (the leader only) or 0 (no answer awaited)")
+    produce.add_argument("--key-separator", metavar="SEP", help="lines are KEY<SEP>VALUE (default: no key)")
+    produce.add_argument("--generate", type=int, metavar="N", help="send N generated records instead of stdin")
+    produce.add_argument("--record-size", type=int, metavar="BYTES",
+                         help="bytes of each generated value: its sequence number, zero-padded (default 100)")
+    produce.add_argument("--linger-ms", type=float, default=5, help="linger.ms (default 5)")
+    produce.add_argument("--batch-size", type=int, default=16384, help="batch.size in bytes (default 16384)")
+    produce.set_defaults(func=cmd_produce)
+
+    consume = commands.add_parser(
+        "consume", help="print a topic's records (no consumer group)",
+        description="Print the records of a topic, one per line. This reads with no consumer group: it is "
+                    "assigned every partition (or --partition) itself, commits nothing, and starts at the "
+                    "end of each partition (at the beginning with --from-beginning).",
+    )
+    consume.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    consume.add_argument("--topic", required=True)
+    consume.add_argument("--partition", type=int, help="only this partition")
+    consume.add_argument("--from-beginning", action="store_true", help="start at the log start, not the end")
+    consume.add_argument("--max-messages", type=int, metavar="N", help="stop after N records")
+    consume.add_argument("--timeout-ms", type=float, metavar="MS",
+                         help="stop when nothing arrived for MS (default: run until Ctrl-C)")
+    consume.add_argument("--print-offsets", action="store_true", help="print PARTITION<TAB>OFFSET<TAB> first")
+    consume.add_argument("--print-keys", action="store_true", help="print KEY<TAB> before each value")
+    consume.set_defaults(func=cmd_consume)
+
     local = commands.add_parser("local-cluster", help="ZooKeeper and N brokers on 127.0.0.1, no Docker")
     local.add_argument("--brokers", type=int, default=3)
     local.add_argument("--zookeeper-port", type=int, default=2181)
@@ -272,7 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, AdminError, LocalClusterError) as e:
+    except UsageError as e:
+        print(f"minikafka: error: {e}", file=sys.stderr)
+        return 2
+    except (CliError, AdminError, LocalClusterError, KafkaError) as e:
         print(f"minikafka: error: {e}", file=sys.stderr)
         return 1
 

@@ -1,0 +1,520 @@
+"""KafkaConsumer without a group: assign() partitions, seek(), poll() (Kafka's KafkaConsumer with
+manual assignment and no committed offsets; groups come later).
+
+poll() sends one Fetch per leader for the assigned partitions that have a position and nothing
+buffered, with the leader epoch the metadata gave (KIP-320), and returns the records at or after
+each position: a fetch answers with whole batches, and the first may start before the position.
+A fetch left unanswered when poll() returns stays in flight for the next poll().
+
+A moved or fenced leader (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH,
+LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION) or a broker that cannot be reached refreshes
+the metadata and fetches the partition again after retry.backoff.ms. A position out of the
+log's range (OFFSET_OUT_OF_RANGE) is reset by auto.offset.reset, as is a partition without one.
+
+Unlike Kafka's, this consumer does not check its position against the new leader's log after a
+leader change (OffsetsForLeaderEpoch, KIP-320's truncation detection): a position past the new
+leader's log end comes back as OFFSET_OUT_OF_RANGE and is reset by auto.offset.reset.
+Not thread-safe, as Kafka's.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import grpc
+
+from broker.errors import Errors
+from broker.log.record_batch import CorruptRecordError, UnsupportedCompressionError, batches, records, validate
+from client.cluster import INVALID_METADATA_ERRORS, ClusterMetadata, KafkaError, TopicPartition, error_from_rpc
+from minikafka_rpc import kafka_pb2
+
+log = logging.getLogger(__name__)
+
+EARLIEST_TIMESTAMP = -2
+LATEST_TIMESTAMP = -1
+OFFSET_RESET_STRATEGIES = ("earliest", "latest", "none")
+
+
+class ConsumerRecord(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass
+class _PartitionState:
+    position: int | None = None  # the offset of the next record poll() returns
+    reset: str | None = None  # a pending reset: earliest or latest (seek_to_beginning/end)
+    fetching: bool = False
+    buffered: bool = False
+    backoff_until: float = 0.0
+    high_watermark: int = -1
+
+
+class _Fetch(NamedTuple):
+    broker_id: int
+    offsets: dict[TopicPartition, int]
+    call: grpc.Future
+
+
+@dataclass
+class _Completed:
+    """A partition's fetched records not yet returned by poll()."""
+
+    tp: TopicPartition
+    records: list[ConsumerRecord]
+    index: int
+    next_offset: int  # where the fetch ended: past the last batch, gaps included
+
+
+class KafkaConsumer:
+    """A consumer of assigned partitions. Configuration keeps Kafka's names, in snake case:
+
+    - auto_offset_reset (`auto.offset.reset`): where a partition without a valid position starts,
+      "earliest", "latest" or "none" (KafkaError instead).
+    - fetch_max_wait_ms (`fetch.max.wait.ms`), fetch_min_bytes (`fetch.min.bytes`): a leader holds
+      a Fetch until it has this many bytes or this time passed.
+    - fetch_max_bytes (`fetch.max.bytes`), max_partition_fetch_bytes (`max.partition.fetch.bytes`):
+      bytes per Fetch answer and per partition in it (a first batch larger than that still comes).
+    - request_timeout_ms (`request.timeout.ms`), retry_backoff_ms (`retry.backoff.ms`).
+    - max_poll_records (`max.poll.records`): records per poll(); the rest wait for the next one.
+    - default_api_timeout_ms (`default.api.timeout.ms`): how long position() and the offsets
+      look-ups may block.
+    - check_crcs (`check.crcs`): verify each batch's CRC-32C.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        auto_offset_reset: str = "latest",
+        fetch_max_wait_ms: int = 500,
+        fetch_min_bytes: int = 1,
+        fetch_max_bytes: int = 52428800,
+        max_partition_fetch_bytes: int = 1048576,
+        request_timeout_ms: int = 30000,
+        retry_backoff_ms: float = 100,
+        max_poll_records: int = 500,
+        default_api_timeout_ms: int = 60000,
+        check_crcs: bool = True,
+    ) -> None:
+        if auto_offset_reset not in OFFSET_RESET_STRATEGIES:
+            raise ValueError(f"auto.offset.reset must be one of {', '.join(OFFSET_RESET_STRATEGIES)}, "
+                             f"not {auto_offset_reset!r}")
+        if max_poll_records < 1 or fetch_max_bytes < 1 or max_partition_fetch_bytes < 1:
+            raise ValueError("max.poll.records, fetch.max.bytes and max.partition.fetch.bytes must be positive")
+        self._auto_offset_reset = auto_offset_reset
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._fetch_min_bytes = fetch_min_bytes
+        self._fetch_max_bytes = fetch_max_bytes
+        self._max_partition_fetch_bytes = max_partition_fetch_bytes
+        self._request_timeout_s = request_timeout_ms / 1000
+        self._retry_backoff_s = retry_backoff_ms / 1000
+        self._max_poll_records = max_poll_records
+        self._default_api_timeout_s = default_api_timeout_ms / 1000
+        self._check_crcs = check_crcs
+        self._cluster = ClusterMetadata(bootstrap_servers, request_timeout_ms)
+        self._assignment: dict[TopicPartition, _PartitionState] = {}
+        self._buffer: deque[_Completed] = deque()
+        self._answers: queue.SimpleQueue[_Fetch] = queue.SimpleQueue()
+        self._metadata_due = True
+        self._metadata_retry_at = 0.0
+        self._closed = False
+
+    # -- assignment and positions -------------------------------------------------------------
+
+    def assign(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Read these partitions (and only these): Kafka's manual assignment, no group."""
+        tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+        old = self._assignment
+        self._assignment = {tp: old.get(tp) or _PartitionState() for tp in tps}
+        self._buffer = deque(c for c in self._buffer if c.tp in self._assignment)
+        self._metadata_due = True
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._assignment)
+
+    def _state(self, tp: tuple[str, int]) -> _PartitionState:
+        state = self._assignment.get(TopicPartition(*tp))
+        if state is None:
+            raise ValueError(f"partition {tp[0]}-{tp[1]} is not assigned to this consumer")
+        return state
+
+    def _drop_buffered(self, tp: TopicPartition) -> None:
+        self._buffer = deque(c for c in self._buffer if c.tp != tp)
+        self._assignment[tp].buffered = False
+
+    def seek(self, tp: tuple[str, int], offset: int) -> None:
+        """The next poll() reads `tp` from `offset`."""
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, not {offset}")
+        state = self._state(tp)
+        state.position, state.reset = offset, None
+        self._drop_buffered(TopicPartition(*tp))
+
+    def _seek_to(self, strategy: str, partitions: Iterable[tuple[str, int]] | None) -> None:
+        for tp in self._assignment if partitions is None else [TopicPartition(*tp) for tp in partitions]:
+            state = self._state(tp)
+            state.position, state.reset = None, strategy
+            self._drop_buffered(tp)
+
+    def seek_to_beginning(self, partitions: Iterable[tuple[str, int]] | None = None) -> None:
+        """The log start of these partitions (all assigned ones by default), found at the next
+        poll() or position()."""
+        self._seek_to("earliest", partitions)
+
+    def seek_to_end(self, partitions: Iterable[tuple[str, int]] | None = None) -> None:
+        """The high watermark of these partitions, found at the next poll() or position()."""
+        self._seek_to("latest", partitions)
+
+    def position(self, tp: tuple[str, int], timeout_ms: int | None = None) -> int:
+        """The offset of the next record poll() returns for `tp`; looked up if need be (KafkaError
+        if that takes longer than default.api.timeout.ms)."""
+        state = self._state(tp)
+        deadline = time.monotonic() + (self._default_api_timeout_s if timeout_ms is None else timeout_ms / 1000)
+        while state.position is None:
+            self._refresh_metadata_if_due()
+            self._reset_positions()
+            if state.position is not None:
+                break
+            if time.monotonic() + self._retry_backoff_s >= deadline:
+                raise KafkaError(Errors.REQUEST_TIMED_OUT, f"no position found for {tp[0]}-{tp[1]} in time")
+            time.sleep(self._retry_backoff_s)
+        return state.position
+
+    def _reset_positions(self) -> None:
+        """One ListOffsets round for the partitions without a position (Kafka's resetPositionsIfNeeded)."""
+        now = time.monotonic()
+        wanted: dict[TopicPartition, int] = {}
+        for tp, state in self._assignment.items():
+            if state.position is not None or state.backoff_until > now:
+                continue
+            strategy = state.reset or self._auto_offset_reset
+            if strategy == "none":
+                raise KafkaError(Errors.OFFSET_OUT_OF_RANGE,
+                                 f"no position for {tp} and auto.offset.reset is none (NoOffsetForPartition)")
+            wanted[tp] = EARLIEST_TIMESTAMP if strategy == "earliest" else LATEST_TIMESTAMP
+        if not wanted:
+            return
+        found, failed = self._list_offsets_round(wanted)
+        for tp, offset in found.items():
+            state = self._assignment.get(tp)
+            if state is not None and state.position is None:
+                log.info("Resetting offset for partition %s to position %d", tp, offset)
+                state.position, state.reset = offset, None
+        for tp in failed:
+            self._assignment[tp].backoff_until = time.monotonic() + self._retry_backoff_s
+
+    # -- metadata and offsets ----------------------------------------------------------------------
+
+    def _refresh_metadata_if_due(self, extra: Iterable[str] = ()) -> None:
+        now = time.monotonic()
+        if not self._metadata_due or now < self._metadata_retry_at:
+            return
+        self._metadata_due = False
+        self._metadata_retry_at = now + self._retry_backoff_s
+        topics = {tp.topic for tp in self._assignment} | set(extra)
+        if not topics:
+            return
+        try:
+            self._cluster.refresh(topics)
+        except KafkaError as e:
+            log.warning("Metadata refresh failed: %s", e)
+            self._metadata_due = True
+
+    def partitions_for(self, topic: str) -> set[int] | None:
+        """The topic's partitions; None if the cluster does not know it."""
+        partitions = self._cluster.partitions(topic)
+        if partitions is None:
+            self._cluster.refresh([topic])
+            partitions = self._cluster.partitions(topic)
+        return None if partitions is None else set(partitions)
+
+    def beginning_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[TopicPartition, int]:
+        """Each partition's log start offset."""
+        return self._list_offsets({TopicPartition(*tp): EARLIEST_TIMESTAMP for tp in partitions})
+
+    def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[TopicPartition, int]:
+        """Each partition's high watermark: the offset after the last record a consumer can read."""
+        return self._list_offsets({TopicPartition(*tp): LATEST_TIMESTAMP for tp in partitions})
+
+    def _list_offsets(self, wanted: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        deadline = time.monotonic() + self._default_api_timeout_s
+        results: dict[TopicPartition, int] = {}
+        topics = {tp.topic for tp in wanted}
+        while True:
+            if any(topic not in self._cluster.topics for topic in topics):
+                self._metadata_due, self._metadata_retry_at = True, 0.0  # what we know may be old news
+            self._refresh_metadata_if_due(topics)
+            unknown = sorted(t for t in topics if t in self._cluster.unknown_topics)
+            if unknown:
+                raise KafkaError(Errors.UNKNOWN_TOPIC_OR_PARTITION, f"topic '{unknown[0]}' does not exist")
+            found, failed = self._list_offsets_round({tp: ts for tp, ts in wanted.items() if tp not in results})
+            results.update(found)
+            if len(results) == len(wanted):
+                return results
+            if time.monotonic() + self._retry_backoff_s >= deadline:
+                raise KafkaError(Errors.REQUEST_TIMED_OUT, "offsets of " + ", ".join(str(tp) for tp in failed)
+                                 + f" not found within {self._default_api_timeout_s * 1000:.0f} ms")
+            time.sleep(self._retry_backoff_s)
+
+    def _list_offsets_round(
+        self, wanted: dict[TopicPartition, int]
+    ) -> tuple[dict[TopicPartition, int], list[TopicPartition]]:
+        """ListOffsets to each leader at once; the offsets found, and the partitions to try again
+        (after a metadata refresh). Errors that a retry cannot help raise KafkaError."""
+        by_leader: dict[int, dict[TopicPartition, int]] = {}
+        failed: list[TopicPartition] = []
+        for tp, timestamp in wanted.items():
+            leader = self._leader(tp)
+            if leader is None:
+                failed.append(tp)
+            else:
+                by_leader.setdefault(leader, {})[tp] = timestamp
+        calls = []
+        for leader, tps in by_leader.items():
+            request = kafka_pb2.ListOffsetsRequest(replica_id=-1, topics=[
+                kafka_pb2.ListOffsetsTopic(name=topic, partitions=[
+                    kafka_pb2.ListOffsetsPartition(partition=tp.partition, current_leader_epoch=self._epoch(tp),
+                                                   timestamp=timestamp)
+                    for tp, timestamp in tps.items() if tp.topic == topic
+                ])
+                for topic in dict.fromkeys(tp.topic for tp in tps)
+            ])
+            stub = self._cluster.data_stub(leader)
+            assert stub is not None  # _leader() checked the broker is known
+            calls.append((leader, tps, stub.ListOffsets.future(request, timeout=self._request_timeout_s)))
+        found: dict[TopicPartition, int] = {}
+        for leader, tps, call in calls:
+            try:
+                response = call.result()
+            except (grpc.RpcError, grpc.FutureCancelledError) as e:
+                self._retriable_or_raise(error_from_rpc(e, f"broker {leader}"), tps)
+                failed.extend(tps)
+                continue
+            for topic in response.topics:
+                for p in topic.partitions:
+                    tp = TopicPartition(topic.name, p.partition)
+                    if p.error_code == Errors.NONE.code:
+                        found[tp] = p.offset
+                    else:
+                        self._retriable_or_raise(KafkaError(Errors.for_code(p.error_code), p.error_message), [tp])
+                        failed.append(tp)
+            failed.extend(tp for tp in tps if tp not in found and tp not in failed)
+        return found, failed
+
+    def _leader(self, tp: TopicPartition) -> int | None:
+        info = self._cluster.leader(tp)
+        if info is None or info.leader < 0 or info.leader not in self._cluster.brokers:
+            self._metadata_due = True
+            return None
+        return info.leader
+
+    def _epoch(self, tp: TopicPartition) -> int:
+        info = self._cluster.leader(tp)
+        return -1 if info is None else info.leader_epoch
+
+    def _retriable_or_raise(self, error: KafkaError, tps: Iterable[TopicPartition]) -> None:
+        if not error.retriable:
+            raise error
+        log.info("%s for %s: refreshing metadata", error, ", ".join(str(tp) for tp in tps))
+        self._metadata_due = True
+
+    # -- fetching --------------------------------------------------------------------------------
+
+    def poll(self, timeout_ms: float = 0) -> list[ConsumerRecord]:
+        """Records from the assigned partitions, at most max.poll.records, waiting up to
+        `timeout_ms` for some to arrive."""
+        if self._closed:
+            raise RuntimeError("the consumer is closed")
+        if not self._assignment:
+            raise RuntimeError("poll() needs partitions: assign() some first")
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            taken = self._take()
+            if taken:
+                return taken
+            self._refresh_metadata_if_due()
+            self._reset_positions()
+            self._send_fetches()
+            now = time.monotonic()
+            if now >= deadline:
+                return []
+            try:
+                fetch = self._answers.get(timeout=max(0.0, self._next_retry(deadline) - now))
+            except queue.Empty:
+                continue
+            self._handle_fetch(fetch)
+            while True:
+                try:
+                    self._handle_fetch(self._answers.get_nowait())
+                except queue.Empty:
+                    break
+
+    def _next_retry(self, deadline: float) -> float:
+        """When waiting for an answer should stop to retry something that backed off."""
+        wake = deadline
+        for state in self._assignment.values():
+            if state.backoff_until > time.monotonic():
+                wake = min(wake, state.backoff_until)
+        if self._metadata_due:
+            wake = min(wake, max(self._metadata_retry_at, time.monotonic() + 0.001))
+        return wake
+
+    def _send_fetches(self) -> None:
+        """Kafka's Fetcher.sendFetches: one Fetch per leader for its fetchable partitions."""
+        now = time.monotonic()
+        by_leader: dict[int, dict[TopicPartition, int]] = {}
+        for tp, state in self._assignment.items():
+            if state.position is None or state.fetching or state.buffered or state.backoff_until > now:
+                continue
+            leader = self._leader(tp)
+            if leader is not None:
+                by_leader.setdefault(leader, {})[tp] = state.position
+        for leader, offsets in by_leader.items():
+            request = kafka_pb2.FetchRequest(
+                replica_id=-1, replica_epoch=-1, max_wait_ms=self._fetch_max_wait_ms, min_bytes=self._fetch_min_bytes,
+                max_bytes=self._fetch_max_bytes, topics=[
+                    kafka_pb2.FetchTopic(topic=topic, partitions=[
+                        kafka_pb2.FetchPartition(
+                            partition=tp.partition, current_leader_epoch=self._epoch(tp), fetch_offset=offset,
+                            partition_max_bytes=self._max_partition_fetch_bytes,
+                        )
+                        for tp, offset in offsets.items() if tp.topic == topic
+                    ])
+                    for topic in dict.fromkeys(tp.topic for tp in offsets)
+                ],
+            )
+            stub = self._cluster.data_stub(leader)
+            assert stub is not None
+            call = stub.Fetch.future(request, timeout=self._fetch_max_wait_ms / 1000 + self._request_timeout_s)
+            for tp in offsets:
+                self._assignment[tp].fetching = True
+            fetch = _Fetch(leader, offsets, call)
+            call.add_done_callback(lambda _, f=fetch: self._answers.put(f))
+
+    def _handle_fetch(self, fetch: _Fetch) -> None:
+        for tp in fetch.offsets:
+            state = self._assignment.get(tp)
+            if state is not None:
+                state.fetching = False
+        try:
+            response = fetch.call.result()
+        except (grpc.RpcError, grpc.FutureCancelledError) as e:
+            if self._closed:
+                return
+            error = error_from_rpc(e, f"broker {fetch.broker_id}")
+            self._retriable_or_raise(error, fetch.offsets)
+            self._back_off(fetch.offsets)
+            return
+        first_error: KafkaError | None = None
+        for topic in response.topics:
+            for p in topic.partitions:
+                tp = TopicPartition(topic.topic, p.partition)
+                state = self._assignment.get(tp)
+                if state is None or state.reset is not None or state.position != fetch.offsets.get(tp):
+                    continue  # unassigned or moved by seek() since: the answer is stale
+                try:
+                    self._handle_partition(tp, state, p)
+                except KafkaError as e:
+                    first_error = first_error or e
+        if first_error is not None:
+            raise first_error
+
+    def _handle_partition(
+        self, tp: TopicPartition, state: _PartitionState, p: kafka_pb2.FetchPartitionResponse
+    ) -> None:
+        error = Errors.for_code(p.error_code)
+        if error is Errors.NONE:
+            state.high_watermark = p.high_watermark
+            if p.records:
+                self._buffer_records(tp, state, p.records)
+        elif error is Errors.OFFSET_OUT_OF_RANGE:
+            if self._auto_offset_reset == "none":
+                raise KafkaError(error, f"fetch position {state.position} is out of range for {tp} (log "
+                                        f"{p.log_start_offset} to {p.high_watermark}) and auto.offset.reset is none")
+            log.info("Fetch position %d is out of range for partition %s, resetting offset", state.position, tp)
+            state.position, state.reset = None, self._auto_offset_reset
+        elif error in INVALID_METADATA_ERRORS:
+            if p.current_leader_id >= 0:
+                self._cluster.update_leader(tp, p.current_leader_id, p.current_leader_epoch)
+            log.info("%s fetching %s: refreshing metadata", error.name, tp)
+            self._metadata_due = True
+            self._back_off([tp])
+        elif KafkaError(error).retriable:
+            self._back_off([tp])
+        else:
+            raise KafkaError(error, p.error_message or f"fetching {tp}")
+
+    def _back_off(self, tps: Iterable[TopicPartition]) -> None:
+        until = time.monotonic() + self._retry_backoff_s
+        for tp in tps:
+            state = self._assignment.get(tp)
+            if state is not None:
+                state.backoff_until = until
+
+    def _buffer_records(self, tp: TopicPartition, state: _PartitionState, data: bytes) -> None:
+        """The records at or after the position, from the whole batches in `data`."""
+        position = state.position
+        assert position is not None
+        out: list[ConsumerRecord] = []
+        next_offset = position
+        whole = False
+        try:
+            for pos, header in batches(data):
+                whole = True
+                if header.next_offset <= position:
+                    continue
+                if self._check_crcs:
+                    validate(data, pos, header)
+                for r in records(data, pos, header):
+                    if r.offset >= position:
+                        out.append(ConsumerRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value,
+                                                  r.headers))
+                next_offset = header.next_offset
+        except (CorruptRecordError, UnsupportedCompressionError) as e:
+            raise KafkaError(Errors.CORRUPT_MESSAGE, f"fetching {tp} at offset {position}: {e}") from None
+        if not whole:
+            raise KafkaError(Errors.MESSAGE_TOO_LARGE,
+                             f"the batch at offset {position} of {tp} is larger than max.partition.fetch.bytes "
+                             f"({self._max_partition_fetch_bytes}) or fetch.max.bytes allows")
+        if out or next_offset > position:
+            self._buffer.append(_Completed(tp, out, 0, next_offset))
+            state.buffered = True
+
+    def _take(self) -> list[ConsumerRecord]:
+        """Up to max.poll.records buffered records, moving each partition's position past them."""
+        taken: list[ConsumerRecord] = []
+        while self._buffer and len(taken) < self._max_poll_records:
+            completed = self._buffer[0]
+            state = self._assignment[completed.tp]
+            end = min(len(completed.records), completed.index + self._max_poll_records - len(taken))
+            chunk = completed.records[completed.index:end]
+            taken.extend(chunk)
+            completed.index = end
+            if chunk:
+                state.position = chunk[-1].offset + 1
+            if end == len(completed.records):
+                self._buffer.popleft()
+                state.position = max(state.position or 0, completed.next_offset)
+                state.buffered = False
+        return taken
+
+    def close(self) -> None:
+        self._closed = True
+        self._cluster.close()
+
+    def __enter__(self) -> KafkaConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
