@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from broker.errors import Errors
-from broker.grpc_options import OPTIONS
+from broker.grpc_options import OPTIONS, target
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 if TYPE_CHECKING:
@@ -269,8 +269,7 @@ class ReplicaFetcherManager:
                 with self._lock:
                     self._pending[(partition.topic, partition.partition)] = partition
                 continue
-            host = f"[{leader.host}]" if ":" in leader.host else leader.host
-            by_source.setdefault((leader.broker_id, f"{host}:{leader.port}"), []).append(partition)
+            by_source.setdefault((leader.broker_id, target(leader.host, leader.port)), []).append(partition)
         with self._lock:
             for key, chosen in by_source.items():
                 thread = self._threads.get(key)

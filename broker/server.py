@@ -18,7 +18,7 @@ from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
 from broker.data_service import DataService, ProducerIdManager
 from broker.errors import Errors
-from broker.grpc_options import OPTIONS
+from broker.grpc_options import OPTIONS, target
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import MetadataCache, TopicPartition
@@ -136,7 +136,7 @@ class KafkaServer:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"), options=OPTIONS)
         for endpoint in self.config.listeners:
             host = endpoint.host or "0.0.0.0"
-            address = f"[{host}]:{endpoint.port}" if ":" in host else f"{host}:{endpoint.port}"
+            address = target(host, endpoint.port)
             try:
                 port = server.add_insecure_port(address)
             except RuntimeError:
@@ -190,8 +190,8 @@ class KafkaServer:
                         self.broker_id, self.controller.broker_epoch, timeout=30
                     )
                 elif controller_id in snapshot.brokers:
-                    target = snapshot.brokers[controller_id]
-                    with grpc.insecure_channel(f"{target.host}:{target.port}", options=OPTIONS) as channel:
+                    controller = snapshot.brokers[controller_id]
+                    with grpc.insecure_channel(target(controller.host, controller.port), options=OPTIONS) as channel:
                         response = kafka_pb2_grpc.BrokerControlStub(channel).ControlledShutdown(
                             kafka_pb2.ControlledShutdownRequest(
                                 broker_id=self.broker_id, broker_epoch=self.controller.broker_epoch

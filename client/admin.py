@@ -10,7 +10,7 @@ from typing import TypeVar
 import grpc
 
 from broker.errors import Errors
-from broker.grpc_options import OPTIONS
+from broker.grpc_options import OPTIONS, target
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 T = TypeVar("T")
@@ -109,6 +109,32 @@ class AdminClient:
             lambda r: True,
         )
 
+    def replica_states(
+        self, metadata: kafka_pb2.MetadataResponse
+    ) -> dict[tuple[str, int], kafka_pb2.PartitionReplicas]:
+        """Each partition's high watermark and replicas' log end offsets, asked of its leader
+        (one DescribeReplicas per leader). A leader that does not answer leaves its partitions out."""
+        addresses = {b.broker_id: target(b.host, b.port) for b in metadata.brokers}
+        by_leader: dict[int, list[kafka_pb2.TopicPartition]] = {}
+        for topic in metadata.topics:
+            for p in topic.partitions:
+                if p.leader in addresses:
+                    by_leader.setdefault(p.leader, []).append(kafka_pb2.TopicPartition(topic=topic.name,
+                                                                                      partition=p.partition))
+        states: dict[tuple[str, int], kafka_pb2.PartitionReplicas] = {}
+        for leader, partitions in by_leader.items():
+            with grpc.insecure_channel(addresses[leader], options=OPTIONS) as channel:
+                try:
+                    response = kafka_pb2_grpc.DataStub(channel).DescribeReplicas(
+                        kafka_pb2.DescribeReplicasRequest(partitions=partitions), timeout=self.timeout_s
+                    )
+                except grpc.RpcError:
+                    continue
+            for state in response.partitions:
+                if state.error_code == Errors.NONE.code:
+                    states[(state.topic, state.partition)] = state
+        return states
+
     def _call_controller(
         self, call: Callable[[kafka_pb2_grpc.AdminStub, float], T], not_controller: Callable[[T], bool]
     ) -> T:
@@ -118,7 +144,7 @@ class AdminClient:
             metadata = self.metadata()
             controller = next((b for b in metadata.brokers if b.broker_id == metadata.controller_id), None)
             if controller is not None:
-                with grpc.insecure_channel(f"{controller.host}:{controller.port}", options=OPTIONS) as channel:
+                with grpc.insecure_channel(target(controller.host, controller.port), options=OPTIONS) as channel:
                     try:
                         response = call(kafka_pb2_grpc.AdminStub(channel), max(1.0, deadline - time.monotonic()))
                     except grpc.RpcError as e:

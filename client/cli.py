@@ -157,6 +157,14 @@ def cmd_topics(args: argparse.Namespace) -> int:
             and (not args.unavailable_partitions or p.leader < 0)
         ]
         topics.append((topic, partitions))
+    replicas = client.replica_states(metadata)
+
+    def offsets(topic: str, partition: int) -> tuple[int | None, dict[int, int]]:
+        state = replicas.get((topic, partition))
+        if state is None:
+            return None, {}
+        return state.high_watermark, {r.broker_id: r.log_end_offset for r in state.replicas}
+
     if args.output == "json":
         print(json.dumps([
             {
@@ -167,7 +175,9 @@ def cmd_topics(args: argparse.Namespace) -> int:
                 "partitions": [
                     {"partition": p.partition, "leader": p.leader if p.leader >= 0 else None,
                      "leader_epoch": p.leader_epoch, "replicas": list(p.replicas), "isr": list(p.isr),
-                     "offline_replicas": list(p.offline_replicas)}
+                     "offline_replicas": list(p.offline_replicas),
+                     "high_watermark": offsets(t.name, p.partition)[0],
+                     "log_end_offsets": {str(b): o for b, o in offsets(t.name, p.partition)[1].items()}}
                     for p in partitions
                 ],
             }
@@ -187,6 +197,11 @@ def cmd_topics(args: argparse.Namespace) -> int:
                     f"Replicas: {_ids(p.replicas)}\tIsr: {_ids(p.isr)}\tLeaderEpoch: {p.leader_epoch}")
             if p.offline_replicas:
                 line += f"\tOffline: {_ids(p.offline_replicas)}"
+            high_watermark, log_ends = offsets(topic.name, p.partition)
+            if high_watermark is not None:
+                # Not in kafka-topics: what each replica holds, as its leader last saw it.
+                ends = ",".join(f"{b}:{o if o >= 0 else '?'}" for b, o in sorted(log_ends.items()))
+                line += f"\tHighWatermark: {high_watermark}\tLogEndOffsets: {ends}"
             print(line)
     return 0
 

@@ -11,7 +11,7 @@ from typing import NamedTuple, TypeVar
 import grpc
 
 from broker.errors import Errors
-from broker.grpc_options import OPTIONS
+from broker.grpc_options import OPTIONS, target
 from client.admin import AdminError, parse_bootstrap_servers
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
@@ -164,7 +164,7 @@ class ClusterMetadata:
                 "Metadata",
                 lambda channel, timeout: kafka_pb2_grpc.AdminStub(channel).Metadata(request, timeout=timeout),
             )
-            self.brokers = {b.broker_id: f"{b.host}:{b.port}" for b in response.brokers}
+            self.brokers = {b.broker_id: target(b.host, b.port) for b in response.brokers}
             known = dict(self.topics)
             unknown = set(self.unknown_topics)
             for topic in response.topics:

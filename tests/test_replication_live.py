@@ -5,8 +5,11 @@ torn log is recovered, and bad requests get Kafka's errors."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -209,6 +212,14 @@ def test_a_paused_follower_leaves_the_isr_and_returns_once_caught_up(three_broke
         replicas = data_stub(cluster, leader).DescribeReplicas(kafka_pb2.DescribeReplicasRequest(), timeout=10)
         states = {r.broker_id: r.log_end_offset for r in replicas.partitions[0].replicas}
         assert states[follower] == states[leader] == replicas.partitions[0].high_watermark == 200
+        # minikafka topics --describe shows them too.
+        described = subprocess.run(
+            [sys.executable, "-m", "client.cli", "topics", "--bootstrap-server", bootstrap(cluster), "--describe",
+             "--topic", "isr", "--output", "json"], capture_output=True, text=True, timeout=60, check=True,
+        )
+        partition = json.loads(described.stdout)[0]["partitions"][0]
+        assert partition["high_watermark"] == 200
+        assert partition["log_end_offsets"] == {str(b): 200 for b in state.replicas}
     finally:
         producer.close(10)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 
-from broker.grpc_options import OPTIONS
+from broker.grpc_options import OPTIONS, target
 from broker.zk.zk_data import BrokerInfo
 from minikafka_rpc import kafka_pb2_grpc
 
@@ -38,8 +38,7 @@ class RequestSendThread:
         self.queue: queue.Queue[QueuedRequest | None] = queue.Queue()
         self._stopped = threading.Event()
         host, port = broker.endpoint()
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self._channel = grpc.insecure_channel(target, options=OPTIONS)
+        self._channel = grpc.insecure_channel(target(host, port), options=OPTIONS)
         self._stub = kafka_pb2_grpc.BrokerControlStub(self._channel)
         self._prefix = f"[RequestSendThread controllerId={controller_id}]"
         self._thread = threading.Thread(
