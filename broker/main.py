@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import signal
 import sys
 import threading
@@ -38,6 +39,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def raise_open_file_limit() -> str:
+    """Every partition replica keeps its active segment and index open, as Kafka's do: a broker
+    with tens of thousands of partitions needs more descriptors than a shell's default. Raise the
+    soft limit to the hard one, and the hard one too where allowed (root, up to fs.nr_open), as
+    Kafka's documentation asks operators to."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard
+    try:
+        with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+            wanted = max(hard, min(int(f.read()), 1 << 20))
+    except (OSError, ValueError):
+        pass
+    for limit in (wanted, hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+            return f"open file limit {limit} (was {soft})"
+        except (ValueError, OSError):
+            continue
+    return f"open file limit {soft}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -49,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("broker")
     for warning in warnings:
         log.warning(warning)
+    log.info("%s", raise_open_file_limit())
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

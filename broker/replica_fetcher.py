@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -129,9 +130,17 @@ class ReplicaFetcherThread:
         for state in states.values():
             state.delayed_until = until
 
-    def _still_current(self, tp: TopicPartition, state: FetchState) -> bool:
-        with self._lock:
-            return self._states.get(tp) is state
+    def _current_answers(self, response: Any, states: dict[TopicPartition, FetchState]) -> Iterator[Any]:
+        """(partition, its fetch state, the leader's answer) for each answered partition that this
+        thread still fetches as it did when it asked: a LeaderAndIsr may have moved it meanwhile."""
+        for topic in response.topics:
+            for answer in topic.partitions:
+                tp = (topic.topic, answer.partition)
+                state = states.get(tp)
+                with self._lock:
+                    current = state is not None and self._states.get(tp) is state
+                if current:
+                    yield tp, state, answer
 
     def _truncate(self, states: dict[TopicPartition, FetchState]) -> None:
         rm = self.manager.replica_manager
@@ -156,28 +165,23 @@ class ReplicaFetcherThread:
             ),
             timeout=self.manager.request_timeout_s,
         )
-        for topic in response.topics:
-            for answer in topic.partitions:
-                tp = (topic.topic, answer.partition)
-                state = states.get(tp)
-                if state is None or not self._still_current(tp, state):
-                    continue
-                error = Errors.for_code(answer.error_code)
-                if error is not Errors.NONE:
-                    log.info("%s Cannot get the end offset of epoch %d of %s-%d from the leader: %s", self.prefix,
-                             asked[tp], tp[0], tp[1], error.name)
-                    self._delay({tp: state}, self.manager.backoff_s)
-                    continue
-                partition = state.partition
-                with partition.lock:
-                    own = partition.log.end_offset_for_epoch(answer.leader_epoch)
-                    offset = truncation_offset(
-                        answer.leader_epoch, answer.end_offset, asked[tp], own, partition.log.log_end_offset,
-                        partition.high_watermark,
-                    )
-                rm.truncate(partition, offset, f"the leader's epoch {answer.leader_epoch} ends at offset "
-                                               f"{answer.end_offset} (asked for epoch {asked[tp]})")
-                state.truncating = False
+        for tp, state, answer in self._current_answers(response, states):
+            error = Errors.for_code(answer.error_code)
+            if error is not Errors.NONE:
+                log.info("%s Cannot get the end offset of epoch %d of %s-%d from the leader: %s", self.prefix,
+                         asked[tp], tp[0], tp[1], error.name)
+                self._delay({tp: state}, self.manager.backoff_s)
+                continue
+            partition = state.partition
+            with partition.lock:
+                own = partition.log.end_offset_for_epoch(answer.leader_epoch)
+                offset = truncation_offset(
+                    answer.leader_epoch, answer.end_offset, asked[tp], own, partition.log.log_end_offset,
+                    partition.high_watermark,
+                )
+            rm.truncate(partition, offset, f"the leader's epoch {answer.leader_epoch} ends at offset "
+                                           f"{answer.end_offset} (asked for epoch {asked[tp]})")
+            state.truncating = False
 
     def _fetch(self, states: dict[TopicPartition, FetchState]) -> None:
         rm = self.manager.replica_manager
@@ -196,13 +200,8 @@ class ReplicaFetcherThread:
             timeout=self.manager.max_wait_ms / 1000 + self.manager.request_timeout_s,
         )
         appended = False
-        for topic in response.topics:
-            for answer in topic.partitions:
-                tp = (topic.topic, answer.partition)
-                state = states.get(tp)
-                if state is None or not self._still_current(tp, state):
-                    continue
-                appended |= self._handle(tp, state, answer)
+        for tp, state, answer in self._current_answers(response, states):
+            appended |= self._handle(tp, state, answer)
         if appended:
             rm.notify_data_changed()
 

@@ -383,14 +383,8 @@ class ReplicaManager:
         now = now_ms()
         for request in partitions:
             tp = request.tp
-            partition = self._partitions.get(tp)
+            error, partition = self._leader(tp, request.current_leader_epoch)
             if partition is None:
-                results[tp] = self._fetch_error(tp, Errors.UNKNOWN_TOPIC_OR_PARTITION)
-                continue
-            error = partition.check_leader_epoch(request.current_leader_epoch)
-            if error is Errors.NONE and not partition.is_leader:
-                error = Errors.NOT_LEADER_OR_FOLLOWER
-            if error is not Errors.NONE:
                 results[tp] = self._fetch_error(tp, error)
                 continue
             if follower:
@@ -419,15 +413,20 @@ class ReplicaManager:
 
     # -- offsets -------------------------------------------------------------------------------
 
-    def list_offset(self, tp: TopicPartition, current_leader_epoch: int, timestamp: int) -> tuple[Errors, int, int]:
-        """(error, offset, leader epoch): earliest is the log start, latest the high watermark."""
+    def _leader(self, tp: TopicPartition, current_leader_epoch: int) -> tuple[Errors, Partition | None]:
+        """The partition, if this broker leads it at the epoch the request names."""
         partition = self._partitions.get(tp)
         if partition is None:
-            return Errors.UNKNOWN_TOPIC_OR_PARTITION, -1, -1
+            return Errors.UNKNOWN_TOPIC_OR_PARTITION, None
         error = partition.check_leader_epoch(current_leader_epoch)
         if error is Errors.NONE and not partition.is_leader:
             error = Errors.NOT_LEADER_OR_FOLLOWER
-        if error is not Errors.NONE:
+        return error, partition if error is Errors.NONE else None
+
+    def list_offset(self, tp: TopicPartition, current_leader_epoch: int, timestamp: int) -> tuple[Errors, int, int]:
+        """(error, offset, leader epoch): earliest is the log start, latest the high watermark."""
+        error, partition = self._leader(tp, current_leader_epoch)
+        if partition is None:
             return error, -1, -1
         start, high_watermark, _ = partition.offsets()
         if timestamp == EARLIEST_TIMESTAMP:
@@ -440,13 +439,8 @@ class ReplicaManager:
         self, tp: TopicPartition, current_leader_epoch: int, leader_epoch: int
     ) -> tuple[Errors, int, int]:
         """KIP-101, answered by the leader: (error, epoch, end offset)."""
-        partition = self._partitions.get(tp)
+        error, partition = self._leader(tp, current_leader_epoch)
         if partition is None:
-            return Errors.UNKNOWN_TOPIC_OR_PARTITION, -1, -1
-        error = partition.check_leader_epoch(current_leader_epoch)
-        if error is Errors.NONE and not partition.is_leader:
-            error = Errors.NOT_LEADER_OR_FOLLOWER
-        if error is not Errors.NONE:
             return error, -1, -1
         with partition.lock:
             epoch, end_offset = partition.log.end_offset_for_epoch(leader_epoch)
