@@ -28,17 +28,21 @@ class CheckpointFile:
         self.path = path
         self.version = version
 
-    def write(self, lines: Sequence[str]) -> None:
+    def write(self, lines: Sequence[str], sync: bool = True) -> None:
+        """`sync=False` skips the fsyncs: the rename still leaves a whole file after a process
+        crash, and only a machine crash can lose the new contents."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         data = "".join(f"{line}\n" for line in (str(self.version), str(len(lines)), *lines)).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, data)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        if sync:
+            _fsync_dir(self.path.parent)
 
     def read(self) -> list[str]:
         """The entry lines; none when the file does not exist."""
