@@ -126,3 +126,38 @@ def test_local_cluster_on_a_busy_port_is_a_one_line_error(tmp_path: Path) -> Non
     assert result.returncode == 1
     assert result.stderr.startswith(f"minikafka: error: cannot start ZooKeeper on 127.0.0.1:{port}: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_produce_lines_and_consume_them_back_from_the_beginning(cluster: ClusterHarness) -> None:
+    cluster.start_brokers(1, 2, 3)
+    cluster.wait_for_controller()
+    bootstrap = ",".join(b.address for b in cluster.brokers.values())
+    assert minikafka("topics", "--bootstrap-server", bootstrap, "--create", "--topic", "lines",
+                     "--partitions", "2", "--replication-factor", "3").returncode == 0
+    lines = [f"k{i % 5}:value {i}" for i in range(40)]
+    produced = subprocess.run(
+        [sys.executable, "-m", "client.cli", "produce", "--bootstrap-server", bootstrap, "--topic", "lines",
+         "--acks", "all", "--key-separator", ":"],
+        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=60,
+    )
+    assert produced.returncode == 0, produced.stderr
+    consumed = minikafka("consume", "--bootstrap-server", bootstrap, "--topic", "lines", "--from-beginning",
+                         "--max-messages", "40", "--print-keys", "--timeout-ms", "20000")
+    assert consumed.returncode == 0, consumed.stderr
+    got = [line.split("\t")[-2:] for line in consumed.stdout.splitlines()]
+    assert sorted(f"{k}:{v}" for k, v in got) == sorted(lines)
+    # One key, one partition: each key's values come back in the order they were written.
+    for key in {k for k, _ in got}:
+        values = [int(v.split()[1]) for k, v in got if k == key]
+        assert values == sorted(values)
+
+
+def test_consuming_a_missing_topic_is_a_one_line_error(cluster: ClusterHarness) -> None:
+    cluster.start_brokers(1)
+    cluster.wait_for_controller()
+    result = subprocess.run(
+        [sys.executable, "-m", "client.cli", "consume", "--bootstrap-server", cluster.brokers[1].address,
+         "--topic", "nowhere", "--timeout-ms", "2000"], capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "nowhere" in result.stderr
