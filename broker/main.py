@@ -40,10 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def raise_open_file_limit() -> str:
-    """Every partition replica keeps its active segment and index open, as Kafka's do: a broker
-    with tens of thousands of partitions needs more descriptors than a shell's default. Raise the
-    soft limit to the hard one, and the hard one too where allowed (root, up to fs.nr_open), as
-    Kafka's documentation asks operators to."""
+    """Log files are opened through a bounded cache sized from this limit (broker/log/file_cache.py),
+    and sockets need descriptors too: raise the soft limit to the hard one, and the hard one too
+    where allowed (root with CAP_SYS_RESOURCE, up to fs.nr_open), as Kafka's documentation asks
+    operators to."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard
     try:

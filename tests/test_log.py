@@ -3,6 +3,8 @@ reads, rolls, recovery after an unclean shutdown, truncation, retention, and the
 
 from __future__ import annotations
 
+import os
+import random
 import struct
 import threading
 import time
@@ -13,7 +15,8 @@ from typing import Any
 import pytest
 from crc32c import crc32c
 
-from broker.log import record_batch
+from broker.log import file_cache, record_batch
+from broker.log.file_cache import FileCache
 from broker.log.leader_epoch_cache import EpochEntry
 from broker.log.log_config import SERVER_SYNONYMS, TOPIC_CONFIGS, LogConfig
 from broker.log.log_manager import (
@@ -563,6 +566,96 @@ def test_appending_a_110_kb_batch_takes_well_under_a_millisecond(open_log: Calla
         log.append_as_leader(big, 0)
     per_append = (time.perf_counter() - started) / rounds
     assert per_append < 0.001, f"{per_append * 1e6:.0f} µs per append"
+
+
+def test_reading_1_mb_takes_well_under_a_millisecond(open_log: Callable[..., Log]) -> None:
+    log = open_log(LogConfig())
+    for _ in range(120):
+        log.append_as_leader(batch(10, b"x" * 1000), 0)
+    assert len(log.read(0, 1 << 20)) > 1_000_000
+    rounds = 50
+    started = time.perf_counter()
+    for i in range(rounds):
+        log.read(i, 1 << 20)
+    per_read = (time.perf_counter() - started) / rounds
+    assert per_read < 0.001, f"{per_read * 1e6:.0f} µs per read"
+
+
+# -- the file cache ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_file_cache() -> Iterator[FileCache]:
+    cache = FileCache(8)
+    previous = file_cache.set_default_cache(cache)
+    yield cache
+    file_cache.set_default_cache(previous)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_more_logs_and_segments_than_the_file_cache_holds(tmp_path: Path, small_file_cache: FileCache) -> None:
+    baseline = open_fds()
+    config = LogConfig(segment_bytes=600, index_interval_bytes=100, retention_bytes=1500)
+    logs = [Log(tmp_path / f"t-{i}", config) for i in range(50)]
+    expected: list[list[tuple[int, bytes | None]]] = [[] for _ in logs]
+    rng = random.Random(7)
+    peak = 0
+
+    def check(i: int, offset: int | None = None) -> None:
+        log = logs[i]
+        start = log.log_start_offset if offset is None else offset
+        records: list[tuple[int, bytes | None]] = []
+        position = start
+        while position < log.log_end_offset:  # a read stops at the end of a segment
+            records += [(r.offset, r.value) for r in record_batch.read_records(log.read(position, 10**7))]
+            position = records[-1][0] + 1
+        if offset is not None:  # from the whole batch holding `offset`
+            assert records[0][0] in (start, start - 1)
+            start = records[0][0]
+        assert records == [(o, v) for o, v in expected[i] if o >= start]
+
+    try:
+        for round_ in range(30):
+            for i in rng.sample(range(len(logs)), len(logs)):
+                log = logs[i]
+                values = [f"log {i} round {round_} record {n}".encode() for n in range(2)]
+                info = log.append_as_leader(record_batch.build_batch([(b"k", v) for v in values]), 1)
+                expected[i] += zip(range(info.first_offset, info.last_offset + 1), values, strict=True)
+                other = rng.randrange(len(logs))
+                if logs[other].log_end_offset > logs[other].log_start_offset:
+                    check(other, rng.randrange(logs[other].log_start_offset, logs[other].log_end_offset))
+                peak = max(peak, open_fds())
+            for i in rng.sample(range(len(logs)), 5):
+                log = logs[i]
+                match rng.randrange(3):
+                    case 0:
+                        log.truncate_to(log.log_end_offset - 1)  # the last batch goes whole
+                    case 1:
+                        log.delete_old_segments(log.log_end_offset, now_ms=0)
+                    case _:
+                        log.flush()
+                expected[i] = [(o, v) for o, v in expected[i] if log.log_start_offset <= o < log.log_end_offset]
+            peak = max(peak, open_fds())
+        assert sum(len(log.segments) for log in logs) > 2 * len(logs)
+        for i in range(len(logs)):
+            check(i)
+        # Reloaded, every log still holds what it held.
+        for log in logs:
+            log.close()
+        logs = [Log(tmp_path / f"t-{i}", config) for i in range(50)]
+        for i in range(len(logs)):
+            check(i)
+            peak = max(peak, open_fds())
+    finally:
+        for log in logs:
+            log.close()
+    # The cache's descriptors, plus a leader epoch checkpoint being written.
+    assert peak <= baseline + small_file_cache.capacity + 2, (peak, baseline)
+    assert small_file_cache.evictions > 1000
+    assert small_file_cache.open_count == 0
 
 
 # -- LogManager --------------------------------------------------------------------------------

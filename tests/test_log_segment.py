@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from broker.log import record_batch
+from broker.log.file_cache import FileCache
 from broker.log.log_config import LogConfig
-from broker.log.log_segment import LogSegment
+from broker.log.log_segment import LogSegment, SegmentClosedError
 from broker.log.offset_index import InvalidOffsetError, OffsetIndex
 
 
@@ -257,3 +258,45 @@ def test_delete_renames_and_removes_files(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["00000000000000000007.index.deleted", "00000000000000000007.log.deleted"]
     segment.delete()
     assert os.listdir(tmp_path) == []
+
+
+def test_every_operation_works_with_a_one_descriptor_cache(tmp_path: Path) -> None:
+    # The log file and the index evict each other: each operation reopens what it needs.
+    cache = FileCache(1)
+    config = LogConfig(index_interval_bytes=100)
+    segment = LogSegment(tmp_path, 0, config, cache=cache)
+    batches = fill(segment, 20)
+    assert len(segment.index) > 3 and cache.evictions > 3
+    assert segment.read(0, 10**6) == b"".join(batches)
+    assert segment.truncate_to(30) == sum(len(b) for b in batches[15:])
+    batches = batches[:15] + fill(segment, 2)
+    segment.flush()
+    assert segment.recover(config.max_message_bytes) == 0
+    assert bases(segment.read(0, 10**6)) == list(range(0, 34, 2))
+    assert segment.max_timestamp == 1000 and segment.last_modified_ms > 0
+    segment.change_file_suffix(".deleted")
+    cache.evict_all()
+    assert segment.read(20, 1) == batches[10]  # reopened under the new name
+    segment.close()
+    reopened = LogSegment(tmp_path, 0, config, cache=cache)  # no such file any more: a new one
+    assert reopened.size == 0
+    reopened.delete()
+    segment.delete()
+    assert os.listdir(tmp_path) == [] and cache.open_count == 0
+
+
+def test_a_read_in_flight_finishes_and_later_reads_fail_once_deleted(tmp_path: Path) -> None:
+    cache = FileCache(4)
+    segment = LogSegment(tmp_path, 0, LogConfig(), cache=cache)
+    batches = fill(segment, 3)
+    headers = segment.batch_headers()  # pins the descriptor while it is being read
+    assert next(headers).base_offset == 0
+    segment.change_file_suffix(".deleted")
+    segment.delete()
+    assert [h.base_offset for h in headers] == [2, 4]
+    assert cache.open_count == 0  # the deferred close happened when the reader was done
+    with pytest.raises(SegmentClosedError):
+        segment.read(0, 10**6)
+    with pytest.raises(SegmentClosedError):
+        segment.flush()
+    assert len(batches) == 3

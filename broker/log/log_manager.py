@@ -19,6 +19,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -134,10 +135,11 @@ class LogManager:
                 if config is not None and config != existing.config:
                     existing.update_config(config)
                 return existing
-            counts = dict.fromkeys(self.log_dirs, 0)
-            for log_dir in self._dir_of.values():
-                counts[log_dir] += 1
-            log_dir = min(self.log_dirs, key=lambda d: counts[d])
+            if len(self.log_dirs) == 1:
+                log_dir = self.log_dirs[0]
+            else:
+                counts = Counter(self._dir_of.values())
+                log_dir = min(self.log_dirs, key=lambda d: counts[d])
             created = Log(log_dir / log_dir_name(tp), config or self.default_config)
             self._logs[tp] = created
             self._dir_of[tp] = log_dir

@@ -4,20 +4,26 @@ batches exactly as they were stamped, and `<baseOffset:020d>.index`, their spars
 Appends come from one writer at a time (the Log holds its lock); reads may run alongside it and
 never block on it: a read pins the file descriptor, looks at the size once, and reads with
 os.pread up to that size, so it sees whole batches or nothing of an append in progress.
+
+Neither file is held open: each operation pins its descriptor in the file cache
+(broker.log.file_cache), which reopens a file whose descriptor it closed to stay within the
+process's open-file limit. Appends write with os.pwrite at the segment's size, so where a write
+lands never depends on a descriptor's position.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broker.log import record_batch
+from broker.log.file_cache import CachedFile, FileCache, FileClosedError, default_cache
 from broker.log.log_config import LogConfig
 from broker.log.offset_index import CorruptIndexError, OffsetIndex, index_file_name
 from broker.log.record_batch import HEADER_SIZE, BatchHeader, CorruptRecordError, UnsupportedCompressionError
@@ -33,11 +39,14 @@ _INT32_MAX = (1 << 31) - 1
 # Bytes read at a time when walking batch headers: enough for the batches between two index
 # entries at the default index.interval.bytes, small enough not to matter for one big batch.
 _SCAN_CHUNK = 16384
+# A read up to this size is read whole and cut after its last whole batch; a larger one finds
+# that batch's end first, to read exactly the bytes to return.
+_READ_AND_CUT_BYTES = 65536
 # Bytes read at a time when recovery checks every batch's CRC.
 _RECOVERY_CHUNK = 1 << 20
 
 
-class SegmentClosedError(OSError):
+class SegmentClosedError(FileClosedError):
     """A read of a segment that was closed or deleted meanwhile (by truncation or retention)."""
 
 
@@ -49,45 +58,20 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class _PinnedFd:
-    """A file descriptor that readers pin while they use it. Closing defers the os.close until
-    the last reader is done, so a read racing a delete fails cleanly instead of reading from
-    whatever file reused the descriptor's number."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._lock = threading.Lock()
-        self._users = 0
-        self._closing = False
-
-    @contextlib.contextmanager
-    def pinned(self) -> Iterator[int]:
-        with self._lock:
-            if self._closing:
-                raise SegmentClosedError("the segment was closed")
-            self._users += 1
-        try:
-            yield self.fd
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._closing and self._users == 0:
-                    os.close(self.fd)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-            if self._users == 0:
-                os.close(self.fd)
-
-
 class LogSegment:
-    def __init__(self, dir: Path, base_offset: int, config: LogConfig, created_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        dir: Path,
+        base_offset: int,
+        config: LogConfig,
+        created_ms: int | None = None,
+        *,
+        cache: FileCache | None = None,
+    ) -> None:
         """Opens the segment's files, creating them if absent. An existing segment is trusted as
         far as a clean shutdown allows: its next offset comes from the batches after the last
-        index entry. `needs_recovery` says whether that tail or the index did not add up."""
+        index entry. `needs_recovery` says whether that tail or the index did not add up.
+        `cache` is the process's file cache by default."""
         self.dir = dir
         self.base_offset = base_offset
         self.config = config
@@ -95,17 +79,45 @@ class LogSegment:
         self.log_path = dir / log_file_name(base_offset)
         index_path = dir / index_file_name(base_offset)
         index_existed = index_path.exists()
-        self._file = _PinnedFd(os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644))
-        self.index = OffsetIndex(index_path, base_offset, config.segment_index_bytes)
-        self._size = os.fstat(self._file.fd).st_size
+        cache = cache if cache is not None else default_cache()
+        self._file: CachedFile = cache.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.index = OffsetIndex(index_path, base_offset, config.segment_index_bytes, cache=cache)
+        except BaseException:
+            self._file.close()
+            raise
         self._next_offset = base_offset
-        self._max_timestamp: int | None = -1 if self._size == 0 else None  # None: not read yet
         self._bytes_since_last_index_entry = 0
         self.needs_recovery = False
-        if self._size:
-            self._load_tail(index_existed)
+        try:
+            with self._pinned() as fd:
+                self._size = os.fstat(fd).st_size
+                self._max_timestamp: int | None = -1 if self._size == 0 else None  # None: not read yet
+                if self._size:
+                    self._load_tail(fd, index_existed)
+        except BaseException:
+            self.close()
+            raise
 
-    def _load_tail(self, index_existed: bool) -> None:
+    def _pin(self) -> int:
+        """The log file's descriptor, pinned until _unpin; SegmentClosedError once closed."""
+        try:
+            return self._file.acquire()
+        except FileClosedError:
+            raise SegmentClosedError(errno.EBADF, "the segment was closed", str(self.log_path)) from None
+
+    def _unpin(self) -> None:
+        self._file.release()
+
+    @contextlib.contextmanager
+    def _pinned(self) -> Iterator[int]:
+        fd = self._pin()
+        try:
+            yield fd
+        finally:
+            self._file.release()
+
+    def _load_tail(self, fd: int, index_existed: bool) -> None:
         try:
             if not index_existed:
                 raise CorruptIndexError(f"no index file for {self.log_path}")
@@ -117,7 +129,7 @@ class LogSegment:
         _, position = self.index.last_entry
         end = position
         try:
-            for pos, header in _scan_headers(self._file.fd, position, self._size):
+            for pos, header in _scan_headers(fd, position, self._size):
                 self._next_offset = header.next_offset
                 end = pos + header.size
         except CorruptRecordError as e:
@@ -143,7 +155,7 @@ class LogSegment:
         """The largest batch max timestamp, -1 if none; read from the file once after a load
         (Kafka keeps it in the time index, which we do not have)."""
         if self._max_timestamp is None:
-            with self._file.pinned() as fd:
+            with self._pinned() as fd:
                 self._max_timestamp = max(
                     (h.max_timestamp for _, h in _scan_headers(fd, 0, self._size)), default=-1
                 )
@@ -158,7 +170,7 @@ class LogSegment:
 
     @property
     def last_modified_ms(self) -> int:
-        with self._file.pinned() as fd:
+        with self._pinned() as fd:
             return os.fstat(fd).st_mtime_ns // 1_000_000
 
     def can_convert_to_relative_offset(self, offset: int) -> bool:
@@ -174,11 +186,19 @@ class LogSegment:
         if not self.can_convert_to_relative_offset(largest_offset):
             raise ValueError(f"offset {largest_offset} does not fit segment {self.base_offset}")
         position = self._size
-        fd = self._file.fd
         view = memoryview(batch_bytes)
-        written = os.write(fd, view)
-        while written < len(view):
-            written += os.write(fd, view[written:])
+        fd = self._pin()
+        try:
+            written = os.pwrite(fd, view, position)
+            while written < len(view):
+                written += os.pwrite(fd, view[written:], position + written)
+        except OSError:
+            # Leave no partial batch behind for the next append to land after.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, position)
+            raise
+        finally:
+            self._unpin()
         # Readers take the size as the end of what they may read, so it moves once the bytes are
         # there, and before the log end offset: whoever sees the new end can read up to it.
         self._size = position + len(view)
@@ -203,32 +223,61 @@ class LogSegment:
         if max_offset is not None and start_offset >= max_offset:
             return b""
         limit = self._size
-        with self._file.pinned() as fd:
+        fd = self._pin()
+        try:
             found = self._translate_offset(fd, start_offset, limit)
             if found is None:
                 return b""
             position, first = found
             if max_offset is not None and first.base_offset >= max_offset:
                 return b""
-            data = os.pread(fd, max(min(max_bytes, limit - position), first.size), position)
-        # Cut after the last whole batch below max_offset. Walking every header of a large read
-        # costs more than the read: start from the last indexed batch boundary that is known to
-        # be in the data and below max_offset, and walk from there.
-        boundary = self.index.floor_position(position + len(data))
+            wanted = max(min(max_bytes, limit - position), first.size)
+            if wanted > _READ_AND_CUT_BYTES:
+                # Find where the batches end first and read exactly them: cutting a large read
+                # afterwards costs a copy as long as the read.
+                end = self._batches_end(fd, position, position + wanted, limit, max_offset)
+                data = os.pread(fd, end - position, position)
+                if len(data) == end - position:
+                    return data
+            else:
+                data = os.pread(fd, wanted, position)
+        finally:
+            self._unpin()
+        return data[: self._batches_end_in(data, position, limit, max_offset)]
+
+    def _cut_from(self, position: int, end: int, limit: int, max_offset: int | None) -> int:
+        """Where to start walking headers to find the last whole batch before `end` and below
+        `max_offset`: the last indexed batch boundary known to qualify (walking every header of a
+        large read costs more than the read), or `position`."""
+        boundary = self.index.floor_position(end)
         if max_offset is not None:
             boundary = min(boundary, self.index.lookup(max_offset, max_position=limit)[1])
-        end = max(boundary - position, 0)
+        return max(boundary, position)
+
+    def _batches_end(self, fd: int, position: int, end: int, limit: int, max_offset: int | None) -> int:
+        """The end of the last whole batch from `position` up to `end` whose base offset is below
+        `max_offset`, walking headers in the file."""
+        cut = self._cut_from(position, end, limit, max_offset)
+        for pos, header in _scan_headers(fd, cut, end):
+            if max_offset is not None and header.base_offset >= max_offset:
+                break
+            cut = pos + header.size
+        return cut
+
+    def _batches_end_in(self, data: bytes, position: int, limit: int, max_offset: int | None) -> int:
+        """As _batches_end, over `data` read from `position`: a length within `data`."""
+        end = self._cut_from(position, position + len(data), limit, max_offset) - position
         for pos, header in record_batch.batches(data, end):
             if max_offset is not None and header.base_offset >= max_offset:
                 break
             end = pos + header.size
-        return data if end == len(data) else data[:end]
+        return end
 
     def batch_headers(self, start_offset: int | None = None) -> Iterator[BatchHeader]:
         """The header of each batch from the one holding `start_offset` (all by default), up to
         the size at the time of the call."""
         limit = self._size
-        with self._file.pinned() as fd:
+        with self._pinned() as fd:
             if start_offset is None:
                 position = 0
             else:
@@ -256,8 +305,11 @@ class LogSegment:
         batch that is torn, corrupt (CRC, header, offsets going backwards) or larger than
         `max_message_bytes`. Returns the number of bytes cut. Newer leader epochs met on the way
         go to `leader_epoch_cache`, as Kafka's recovery does."""
+        with self._pinned() as fd:
+            return self._recover(fd, max_message_bytes, leader_epoch_cache)
+
+    def _recover(self, fd: int, max_message_bytes: int, leader_epoch_cache: LeaderEpochFileCache | None) -> int:
         self.index.reset()
-        fd = self._file.fd
         size = os.fstat(fd).st_size
         valid = 0
         last_indexed = 0
@@ -296,12 +348,13 @@ class LogSegment:
     def truncate_to(self, offset: int) -> int:
         """Remove every batch whose last offset is at or above `offset` (a batch goes whole).
         Returns the number of bytes removed."""
-        found = self._translate_offset(self._file.fd, offset, self._size)
-        if found is None:
-            return 0
-        position, header = found
-        self.index.truncate_to(header.base_offset)
-        os.ftruncate(self._file.fd, position)
+        with self._pinned() as fd:
+            found = self._translate_offset(fd, offset, self._size)
+            if found is None:
+                return 0
+            position, header = found
+            self.index.truncate_to(header.base_offset)
+            os.ftruncate(fd, position)
         truncated = self._size - position
         self._size = position
         self._next_offset = header.base_offset if position else self.base_offset
@@ -314,19 +367,26 @@ class LogSegment:
     # -- files -----------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        with self._file.pinned() as fd:
+        """fsync both files (reopening them if the cache closed them: an fsync covers whatever
+        was written through any descriptor of the file)."""
+        with self._pinned() as fd:
             os.fsync(fd)
-        self.index.flush()
+        try:
+            self.index.flush()
+        except FileClosedError:
+            raise SegmentClosedError(errno.EBADF, "the segment was closed", str(self.index.path)) from None
 
     def change_file_suffix(self, suffix: str) -> None:
         """Rename both files to `<name><suffix>` (Kafka marks segments `.deleted` before removing
-        them); open descriptors stay valid."""
+        them); descriptors pinned meanwhile stay valid, and reopens use the new names."""
         log_path = self.log_path.with_name(log_file_name(self.base_offset) + suffix)
-        os.rename(self.log_path, log_path)
+        self._file.rename(log_path)
         self.log_path = log_path
         self.index.rename_to(self.index.path.with_name(index_file_name(self.base_offset) + suffix))
 
     def close(self) -> None:
+        """Idempotent. A read in flight keeps its descriptor until it is done; later ones raise
+        SegmentClosedError."""
         self._file.close()
         self.index.close()
 

@@ -6,7 +6,9 @@ index.interval.bytes of log) and strictly increasing, so a lookup finds the near
 before an offset and the segment scans forward from there.
 
 Kafka memory-maps a preallocated file; here the entries live in a list and each append writes
-its 8 bytes at the end of the file, which is therefore always exactly the valid entries. Kafka
+its 8 bytes at the end of the file, which is therefore always exactly the valid entries. The
+file's descriptor comes from the file cache (broker.log.file_cache) for each write, truncation or
+fsync, and is not held in between: lookups never touch the file. Kafka
 indexes each batch by its last offset (a legacy of compressed wrapper messages); v2 batches
 carry their base offset in the header, so we index by base offset and a lookup lands on the
 batch itself instead of the one before it.
@@ -18,6 +20,8 @@ import bisect
 import os
 import struct
 from pathlib import Path
+
+from broker.log.file_cache import FileCache, default_cache
 
 ENTRY = struct.Struct(">ii")
 ENTRY_SIZE = ENTRY.size  # 8
@@ -40,15 +44,21 @@ class OffsetIndex:
     """Not thread-safe for writers (the segment's owner serialises them); `lookup` may run
     alongside one writer: the entry list is only appended to or replaced, never edited."""
 
-    def __init__(self, path: Path, base_offset: int, max_index_size: int) -> None:
+    def __init__(self, path: Path, base_offset: int, max_index_size: int, *, cache: FileCache | None = None) -> None:
+        """Opens the file, creating it if absent; `cache` is the process's file cache by default."""
         self.path = path
         self.base_offset = base_offset
         self.max_entries = max(1, max_index_size // ENTRY_SIZE)
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        data = _read_all(self._fd)
-        valid = len(data) - len(data) % ENTRY_SIZE
-        if valid != len(data):
-            os.ftruncate(self._fd, valid)  # a torn last entry
+        self._file = (cache if cache is not None else default_cache()).open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            with self._file.pinned() as fd:
+                data = _read_all(fd)
+                valid = len(data) - len(data) % ENTRY_SIZE
+                if valid != len(data):
+                    os.ftruncate(fd, valid)  # a torn last entry
+        except BaseException:
+            self._file.close()
+            raise
         # (absolute offset, position) pairs, ascending.
         self._entries: list[tuple[int, int]] = [
             (base_offset + relative, position) for relative, position in ENTRY.iter_unpack(data[:valid])
@@ -109,31 +119,40 @@ class OffsetIndex:
         relative = offset - self.base_offset
         if not 0 <= relative <= _INT32_MAX:
             raise InvalidOffsetError(f"offset {offset} is not relative to base offset {self.base_offset}")
-        os.write(self._fd, ENTRY.pack(relative, position))
+        # At the end of the valid entries, which is where the file ends.
+        entry = ENTRY.pack(relative, position)
+        fd = self._file.acquire()
+        try:
+            if os.pwrite(fd, entry, len(entries) * ENTRY_SIZE) != ENTRY_SIZE:
+                raise OSError(f"short write to index {self.path}")
+        finally:
+            self._file.release()
         entries.append((offset, position))
 
     def truncate_to(self, offset: int) -> None:
         """Drop every entry at or above `offset`."""
         keep = bisect.bisect_left(self._entries, offset, key=_offset_of)
         if keep < len(self._entries):
-            os.ftruncate(self._fd, keep * ENTRY_SIZE)
+            with self._file.pinned() as fd:
+                os.ftruncate(fd, keep * ENTRY_SIZE)
             self._entries = self._entries[:keep]
 
     def reset(self) -> None:
-        os.ftruncate(self._fd, 0)
+        with self._file.pinned() as fd:
+            os.ftruncate(fd, 0)
         self._entries = []
 
     def flush(self) -> None:
-        os.fsync(self._fd)
+        with self._file.pinned() as fd:
+            os.fsync(fd)
 
     def rename_to(self, path: Path) -> None:
-        os.rename(self.path, path)
+        self._file.rename(path)
         self.path = path
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        """Idempotent; any later file operation raises FileClosedError (an OSError)."""
+        self._file.close()
 
     def delete(self) -> None:
         self.close()
