@@ -1,0 +1,884 @@
+"""Kafka's consumer partition assignors and the consumer protocol's metadata, as pure code.
+
+The group leader computes the partition assignment of its group with the assignor the group voted
+for; the coordinator only carries the members' metadata and the result as opaque bytes. Mirrored
+from Kafka's Java client (org.apache.kafka.clients.consumer):
+
+- `RangeAssignor` ("range"), `RoundRobinAssignor` ("roundrobin") and `StickyAssignor` ("sticky", with
+  AbstractStickyAssignor's constrained and general algorithms), over plain data: the partition
+  count of each topic and each member's `Subscription`; the result maps each member id to its
+  partitions, sorted.
+- `ConsumerProtocol`: `serialize_subscription` / `deserialize_subscription` and
+  `serialize_assignment` / `deserialize_assignment` (ConsumerProtocolSubscription and
+  ConsumerProtocolAssignment, versions 0-3, byte for byte), and the StickyAssignor's user data.
+- `ASSIGNORS`, `select_protocol` (the coordinator's vote) and `select_assignor`.
+
+Where Java iterates a HashMap whose order changes a result (which members the sticky assignor
+serves first, which moved partition it moves back, the vote's tie), the order of a
+java.util.HashMap is reproduced (`java_string_hash`, bucket order, then insertion order), so
+results match Kafka's: checked against Kafka's own classes on thousands of random groups (the
+test suite keeps a digest of such a check), member ids in any script included.
+
+Differences from Kafka, on purpose:
+- Rack-aware assignment (KIP-881) is left out: `rack_id` travels on the wire but is not used.
+- The sticky assignor is pure: its maximum generation is computed per call (Java keeps it on the
+  assignor instance across calls), and it computes no `partitionsTransferringOwnership` (that is
+  for CooperativeStickyAssignor, not mirrored here).
+- Java's general sticky algorithm gives a partition back to its owner of an older generation when
+  that balances better, without checking that this member still subscribes to the topic (Java then
+  assigns it to a non-subscriber) or still takes part (Java then throws a NullPointerException):
+  about 3 % of random groups with stale claims and differing subscriptions. Here that member must
+  be subscribed and taking part, else the partition is moved as any other.
+- Other guards: an owned partition beyond its topic's partition count is dropped (Java would keep
+  it); a member with an empty subscription never makes the subscriptions "all equal"; a topic
+  listed twice in a subscription counts once.
+- A HashMap's tree bins (8+ colliding keys in one bucket) are not reproduced: with that many
+  colliding member ids, the order of the sticky assignor's members may differ from Java's.
+"""
+
+from __future__ import annotations
+
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple, TypeVar
+
+__all__ = [
+    "ASSIGNORS",
+    "CONSUMER_PROTOCOL_TYPE",
+    "DEFAULT_GENERATION",
+    "Assignment",
+    "ConsumerPartitionAssignor",
+    "MemberInfo",
+    "RangeAssignor",
+    "RoundRobinAssignor",
+    "SchemaError",
+    "StickyAssignor",
+    "Subscription",
+    "TopicPartition",
+    "assignor_for",
+    "deserialize_assignment",
+    "deserialize_subscription",
+    "deserialize_topic_partition_assignment",
+    "java_string_hash",
+    "select_assignor",
+    "select_protocol",
+    "serialize_assignment",
+    "serialize_subscription",
+    "serialize_topic_partition_assignment",
+]
+
+CONSUMER_PROTOCOL_TYPE = "consumer"  # ConsumerProtocol.PROTOCOL_TYPE, the JoinGroup protocol type
+DEFAULT_GENERATION = -1  # AbstractStickyAssignor.DEFAULT_GENERATION: no generation known
+HIGHEST_SUPPORTED_VERSION = 3  # of ConsumerProtocolSubscription and ConsumerProtocolAssignment
+
+K = TypeVar("K")
+
+
+class TopicPartition(NamedTuple):
+    """Kafka's TopicPartition; a plain (topic, partition) tuple, so it sorts as Kafka's
+    TopicPartitionComparator does (topic, then partition)."""
+
+    topic: str
+    partition: int
+
+
+Assignments = dict[str, list[TopicPartition]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Kafka's ConsumerPartitionAssignor.Subscription: what one member sent in JoinGroup.
+
+    `owned_partitions` and `generation_id` are the member's previous assignment and its generation,
+    which the sticky assignor keeps as much as it can; Java's StickyAssignor carries them in
+    `user_data` (StickyAssignorUserData), which is still honoured when present. `group_instance_id`
+    comes from the JoinGroup member (static membership, KIP-345), not from these bytes.
+    """
+
+    topics: Sequence[str]
+    user_data: bytes | None = None
+    owned_partitions: Sequence[TopicPartition] = ()
+    generation_id: int = DEFAULT_GENERATION
+    group_instance_id: str | None = None
+    rack_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Frozen, hashable and order-preserving; a topic listed twice counts once.
+        object.__setattr__(self, "topics", tuple(dict.fromkeys(self.topics)))
+        object.__setattr__(self, "owned_partitions", tuple(TopicPartition(*tp) for tp in self.owned_partitions))
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Kafka's ConsumerPartitionAssignor.Assignment: what the leader gives one member in SyncGroup."""
+
+    partitions: Sequence[TopicPartition] = ()
+    user_data: bytes | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "partitions", tuple(TopicPartition(*tp) for tp in self.partitions))
+
+
+def _java_order(text: str) -> bytes:
+    """Sort key giving Java's String.compareTo order (UTF-16 code units), not Python's (code points)."""
+    return text.encode("utf-16-be", "surrogatepass")
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """AbstractPartitionAssignor.MemberInfo: members with a group instance id come first, by
+    instance id, then the others by member id; so static members keep their partitions when
+    their member id changes."""
+
+    member_id: str
+    group_instance_id: str | None = None
+
+    def sort_key(self) -> tuple[int, bytes]:
+        if self.group_instance_id is not None:
+            return (0, _java_order(self.group_instance_id))
+        return (1, _java_order(self.member_id))
+
+    def __lt__(self, other: MemberInfo) -> bool:
+        return self.sort_key() < other.sort_key()
+
+
+# --- java.util.HashMap iteration order ----------------------------------------------------------
+
+
+def java_string_hash(text: str) -> int:
+    """Java's String.hashCode (over UTF-16 code units, 32-bit overflow), as a signed int."""
+    h = 0
+    for (unit,) in struct.iter_unpack(">H", text.encode("utf-16-be", "surrogatepass")):
+        h = (31 * h + unit) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def _topic_partition_hash(tp: TopicPartition) -> int:
+    """Kafka's TopicPartition.hashCode: 31 * (31 + partition) + topic.hashCode()."""
+    return 31 * (31 + tp.partition) + java_string_hash(tp.topic)
+
+
+def _java_table_size(size: int) -> int:
+    """Capacity of a java.util.HashMap grown from the default 16 to hold `size` keys (load 0.75)."""
+    capacity = 16
+    while size > capacity * 3 // 4:
+        capacity *= 2
+    return capacity
+
+
+def _java_bucket(hash_code: int, capacity: int) -> int:
+    h = hash_code & 0xFFFFFFFF
+    return (h ^ (h >> 16)) & (capacity - 1)  # HashMap.hash() spreads the high bits down
+
+
+def _java_hash_order(keys: Iterable[K], hash_code: Callable[[K], int]) -> list[K]:
+    """The iteration order of a java.util.HashMap filled with `keys` by put() in this order:
+    by bucket, then by insertion within a bucket (a resize keeps that relative order)."""
+    ordered = list(keys)
+    capacity = _java_table_size(len(ordered))
+    ranked = sorted(range(len(ordered)), key=lambda i: (_java_bucket(hash_code(ordered[i]), capacity), i))
+    return [ordered[i] for i in ranked]
+
+
+class _JavaHashSet:
+    """A java.util.HashSet<TopicPartition>, for which element its iterator returns first."""
+
+    def __init__(self) -> None:
+        self._inserted: dict[TopicPartition, int] = {}
+        self._count = 0
+        self._capacity = 16  # a HashSet grows and never shrinks
+
+    def add(self, tp: TopicPartition) -> None:
+        if tp not in self._inserted:
+            self._inserted[tp] = self._count
+            self._count += 1
+            self._capacity = max(self._capacity, _java_table_size(len(self._inserted)))
+
+    def discard(self, tp: TopicPartition) -> None:
+        self._inserted.pop(tp, None)
+
+    def __len__(self) -> int:
+        return len(self._inserted)
+
+    def first(self) -> TopicPartition:
+        return min(self._inserted, key=lambda tp: (_java_bucket(_topic_partition_hash(tp), self._capacity),
+                                                   self._inserted[tp]))
+
+
+# --- The assignors ------------------------------------------------------------------------------
+
+
+class ConsumerPartitionAssignor(ABC):
+    """Kafka's ConsumerPartitionAssignor with AbstractPartitionAssignor's entry point."""
+
+    name: ClassVar[str]
+
+    def assign(self, partitions_per_topic: Mapping[str, int],
+               subscriptions: Mapping[str, Subscription]) -> Assignments:
+        """Each member id's partitions, sorted. `partitions_per_topic` is the cluster metadata; as
+        AbstractPartitionAssignor.assign does, only subscribed topics with partitions count."""
+        subscribed = {topic for subscription in subscriptions.values() for topic in subscription.topics}
+        partitions = {topic: count for topic, count in partitions_per_topic.items()
+                      if topic in subscribed and count > 0}
+        raw = self.assign_partitions(partitions, subscriptions)
+        return {member: sorted(raw.get(member, ())) for member in subscriptions}
+
+    @abstractmethod
+    def assign_partitions(self, partitions_per_topic: Mapping[str, int],
+                          subscriptions: Mapping[str, Subscription]) -> Assignments:
+        """The assignment over topics that all have partitions (AbstractPartitionAssignor.assign)."""
+
+
+class RangeAssignor(ConsumerPartitionAssignor):
+    """Kafka's RangeAssignor, without racks: per topic, the sorted subscribers each get a range of
+    `P // C` partitions, the first `P % C` of them one more, so co-partitioned topics line up."""
+
+    name = "range"
+
+    def assign_partitions(self, partitions_per_topic: Mapping[str, int],
+                          subscriptions: Mapping[str, Subscription]) -> Assignments:
+        assignment: Assignments = {member: [] for member in subscriptions}
+        consumers_per_topic: dict[str, list[MemberInfo]] = {}
+        for member, subscription in subscriptions.items():
+            for topic in subscription.topics:
+                consumers_per_topic.setdefault(topic, []).append(MemberInfo(member, subscription.group_instance_id))
+        for topic, count in partitions_per_topic.items():
+            consumers = sorted(consumers_per_topic.get(topic, ()))
+            if not consumers:
+                continue
+            per_consumer, extra = divmod(count, len(consumers))
+            for i, consumer in enumerate(consumers):
+                start = per_consumer * i + min(i, extra)
+                length = per_consumer + (1 if i < extra else 0)
+                assignment[consumer.member_id].extend(TopicPartition(topic, p) for p in range(start, start + length))
+        return assignment
+
+
+class RoundRobinAssignor(ConsumerPartitionAssignor):
+    """Kafka's RoundRobinAssignor: all partitions sorted by (topic, partition) are dealt to the
+    sorted members in a circle, skipping members not subscribed to the partition's topic."""
+
+    name = "roundrobin"
+
+    def assign_partitions(self, partitions_per_topic: Mapping[str, int],
+                          subscriptions: Mapping[str, Subscription]) -> Assignments:
+        assignment: Assignments = {member: [] for member in subscriptions}
+        members = sorted(MemberInfo(member, s.group_instance_id) for member, s in subscriptions.items())
+        topics_of = {member: set(subscription.topics) for member, subscription in subscriptions.items()}
+        topics = sorted({topic for subscription in subscriptions.values() for topic in subscription.topics},
+                        key=_java_order)
+        position = 0  # Kafka's CircularIterator over the sorted members
+        for topic in topics:
+            for partition in range(partitions_per_topic.get(topic, 0)):
+                while topic not in topics_of[members[position].member_id]:
+                    position = (position + 1) % len(members)
+                assignment[members[position].member_id].append(TopicPartition(topic, partition))
+                position = (position + 1) % len(members)
+        return assignment
+
+
+class StickyAssignor(ConsumerPartitionAssignor):
+    """Kafka's StickyAssignor (AbstractStickyAssignor): as balanced as possible first, then keeping
+    as many of each member's previously owned partitions as possible.
+
+    When all members subscribe to the same topics, Kafka's constrained algorithm: each member keeps
+    its owned partitions up to its quota (`P // C`, or one more for `P % C` of them), the rest go
+    round-robin to the members under quota. Otherwise the general algorithm: keep every valid owned
+    partition, give each unassigned partition to the least loaded subscriber, then move partitions
+    from the most to the least loaded members while that improves the balance, preferring to move
+    a partition back where it was in an older generation and never back and forth between two
+    members. A partition claimed by several members goes to the one with the highest generation,
+    and to none of them when those generations are equal.
+    """
+
+    name = "sticky"
+
+    def assign_partitions(self, partitions_per_topic: Mapping[str, int],
+                          subscriptions: Mapping[str, Subscription]) -> Assignments:
+        if not subscriptions:
+            return {}
+        # Java iterates the subscriptions HashMap; its order decides who keeps what in a tie.
+        members = _java_hash_order(subscriptions, java_string_hash)
+        member_data = {member: _sticky_member_data(subscriptions[member]) for member in members}
+        owned, doubly_claimed, max_generation = _resolve_owned_partitions(
+            partitions_per_topic, subscriptions, members, member_data)
+        if _all_subscriptions_equal(subscriptions, members):
+            return _ConstrainedAssignmentBuilder(partitions_per_topic, members, owned, doubly_claimed).build()
+        return _GeneralAssignmentBuilder(partitions_per_topic, subscriptions, members, owned, member_data,
+                                         max_generation).build()
+
+
+def _sticky_member_data(subscription: Subscription) -> tuple[list[TopicPartition], int]:
+    """StickyAssignor.memberData: the owned partitions and generation; Java's StickyAssignorUserData
+    in the user data wins when present (as in Java), else our plain fields."""
+    if subscription.user_data:
+        partitions, generation = deserialize_topic_partition_assignment(subscription.user_data)
+        return partitions, DEFAULT_GENERATION if generation is None else generation
+    return list(subscription.owned_partitions), subscription.generation_id
+
+
+def _all_subscriptions_equal(subscriptions: Mapping[str, Subscription], members: Sequence[str]) -> bool:
+    first = set(subscriptions[members[0]].topics)
+    return all(set(subscriptions[member].topics) == first for member in members[1:])
+
+
+def _resolve_owned_partitions(
+        partitions_per_topic: Mapping[str, int], subscriptions: Mapping[str, Subscription], members: Sequence[str],
+        member_data: Mapping[str, tuple[list[TopicPartition], int]],
+) -> tuple[dict[str, list[TopicPartition]], set[TopicPartition], int]:
+    """AbstractStickyAssignor.allSubscriptionsEqual's bookkeeping: each member's owned partitions
+    that still exist, a partition claimed twice going to the higher generation (to neither when
+    equal), the partitions claimed twice in one generation, and the highest generation."""
+    owned: dict[str, list[TopicPartition]] = {}
+    doubly_claimed: set[TopicPartition] = set()
+    claimed_by: dict[TopicPartition, str] = {}
+    max_generation = DEFAULT_GENERATION
+    for member in members:
+        partitions, generation = member_data[member]
+        max_generation = max(max_generation, generation)
+        mine: list[TopicPartition] = []
+        owned[member] = mine
+        for tp in partitions:
+            if not 0 <= tp.partition < partitions_per_topic.get(tp.topic, 0):
+                continue
+            other = claimed_by.get(tp)
+            if other is None:
+                mine.append(tp)
+                claimed_by[tp] = member
+                continue
+            # As Java: the other claimant's generation is the one of its Subscription.
+            other_generation = subscriptions[other].generation_id
+            if generation == other_generation:
+                doubly_claimed.add(tp)
+                _remove_first(owned[other], tp)
+                claimed_by[tp] = member
+            elif generation > other_generation:
+                mine.append(tp)
+                _remove_first(owned[other], tp)
+                claimed_by[tp] = member
+    return owned, doubly_claimed, max_generation
+
+
+def _remove_first(items: list[TopicPartition], item: TopicPartition) -> None:
+    if item in items:
+        items.remove(item)
+
+
+class _ConstrainedAssignmentBuilder:
+    """AbstractStickyAssignor.ConstrainedAssignmentBuilder (all subscriptions equal), without racks."""
+
+    def __init__(self, partitions_per_topic: Mapping[str, int], members: Sequence[str],
+                 owned: Mapping[str, list[TopicPartition]], doubly_claimed: set[TopicPartition]) -> None:
+        self.partitions_per_topic = partitions_per_topic
+        self.members = members
+        self.owned = owned
+        self.doubly_claimed = doubly_claimed
+        total = sum(partitions_per_topic.values())
+        self.min_quota, self.expected_over_min = divmod(total, len(members))
+        self.max_quota = self.min_quota + (1 if self.expected_over_min else 0)
+        self.current_over_min = 0
+        self.assignment: Assignments = {member: [] for member in members}
+        self.assigned: set[TopicPartition] = set()
+        self.unfilled_under_min: list[str] = []
+        self.unfilled_exactly_min: list[str] = []
+
+    def build(self) -> Assignments:
+        self._assign_owned_partitions()
+        unassigned = [TopicPartition(topic, p) for topic in sorted(self.partitions_per_topic, key=_java_order)
+                      for p in range(self.partitions_per_topic[topic])
+                      if TopicPartition(topic, p) not in self.assigned]
+        self.unfilled_under_min.sort(key=_java_order)
+        self.unfilled_exactly_min.sort(key=_java_order)
+        self._assign_round_robin(unassigned)
+        self._verify_unfilled_members()
+        return self.assignment
+
+    def _keep(self, member: str, partitions: list[TopicPartition]) -> None:
+        self.assignment[member].extend(partitions)
+        self.assigned.update(partitions)
+
+    def _assign_owned_partitions(self) -> None:
+        for member in self.members:
+            # Java keeps the lowest partition numbers first, across topics.
+            owned = sorted((tp for tp in self.owned[member] if tp not in self.doubly_claimed),
+                           key=lambda tp: (tp.partition, _java_order(tp.topic)))
+            if len(owned) < self.min_quota:
+                self._keep(member, owned)
+                self.unfilled_under_min.append(member)
+            elif len(owned) >= self.max_quota and self.current_over_min < self.expected_over_min:
+                self.current_over_min += 1
+                if self.current_over_min == self.expected_over_min:
+                    self.unfilled_exactly_min.clear()
+                self._keep(member, owned[:self.max_quota])
+            else:
+                self._keep(member, owned[:self.min_quota])
+                if self.current_over_min < self.expected_over_min:
+                    self.unfilled_exactly_min.append(member)
+
+    def _assign_round_robin(self, unassigned: list[TopicPartition]) -> None:
+        # Java walks an iterator over the members under quota, restarting it when it runs out,
+        # and takes members at exactly minQuota only once none is under quota.
+        position = 0
+        for index, tp in enumerate(unassigned):
+            if position < len(self.unfilled_under_min):
+                member = self.unfilled_under_min[position]
+                position += 1
+            elif not self.unfilled_under_min and not self.unfilled_exactly_min:
+                raise AssertionError(f"no more unfilled consumers for {unassigned[index:]}")
+            elif not self.unfilled_under_min:
+                member = self.unfilled_exactly_min.pop(0)
+            else:
+                member = self.unfilled_under_min[0]
+                position = 1
+            self.assignment[member].append(tp)
+            count = len(self.assignment[member])
+            if count == self.min_quota:
+                position -= 1
+                del self.unfilled_under_min[position]
+                self.unfilled_exactly_min.append(member)
+            elif count == self.max_quota:
+                self.current_over_min += 1
+
+    def _verify_unfilled_members(self) -> None:
+        if not self.unfilled_under_min:
+            return
+        if self.current_over_min != self.expected_over_min:
+            raise AssertionError("members remain under quota with no partitions left to assign")
+        for member in self.unfilled_under_min:
+            if len(self.assignment[member]) != self.min_quota:
+                raise AssertionError(f"consumer {member} does not reach minQuota partitions")
+
+
+class _PartitionMovements:
+    """AbstractStickyAssignor.PartitionMovements: where partitions moved during this rebalance, so
+    that no partition of a topic moves from A to B while another moves from B to A."""
+
+    def __init__(self) -> None:
+        self.movements: dict[TopicPartition, tuple[str, str]] = {}
+        self.by_topic: dict[str, dict[tuple[str, str], _JavaHashSet]] = {}
+
+    def _remove_record(self, tp: TopicPartition) -> tuple[str, str]:
+        pair = self.movements.pop(tp)
+        topic_moves = self.by_topic[tp.topic]
+        topic_moves[pair].discard(tp)
+        if not topic_moves[pair]:
+            del topic_moves[pair]
+        if not topic_moves:
+            del self.by_topic[tp.topic]
+        return pair
+
+    def _add_record(self, tp: TopicPartition, pair: tuple[str, str]) -> None:
+        self.movements[tp] = pair
+        self.by_topic.setdefault(tp.topic, {}).setdefault(pair, _JavaHashSet()).add(tp)
+
+    def move(self, tp: TopicPartition, old: str, new: str) -> None:
+        if tp in self.movements:
+            source, _ = self._remove_record(tp)
+            if source != new:  # not simply moving back where it came from
+                self._add_record(tp, (source, new))
+        else:
+            self._add_record(tp, (old, new))
+
+    def partition_to_move(self, tp: TopicPartition, old: str, new: str) -> TopicPartition:
+        """getTheActualPartitionToBeMoved: rather than moving `tp` from `old` to `new`, move back a
+        partition of the same topic that went from `new` to `old`, if any."""
+        topic_moves = self.by_topic.get(tp.topic)
+        if topic_moves is None:
+            return tp
+        if tp in self.movements:
+            old = self.movements[tp][0]
+        reverse = topic_moves.get((new, old))
+        return tp if reverse is None else reverse.first()
+
+
+class _GeneralAssignmentBuilder:
+    """AbstractStickyAssignor.GeneralAssignmentBuilder (subscriptions differ), without racks."""
+
+    def __init__(self, partitions_per_topic: Mapping[str, int], subscriptions: Mapping[str, Subscription],
+                 members: Sequence[str], owned: Mapping[str, list[TopicPartition]],
+                 member_data: Mapping[str, tuple[list[TopicPartition], int]], max_generation: int) -> None:
+        self.partitions_per_topic = partitions_per_topic
+        self.members = members
+        self.member_data = member_data
+        self.max_generation = max_generation
+        self.subscribed = {member: set(subscriptions[member].topics) for member in members}
+        self.topic_consumers: dict[str, list[str]] = {topic: [] for topic in partitions_per_topic}
+        self.consumer_topics: dict[str, list[str]] = {}
+        for member in members:
+            topics = [topic for topic in subscriptions[member].topics if topic in partitions_per_topic]
+            self.consumer_topics[member] = topics
+            for topic in topics:
+                self.topic_consumers[topic].append(member)
+        self.current: Assignments = {member: list(owned[member]) for member in members}
+        self.owner: dict[TopicPartition, str] = {tp: m for m, tps in self.current.items() for tp in tps}
+        # Topics with the fewest potential consumers first: they have the least choice.
+        sorted_topics = sorted(partitions_per_topic,
+                               key=lambda topic: (len(self.topic_consumers[topic]), _java_order(topic)))
+        self.sorted_all_partitions = [TopicPartition(topic, p) for topic in sorted_topics
+                                      for p in range(partitions_per_topic[topic])]
+        self.active = set(members)  # Java's sortedCurrentSubscriptions: those that may still change
+        self.movements = _PartitionMovements()
+        self.revocation_required = False
+
+    def build(self) -> Assignments:
+        previous = self._previous_assignment()
+        assigned = set(self._assign_owned_partitions())
+        unassigned = [tp for tp in self.sorted_all_partitions if tp not in assigned]
+        self._balance(previous, unassigned)
+        return self.current
+
+    def _load(self, member: str) -> tuple[int, bytes]:
+        return (len(self.current[member]), _java_order(member))
+
+    def _previous_assignment(self) -> dict[TopicPartition, tuple[str, int]]:
+        """prepopulateCurrentAssignments: for partitions owned in an older generation than the
+        newest one, their most recent such owner, where they may go back to restore the balance."""
+        previous: dict[TopicPartition, tuple[str, int]] = {}
+        for member in self.members:
+            partitions, generation = self.member_data[member]
+            if generation < self.max_generation:
+                for tp in partitions:
+                    if tp not in previous or generation > previous[tp][1]:
+                        previous[tp] = (member, generation)
+        return previous
+
+    def _assign_owned_partitions(self) -> list[TopicPartition]:
+        assigned: list[TopicPartition] = []
+        for member in self.members:
+            kept: list[TopicPartition] = []
+            for tp in self.current[member]:
+                if tp.topic not in self.topic_consumers:
+                    self.owner.pop(tp, None)
+                elif tp.topic not in self.subscribed[member]:
+                    self.owner.pop(tp, None)
+                    self.revocation_required = True  # unsubscribed: the partition must move
+                else:
+                    kept.append(tp)
+                    assigned.append(tp)
+            self.current[member] = kept
+        return assigned
+
+    def _max_assignment_size(self, member: str) -> int:
+        return sum(self.partitions_per_topic[topic] for topic in self.consumer_topics[member])
+
+    def _least_loaded_subscriber(self, topic: str) -> str | None:
+        candidates = [member for member in self.topic_consumers[topic] if member in self.active]
+        return min(candidates, key=self._load) if candidates else None
+
+    def _can_topic_participate(self, topic: str) -> bool:
+        return len(self.topic_consumers[topic]) >= 2
+
+    def _can_consumer_participate(self, member: str) -> bool:
+        if len(self.current[member]) < self._max_assignment_size(member):
+            return True
+        return any(self._can_topic_participate(tp.topic) for tp in self.current[member])
+
+    def _balance(self, previous: dict[TopicPartition, tuple[str, int]], unassigned: list[TopicPartition]) -> None:
+        initializing = not any(self.current.values())
+        for tp in unassigned:
+            member = self._least_loaded_subscriber(tp.topic)
+            if member is not None:
+                self.current[member].append(tp)
+                self.owner[tp] = member
+
+        # Only partitions with two or more potential consumers, and members that could change, take part.
+        fixed_topics = {topic for topic in self.topic_consumers if not self._can_topic_participate(topic)}
+        reassignable = [tp for tp in self.sorted_all_partitions if tp.topic not in fixed_topics]
+        unassigned = [tp for tp in unassigned if tp.topic not in fixed_topics]
+        fixed: Assignments = {}
+        for member in self.members:
+            if not self._can_consumer_participate(member):
+                self.active.discard(member)
+                fixed[member] = self.current.pop(member)
+
+        before = {member: list(tps) for member, tps in self.current.items()}
+        owner_before = dict(self.owner)
+        if not self.revocation_required:
+            self._perform_reassignments(unassigned, previous)  # first, move only the new partitions
+        performed = self._perform_reassignments(reassignable, previous)
+        # Moving partitions must pay off in balance, else back to the assignment before moving.
+        if not initializing and performed and _balance_score(self.current) >= _balance_score(before):
+            self.current = before
+            self.owner = owner_before
+        self.current.update(fixed)
+        self.active.update(fixed)
+
+    def _perform_reassignments(self, partitions: list[TopicPartition],
+                               previous: dict[TopicPartition, tuple[str, int]]) -> bool:
+        performed = False
+        modified = True
+        while modified:
+            modified = False
+            for tp in partitions:
+                if self._is_balanced():
+                    break
+                member = self.owner[tp]
+                earlier = previous.get(tp)
+                if (earlier is not None and earlier[0] in self.active and tp.topic in self.subscribed[earlier[0]]
+                        and len(self.current[member]) > len(self.current[earlier[0]]) + 1):
+                    self._reassign(tp, earlier[0])
+                    performed = modified = True
+                    continue
+                if any(other in self.active and len(self.current[member]) > len(self.current[other]) + 1
+                       for other in self.topic_consumers[tp.topic]):
+                    target = self._least_loaded_subscriber(tp.topic)
+                    assert target is not None
+                    self._reassign(tp, target)
+                    performed = modified = True
+        return performed
+
+    def _reassign(self, tp: TopicPartition, new: str) -> None:
+        moved = self.movements.partition_to_move(tp, self.owner[tp], new)
+        old = self.owner[moved]
+        self.movements.move(moved, old, new)
+        self.current[old].remove(moved)
+        self.current[new].append(moved)
+        self.owner[moved] = new
+
+    def _is_balanced(self) -> bool:
+        """Balanced when counts differ by at most one, or no member could take a partition of its
+        topics from a member with two or more partitions more."""
+        if not self.active:
+            return True
+        sizes = [len(self.current[member]) for member in self.active]
+        if min(sizes) >= max(sizes) - 1:
+            return True
+        for member in self.active:
+            count = len(self.current[member])
+            if count == self._max_assignment_size(member):
+                continue
+            mine = set(self.current[member])
+            for topic in self.consumer_topics[member]:
+                for p in range(self.partitions_per_topic[topic]):
+                    tp = TopicPartition(topic, p)
+                    other = self.owner.get(tp)
+                    if tp not in mine and other in self.active and count + 1 < len(self.current[other]):
+                        return False
+        return True
+
+
+def _balance_score(assignment: Assignments) -> int:
+    """getBalanceScore: the sum of the count differences over all pairs of members; 0 is perfect."""
+    sizes = sorted(len(tps) for tps in assignment.values())
+    return sum(size * (2 * i - len(sizes) + 1) for i, size in enumerate(sizes))
+
+
+# --- Registry and the coordinator's protocol vote -----------------------------------------------
+
+ASSIGNORS: dict[str, ConsumerPartitionAssignor] = {
+    assignor.name: assignor for assignor in (RangeAssignor(), RoundRobinAssignor(), StickyAssignor())
+}
+
+
+def select_protocol(member_protocols: Iterable[Sequence[str]]) -> str:
+    """The group coordinator's vote (ClassicGroup.selectProtocol): among the protocols every member
+    supports, each member votes for the first in its order of preference; most votes wins, a tie
+    going to the first in Java's HashMap order of the protocol names."""
+    preferences = [list(protocols) for protocols in member_protocols]
+    if not preferences:
+        raise ValueError("cannot select a protocol for an empty group")
+    candidates = set(preferences[0]).intersection(*preferences[1:])
+    if not candidates:
+        raise ValueError("no protocol is supported by all members (INCONSISTENT_GROUP_PROTOCOL)")
+    votes: dict[str, int] = {}
+    for protocols in preferences:
+        vote = next(protocol for protocol in protocols if protocol in candidates)
+        votes[vote] = votes.get(vote, 0) + 1
+    best = max(votes.values())
+    return next(protocol for protocol in _java_hash_order(votes, java_string_hash) if votes[protocol] == best)
+
+
+def assignor_for(protocol: str) -> ConsumerPartitionAssignor:
+    """The assignor of a protocol name (ConsumerCoordinator.lookupAssignor)."""
+    try:
+        return ASSIGNORS[protocol]
+    except KeyError:
+        raise ValueError(f"coordinator selected invalid assignment protocol: {protocol}") from None
+
+
+def select_assignor(member_protocols: Iterable[Sequence[str]]) -> ConsumerPartitionAssignor:
+    """The assignor of the protocol the group voted for, given each member's protocols by preference."""
+    return assignor_for(select_protocol(member_protocols))
+
+
+# --- ConsumerProtocol: the metadata bytes of JoinGroup and SyncGroup ----------------------------
+
+
+class SchemaError(ValueError):
+    """Kafka's SchemaException: bytes that do not parse as the schema says."""
+
+
+@dataclass
+class _Reader:
+    data: bytes
+    offset: int = field(default=0)
+
+    def _take(self, fmt: str) -> int:
+        try:
+            (value,) = struct.unpack_from(fmt, self.data, self.offset)
+        except struct.error as e:
+            raise SchemaError(f"buffer underflow at offset {self.offset}") from e
+        self.offset += struct.calcsize(fmt)
+        return int(value)
+
+    def int16(self) -> int:
+        return self._take(">h")
+
+    def int32(self) -> int:
+        return self._take(">i")
+
+    def _raw(self, length: int) -> bytes:
+        if self.offset + length > len(self.data):
+            raise SchemaError(f"buffer underflow at offset {self.offset}")
+        raw = self.data[self.offset:self.offset + length]
+        self.offset += length
+        return raw
+
+    def nullable_string(self) -> str | None:
+        length = self.int16()
+        if length < 0:
+            return None
+        try:
+            return self._raw(length).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SchemaError("string is not UTF-8") from e
+
+    def string(self) -> str:
+        text = self.nullable_string()
+        if text is None:
+            raise SchemaError("non-nullable string was serialized as null")
+        return text
+
+    def nullable_bytes(self) -> bytes | None:
+        length = self.int32()
+        return None if length < 0 else self._raw(length)
+
+    def array_length(self) -> int:
+        length = self.int32()
+        if length < 0:
+            raise SchemaError("non-nullable array was serialized as null")
+        return length
+
+    def topic_partitions(self) -> list[TopicPartition]:
+        partitions = []
+        for _ in range(self.array_length()):
+            topic = self.string()
+            partitions.extend(TopicPartition(topic, self.int32()) for _ in range(self.array_length()))
+        return partitions
+
+
+def _int16(value: int) -> bytes:
+    return struct.pack(">h", value)
+
+
+def _int32(value: int) -> bytes:
+    return struct.pack(">i", value)
+
+
+def _nullable_string(text: str | None) -> bytes:
+    if text is None:
+        return _int16(-1)
+    raw = text.encode("utf-8")
+    if len(raw) > 0x7FFF:
+        raise SchemaError(f"string of {len(raw)} bytes is longer than 32767")
+    return _int16(len(raw)) + raw
+
+
+def _nullable_bytes(data: bytes | None) -> bytes:
+    return _int32(-1) if data is None else _int32(len(data)) + data
+
+
+def _topic_partitions(groups: Iterable[tuple[str, Sequence[int]]]) -> bytes:
+    groups = list(groups)
+    out = [_int32(len(groups))]
+    for topic, partitions in groups:
+        out += [_nullable_string(topic), _int32(len(partitions)), *(_int32(p) for p in partitions)]
+    return b"".join(out)
+
+
+def _group_by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
+    """Partitions grouped by topic, topics in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for topic, partition in partitions:
+        groups.setdefault(topic, []).append(partition)
+    return groups
+
+
+def _check_version(version: int) -> int:
+    """ConsumerProtocol.checkSubscriptionVersion: below 0 is an error, above 3 reads as 3."""
+    if version < 0:
+        raise SchemaError(f"unsupported consumer protocol version: {version}")
+    return min(version, HIGHEST_SUPPORTED_VERSION)
+
+
+def serialize_subscription(subscription: Subscription, version: int = 1) -> bytes:
+    """ConsumerProtocol.serializeSubscription: a version-prefixed ConsumerProtocolSubscription.
+    v0: topics (sorted), user data; v1: + owned partitions (sorted, by topic); v2: + generation id;
+    v3: + rack id. The group instance id is not part of it."""
+    version = _check_version(version)
+    out = [_int16(version), _int32(len(subscription.topics))]
+    out += [_nullable_string(topic) for topic in sorted(subscription.topics, key=_java_order)]
+    out.append(_nullable_bytes(subscription.user_data))
+    if version >= 1:
+        out.append(_topic_partitions(_group_by_topic(sorted(subscription.owned_partitions)).items()))
+    if version >= 2:
+        out.append(_int32(subscription.generation_id))
+    if version >= 3:
+        out.append(_nullable_string(subscription.rack_id))
+    return b"".join(out)
+
+
+def deserialize_subscription(data: bytes, group_instance_id: str | None = None) -> Subscription:
+    """ConsumerProtocol.deserializeSubscription: a newer version reads as the newest we know (later
+    fields are ignored, as Kafka does); fields of newer versions take their defaults."""
+    reader = _Reader(bytes(data))
+    version = _check_version(reader.int16())
+    topics = [reader.string() for _ in range(reader.array_length())]
+    user_data = reader.nullable_bytes()
+    owned = reader.topic_partitions() if version >= 1 else []
+    generation = reader.int32() if version >= 2 else DEFAULT_GENERATION
+    rack = reader.nullable_string() if version >= 3 else None
+    return Subscription(topics, user_data, owned, generation, group_instance_id, rack or None)
+
+
+def serialize_assignment(assignment: Assignment | Iterable[TopicPartition], version: int = 1) -> bytes:
+    """ConsumerProtocol.serializeAssignment: a version-prefixed ConsumerProtocolAssignment (the same
+    layout in versions 0-3): partitions grouped by topic in order of first appearance, user data."""
+    if not isinstance(assignment, Assignment):
+        assignment = Assignment(tuple(assignment))
+    version = _check_version(version)
+    return b"".join([_int16(version), _topic_partitions(_group_by_topic(assignment.partitions).items()),
+                     _nullable_bytes(assignment.user_data)])
+
+
+def deserialize_assignment(data: bytes) -> Assignment:
+    """ConsumerProtocol.deserializeAssignment."""
+    reader = _Reader(bytes(data))
+    _check_version(reader.int16())
+    partitions = reader.topic_partitions()
+    return Assignment(partitions, reader.nullable_bytes())
+
+
+def serialize_topic_partition_assignment(partitions: Iterable[TopicPartition],
+                                         generation: int = DEFAULT_GENERATION) -> bytes:
+    """StickyAssignor.serializeTopicPartitionAssignment: StickyAssignorUserData v1 (previous
+    assignment, generation), no version prefix; topics in Java's HashMap order, as Java writes them."""
+    groups = _group_by_topic(TopicPartition(*tp) for tp in partitions)
+    topics = _java_hash_order(groups, java_string_hash)
+    return _topic_partitions((topic, groups[topic]) for topic in topics) + _int32(generation)
+
+
+def deserialize_topic_partition_assignment(data: bytes) -> tuple[list[TopicPartition], int | None]:
+    """StickyAssignor.deserializeTopicPartitionAssignment: v1, else v0 (no generation: None), else
+    nothing (no partitions, DEFAULT_GENERATION), since a member's old data must not fail the group."""
+    reader = _Reader(bytes(data))
+    try:
+        partitions = reader.topic_partitions()
+    except SchemaError:
+        return [], DEFAULT_GENERATION
+    try:
+        return partitions, reader.int32()
+    except SchemaError:
+        return partitions, None
