@@ -32,9 +32,17 @@ def partitions(cluster: ClusterHarness, topic: str, *via: int) -> dict[int, kafk
 
 
 def everywhere(cluster: ClusterHarness, topic: str, check: object, description: str, timeout: float = 30) -> None:
-    """Wait until `check(partitions)` holds in the metadata cache of every live broker."""
+    """Wait until `check(partitions)` holds in the metadata cache of every live broker. A broker
+    just restarted may not know the topic yet: that is not yet, not a failure."""
     live = [b for b, p in cluster.brokers.items() if p.running]
-    wait_until(lambda: all(check(partitions(cluster, topic, b)) for b in live), timeout, description)  # type: ignore[operator]
+
+    def holds(broker_id: int) -> bool:
+        metadata = cluster.admin(broker_id).metadata([topic])
+        if metadata.topics[0].error_code != 0:
+            return False
+        return bool(check({p.partition: p for p in metadata.topics[0].partitions}))  # type: ignore[operator]
+
+    wait_until(lambda: all(holds(b) for b in live), timeout, description)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

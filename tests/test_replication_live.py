@@ -40,9 +40,12 @@ def create(cluster: ClusterHarness, topic: str, partitions: int, replication: in
 def partition_state(
     cluster: ClusterHarness, topic: str, partition: int, via: int | None = None
 ) -> kafka_pb2.PartitionMetadata:
+    """The partition as a broker's metadata cache has it; leader -1 while the broker does not know
+    the topic yet (just restarted)."""
     live = [via] if via else [b for b, p in cluster.brokers.items() if p.running]
     metadata = cluster.admin(*live).metadata([topic])
-    return next(p for p in metadata.topics[0].partitions if p.partition == partition)
+    found = [p for p in metadata.topics[0].partitions if p.partition == partition]
+    return found[0] if found else kafka_pb2.PartitionMetadata(partition=partition, leader=-1)
 
 
 def zk_isr(cluster: ClusterHarness, topic: str, partition: int) -> list[int]:
