@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -11,8 +12,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -20,9 +22,13 @@ from rich.table import Table
 from broker.errors import Errors
 from broker.local_cluster import LocalCluster, LocalClusterError, wait_until
 from client.admin import AdminClient, AdminError, ClusterDescription, parse_bootstrap_servers
-from client.cluster import KafkaError
+from client.cluster import ClusterMetadata, KafkaError, TopicPartition
 from client.consumer import ConsumerRecord, KafkaConsumer
+from client.consumer_coordinator import Coordinator, DescribedMember, GroupClient, describe_members
 from client.producer import FutureRecordMetadata, KafkaProducer
+from minikafka_rpc import kafka_pb2
+
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -258,6 +264,30 @@ def _client_warnings() -> None:
     logging.basicConfig(level=logging.WARNING, format="minikafka: warning: %(message)s")
 
 
+class _GroupLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "minikafka: warning: " if record.levelno >= logging.WARNING else "minikafka: "
+        return prefix + record.getMessage()
+
+
+class _GroupLog:
+    """The group coordinator's log (joins, roles, rebalances, coordinator changes) to stderr, one
+    line each, while a group consumer runs."""
+
+    def __enter__(self) -> None:
+        self.logger = logging.getLogger("client.consumer_coordinator")
+        self.saved = (self.logger.level, self.logger.propagate)
+        self.handler = logging.StreamHandler(sys.stderr)
+        self.handler.setFormatter(_GroupLogFormatter())
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.handler)
+        self.logger.level, self.logger.propagate = self.saved
+
+
 def _require_topic(bootstrap: str, topic: str) -> None:
     metadata = AdminClient(bootstrap).metadata([topic])
     if not metadata.topics or metadata.topics[0].error_code == Errors.UNKNOWN_TOPIC_OR_PARTITION.code:
@@ -347,21 +377,41 @@ def cmd_consume(args: argparse.Namespace) -> int:
         raise UsageError("--timeout-ms must not be negative")
     if args.partition is not None and args.partition < 0:
         raise UsageError("--partition must not be negative")
+    if args.group is not None and args.partition is not None:
+        raise UsageError("--partition and --group cannot be used together: the group assigns the partitions")
+    if args.group == "" or args.group_instance_id == "":
+        raise UsageError("--group and --group-instance-id must not be empty")
+    if args.group_instance_id is not None and args.group is None:
+        raise UsageError("--group-instance-id needs --group")
     bootstrap = _bootstrap(args.bootstrap_server)
     _client_warnings()
-    consumer = KafkaConsumer(bootstrap, auto_offset_reset="earliest" if args.from_beginning else "latest")
+    reset = "earliest" if args.from_beginning else "latest"
+    with _GroupLog() if args.group is not None else contextlib.nullcontext():
+        if args.group is None:
+            consumer = KafkaConsumer(bootstrap, auto_offset_reset=reset)
+        else:
+            # auto.offset.reset applies only where the group has committed nothing, as in Kafka.
+            consumer = KafkaConsumer(bootstrap, auto_offset_reset=reset, group_id=args.group,
+                                     group_instance_id=args.group_instance_id)
+        return _consume(args, consumer)
+
+
+def _consume(args: argparse.Namespace, consumer: KafkaConsumer) -> int:
     count = 0
     try:
         partitions = consumer.partitions_for(args.topic)
         if partitions is None:
             raise CliError(f"Topic '{args.topic}' does not exist")
-        if args.partition is not None and args.partition not in partitions:
-            raise CliError(f"Topic '{args.topic}' has no partition {args.partition} (it has {len(partitions)})")
-        consumer.assign([(args.topic, p) for p in sorted(partitions) if args.partition in (None, p)])
-        if args.from_beginning:
-            consumer.seek_to_beginning()
+        if args.group is not None:
+            consumer.subscribe([args.topic])
         else:
-            consumer.seek_to_end()
+            if args.partition is not None and args.partition not in partitions:
+                raise CliError(f"Topic '{args.topic}' has no partition {args.partition} (it has {len(partitions)})")
+            consumer.assign([(args.topic, p) for p in sorted(partitions) if args.partition in (None, p)])
+            if args.from_beginning:
+                consumer.seek_to_beginning()
+            else:
+                consumer.seek_to_end()
         out = sys.stdout.buffer
         last_record = time.monotonic()
         while args.max_messages is None or count < args.max_messages:
@@ -370,8 +420,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
                 wait_ms = min(wait_ms, max(0.0, args.timeout_ms - (time.monotonic() - last_record) * 1000))
             records = consumer.poll(wait_ms)
             if records:
-                if args.max_messages is not None:
-                    records = records[:args.max_messages - count]
+                if args.max_messages is not None and len(records) > args.max_messages - count:
+                    records = _keep_first(consumer, records, args.max_messages - count, args.group is not None)
                 out.write(b"".join(_format(r, args.print_offsets, args.print_keys) for r in records))
                 out.flush()
                 count += len(records)
@@ -384,8 +434,235 @@ def cmd_consume(args: argparse.Namespace) -> int:
         # The reader went away (| head): nothing left to print to.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
-        consumer.close()
+        # A group consumer commits its position here, so a restart resumes after it; bounded, for Ctrl-C.
+        consumer.close(timeout_ms=10000)
     print(f"Processed a total of {count} messages", file=sys.stderr)
+    return 0
+
+
+def _keep_first(consumer: KafkaConsumer, records: list[ConsumerRecord], n: int, in_group: bool) -> list[ConsumerRecord]:
+    """The first `n` records; in a group, each partition's position goes back to its first record
+    left unprinted, so the commit on close does not skip it."""
+    if in_group:
+        for record in reversed(records[n:]):
+            consumer.seek((record.topic, record.partition), record.offset)
+    return records[:n]
+
+
+# -- groups (as kafka-consumer-groups) ---------------------------------------------------------------
+
+
+def _retrying(what: str, deadline: float, call: Callable[[], T]) -> T:
+    """`call` again after a retriable KafkaError (a coordinator loading or moving) until `deadline`."""
+    while True:
+        try:
+            return call()
+        except KafkaError as e:
+            if not e.retriable or time.monotonic() >= deadline:
+                raise CliError(f"{what}: {e}") from None
+        time.sleep(0.1)
+
+
+def _describe_group(client: GroupClient, group_id: str, deadline: float
+                    ) -> tuple[Coordinator, kafka_pb2.DescribedGroup]:
+    def attempt() -> tuple[Coordinator, kafka_pb2.DescribedGroup]:
+        coordinator = client.find_coordinator(group_id)
+        response = client.call(coordinator, "DescribeGroups", kafka_pb2.DescribeGroupsRequest(groups=[group_id]),
+                               max(0.1, deadline - time.monotonic()))
+        _check(response.error_code, "", f"cannot describe group '{group_id}'")
+        (group,) = response.groups
+        error = Errors.for_code(group.error_code)
+        if error is not Errors.NONE:
+            raise KafkaError(error, f"DescribeGroups of '{group_id}' at {coordinator}")
+        return coordinator, group
+
+    return _retrying(f"cannot describe group '{group_id}'", deadline, attempt)
+
+
+def _committed_offsets(client: GroupClient, coordinator: Coordinator, group_id: str, deadline: float
+                       ) -> dict[TopicPartition, int]:
+    response = _retrying(f"cannot fetch the committed offsets of group '{group_id}'", deadline, lambda: client.call(
+        coordinator, "OffsetFetch", kafka_pb2.OffsetFetchRequest(group_id=group_id),
+        max(0.1, deadline - time.monotonic())))
+    _check(response.error_code, "", f"cannot fetch the committed offsets of group '{group_id}'")
+    return {TopicPartition(t.name, p.partition): p.committed_offset
+            for t in response.topics for p in t.partitions if p.committed_offset >= 0}
+
+
+def _log_end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout_s: float
+                     ) -> dict[TopicPartition, int | None]:
+    """Each partition's log end offset as consumers see it (ListOffsets latest: the high
+    watermark); None for a topic that is gone."""
+    found: dict[TopicPartition, int | None] = dict.fromkeys(partitions)
+    consumer = KafkaConsumer(bootstrap, request_timeout_ms=int(timeout_s * 1000),
+                             default_api_timeout_ms=int(timeout_s * 1000))
+    try:
+        for topic in dict.fromkeys(tp.topic for tp in partitions):
+            try:
+                found.update(consumer.end_offsets([tp for tp in partitions if tp.topic == topic]))
+            except KafkaError as e:
+                if e.error is not Errors.UNKNOWN_TOPIC_OR_PARTITION:
+                    raise
+    finally:
+        consumer.close()
+    return found
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def _print_table(columns: list[str], rows: list[list[str]]) -> None:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    _console().print(table)
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    if args.list == args.describe:
+        raise UsageError("give exactly one of --list, --describe")
+    views = [v for v in ("members", "state", "offsets") if getattr(args, v)]
+    if views and not args.describe:
+        raise UsageError(f"--{views[0]} needs --describe")
+    if len(views) > 1:
+        raise UsageError("give at most one of --members, --state, --offsets")
+    if args.describe and not args.group:
+        raise UsageError("--describe needs --group")
+    if args.list and args.group:
+        raise UsageError("--group is for --describe; --list shows every group")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    bootstrap = _bootstrap(args.bootstrap_server)
+    _client_warnings()
+    deadline = time.monotonic() + args.timeout
+    cluster = ClusterMetadata(bootstrap, request_timeout_ms=int(args.timeout * 1000))
+    try:
+        client = GroupClient(cluster)
+        if args.list:
+            return _list_groups(cluster, client, args.output, deadline)
+        coordinator, group = _describe_group(client, args.group, deadline)
+        if group.group_state == "Dead":
+            raise CliError(f"Consumer group '{args.group}' does not exist.")
+        members = describe_members(group)
+        if args.state:
+            return _print_group_state(args.group, coordinator, group, members, args.output)
+        if args.members:
+            return _print_group_members(args.group, group, members, args.output)
+        committed = _committed_offsets(client, coordinator, args.group, deadline)
+        return _print_group_offsets(bootstrap, args.group, group, members, committed, args.output,
+                                    max(1.0, deadline - time.monotonic()))
+    finally:
+        cluster.close()
+
+
+def _list_groups(cluster: ClusterMetadata, client: GroupClient, output: str, deadline: float) -> int:
+    """ListGroups to every broker (each lists the groups it coordinates), as Kafka's admin does."""
+    cluster.refresh(["__consumer_offsets"])  # for the broker list, whatever the topic's state
+    groups: dict[str, kafka_pb2.ListedGroup] = {}
+    failures = []
+    for broker_id, address in sorted(cluster.brokers.items()):
+        try:
+            response = client.call(address, "ListGroups", kafka_pb2.ListGroupsRequest(),
+                                   max(0.1, deadline - time.monotonic()))
+        except KafkaError as e:
+            failures.append(f"broker {broker_id}: {e}")
+            continue
+        if response.error_code != Errors.NONE.code:
+            failures.append(f"broker {broker_id}: {Errors.for_code(response.error_code).name}")
+            continue
+        for g in response.groups:
+            groups[g.group_id] = g
+    if failures and not groups and len(failures) == len(cluster.brokers):
+        raise CliError("no broker listed its groups: " + "; ".join(failures))
+    for failure in failures:
+        print(f"minikafka: warning: some groups may be missing: {failure}", file=sys.stderr)
+    if output == "json":
+        print(json.dumps([{"group": g.group_id, "state": g.group_state, "protocol_type": g.protocol_type}
+                          for _, g in sorted(groups.items())], indent=2))
+    else:
+        for group_id in sorted(groups):
+            print(group_id)
+    return 0
+
+
+def _group_notes(group_id: str, group: kafka_pb2.DescribedGroup) -> None:
+    """Kafka's remarks before a description (to stderr here, so stdout stays the table)."""
+    if group.group_state == "Empty":
+        print(f"Consumer group '{group_id}' has no active members.", file=sys.stderr)
+    elif group.group_state in ("PreparingRebalance", "CompletingRebalance"):
+        print(f"Warning: Consumer group '{group_id}' is rebalancing.", file=sys.stderr)
+
+
+def _print_group_state(group_id: str, coordinator: Coordinator, group: kafka_pb2.DescribedGroup,
+                       members: list[DescribedMember], output: str) -> int:
+    if output == "json":
+        print(json.dumps({
+            "group": group_id,
+            "coordinator": {"id": coordinator.node_id, "host": coordinator.host, "port": coordinator.port},
+            "assignment_strategy": group.protocol_data or None, "state": group.group_state,
+            "members": len(members), "generation": group.generation_id, "leader": group.leader or None,
+        }, indent=2))
+        return 0
+    _print_table(
+        ["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS", "GENERATION", "LEADER"],
+        [[group_id, f"{coordinator.address} ({coordinator.node_id})", _dash(group.protocol_data), group.group_state,
+          str(len(members)), str(group.generation_id), _dash(group.leader)]],
+    )
+    return 0
+
+
+def _print_group_members(group_id: str, group: kafka_pb2.DescribedGroup, members: list[DescribedMember],
+                         output: str) -> int:
+    if output == "json":
+        print(json.dumps({
+            "group": group_id, "state": group.group_state, "generation": group.generation_id,
+            "leader": group.leader or None,
+            "members": [{"consumer_id": m.member_id, "group_instance_id": m.group_instance_id, "host": m.host,
+                         "client_id": m.client_id, "partitions": [[tp.topic, tp.partition] for tp in m.assignment],
+                         "leader": m.member_id == group.leader} for m in members],
+        }, indent=2))
+        return 0
+    _group_notes(group_id, group)
+    _print_table(
+        ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS", "GENERATION", "LEADER"],
+        [[group_id, m.member_id, _dash(m.host), _dash(m.client_id), str(len(m.assignment)),
+          str(group.generation_id), "*" if m.member_id == group.leader else ""] for m in members],
+    )
+    return 0
+
+
+def _print_group_offsets(bootstrap: str, group_id: str, group: kafka_pb2.DescribedGroup,
+                         members: list[DescribedMember], committed: dict[TopicPartition, int], output: str,
+                         timeout_s: float) -> int:
+    owner = {tp: m for m in members for tp in m.assignment}
+    partitions = sorted(set(owner) | set(committed))
+    log_end = _log_end_offsets(bootstrap, partitions, timeout_s) if partitions else {}
+    rows = []
+    for tp in partitions:
+        member = owner.get(tp)
+        current, end = committed.get(tp), log_end.get(tp)
+        rows.append({
+            "group": group_id, "topic": tp.topic, "partition": tp.partition, "current_offset": current,
+            "log_end_offset": end, "lag": end - current if end is not None and current is not None else None,
+            "consumer_id": member.member_id if member else None, "host": member.host if member else None,
+            "client_id": member.client_id if member else None,
+            "leader": member is not None and member.member_id == group.leader,
+        })
+    if output == "json":
+        print(json.dumps({"group": group_id, "state": group.group_state, "generation": group.generation_id,
+                          "leader": group.leader or None, "partitions": rows}, indent=2))
+        return 0
+    _group_notes(group_id, group)
+    _print_table(
+        ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID",
+         "GENERATION", "LEADER"],
+        [[group_id, r["topic"], str(r["partition"]), _dash(r["current_offset"]), _dash(r["log_end_offset"]),
+          _dash(r["lag"]), _dash(r["consumer_id"]), _dash(r["host"]), _dash(r["client_id"]),
+          str(group.generation_id), "*" if r["leader"] else ""] for r in rows],
+    )
     return 0
 
 
@@ -445,10 +722,14 @@ def build_parser() -> argparse.ArgumentParser:
     produce.set_defaults(func=cmd_produce)
 
     consume = commands.add_parser(
-        "consume", help="print a topic's records (no consumer group)",
-        description="Print the records of a topic, one per line. This reads with no consumer group: it is "
-                    "assigned every partition (or --partition) itself, commits nothing, and starts at the "
-                    "end of each partition (at the beginning with --from-beginning).",
+        "consume", help="print a topic's records (no consumer group, or as a member of --group)",
+        description="With no consumer group (the default), print the records of a topic, one per line: "
+                    "read every partition (or --partition), commit nothing, and start at the end of each "
+                    "partition (at the beginning with --from-beginning). With --group it "
+                    "joins that consumer group, reads the partitions the group assigns it, logs its role and "
+                    "every rebalance to stderr, and commits its position (automatically, and on exit) so that "
+                    "a restarted consumer resumes after it; --from-beginning then applies only to partitions "
+                    "without a committed offset.",
     )
     consume.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
     consume.add_argument("--topic", required=True)
@@ -459,7 +740,29 @@ def build_parser() -> argparse.ArgumentParser:
                          help="stop when nothing arrived for MS (default: run until Ctrl-C)")
     consume.add_argument("--print-offsets", action="store_true", help="print PARTITION<TAB>OFFSET<TAB> first")
     consume.add_argument("--print-keys", action="store_true", help="print KEY<TAB> before each value")
+    consume.add_argument("--group", metavar="GROUP", help="consume as a member of this consumer group (group.id)")
+    consume.add_argument("--group-instance-id", metavar="ID",
+                         help="a static member's group.instance.id: no LeaveGroup on exit (KIP-345)")
     consume.set_defaults(func=cmd_consume)
+
+    groups = commands.add_parser(
+        "groups", help="list and describe consumer groups (as kafka-consumer-groups)",
+        description="--list: every group. --describe --group G: the group's partitions with their committed "
+                    "offset, log end offset, lag and owner (default, or --offsets); its members (--members); "
+                    "or its coordinator, assignor, state and size (--state). Unlike Kafka's tool, each view "
+                    "shows the generation and the group leader (LEADER: * marks the leader's rows; --state "
+                    "names the leader's member id).",
+    )
+    groups.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    groups.add_argument("--list", action="store_true")
+    groups.add_argument("--describe", action="store_true")
+    groups.add_argument("--group", metavar="GROUP")
+    groups.add_argument("--members", action="store_true", help="with --describe: the members")
+    groups.add_argument("--state", action="store_true", help="with --describe: coordinator, assignor, state")
+    groups.add_argument("--offsets", action="store_true", help="with --describe: the partitions (the default)")
+    groups.add_argument("--output", choices=("text", "json"), default="text")
+    groups.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for answers")
+    groups.set_defaults(func=cmd_groups)
 
     local = commands.add_parser("local-cluster", help="ZooKeeper and N brokers on 127.0.0.1, no Docker")
     local.add_argument("--brokers", type=int, default=3)

@@ -1,5 +1,11 @@
-"""KafkaConsumer without a group: assign() partitions, seek(), poll() (Kafka's KafkaConsumer with
-manual assignment and no committed offsets; groups come later).
+"""KafkaConsumer: assign() partitions, seek(), poll() (Kafka's KafkaConsumer); with a `group_id`,
+subscribe() to topics as a member of a consumer group, and commit offsets.
+
+Without a group_id nothing changes from a group-less consumer: manual assignment, no commits.
+With one, the group membership (coordinator, join, heartbeats, commits) is the job of
+client/consumer_coordinator.py; poll() drives it: it joins when needed, fetches only the current
+assignment, and never returns records of a partition after it was revoked. A partition newly
+assigned (by the group or by assign()) starts at its committed offset, else by auto.offset.reset.
 
 poll() sends one Fetch per leader for the assigned partitions that have a position and nothing
 buffered, with the leader epoch the metadata gave (KIP-320), and returns the records at or after
@@ -23,7 +29,7 @@ import logging
 import queue
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,7 +37,8 @@ import grpc
 
 from broker.errors import Errors
 from broker.log.record_batch import CorruptRecordError, UnsupportedCompressionError, batches, records, validate
-from client.cluster import INVALID_METADATA_ERRORS, ClusterMetadata, KafkaError, TopicPartition, error_from_rpc
+from client.cluster import INVALID_METADATA_ERRORS, ClusterMetadata, KafkaError, TopicPartition
+from client.consumer_coordinator import ConsumerCoordinator, ConsumerRebalanceListener, GroupState, transport_error
 from minikafka_rpc import kafka_pb2
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,7 @@ class _PartitionState:
     buffered: bool = False
     backoff_until: float = 0.0
     high_watermark: int = -1
+    awaiting_committed: bool = False  # in a group: the committed offset is looked up first
 
 
 class _Fetch(NamedTuple):
@@ -91,6 +99,20 @@ class KafkaConsumer:
     - default_api_timeout_ms (`default.api.timeout.ms`): how long position() and the offsets
       look-ups may block.
     - check_crcs (`check.crcs`): verify each batch's CRC-32C.
+
+    Consumer groups (all need `group_id`):
+
+    - group_id (`group.id`), group_instance_id (`group.instance.id`, static membership: no
+      LeaveGroup on close, a restart within the session timeout keeps the assignment), client_id
+      (`client.id`, default consumer-<group>-<n>).
+    - session_timeout_ms (`session.timeout.ms`, 45000), heartbeat_interval_ms
+      (`heartbeat.interval.ms`, 3000), max_poll_interval_ms (`max.poll.interval.ms`, 300000: the
+      rebalance timeout, and how long poll() may go uncalled before the member leaves).
+    - partition_assignment_strategy (`partition.assignment.strategy`): assignor names in order of
+      preference among range, roundrobin and sticky; default ["range"].
+    - enable_auto_commit (`enable.auto.commit`, true), auto_commit_interval_ms
+      (`auto.commit.interval.ms`, 5000): poll() commits the positions that often, and before each
+      rebalance and on close.
     """
 
     def __init__(
@@ -106,6 +128,15 @@ class KafkaConsumer:
         max_poll_records: int = 500,
         default_api_timeout_ms: int = 60000,
         check_crcs: bool = True,
+        group_id: str | None = None,
+        group_instance_id: str | None = None,
+        client_id: str | None = None,
+        session_timeout_ms: int = 45000,
+        heartbeat_interval_ms: int = 3000,
+        max_poll_interval_ms: int = 300000,
+        partition_assignment_strategy: Iterable[str] = ("range",),
+        enable_auto_commit: bool = True,
+        auto_commit_interval_ms: int = 5000,
     ) -> None:
         if auto_offset_reset not in OFFSET_RESET_STRATEGIES:
             raise ValueError(f"auto.offset.reset must be one of {', '.join(OFFSET_RESET_STRATEGIES)}, "
@@ -125,23 +156,118 @@ class KafkaConsumer:
         self._cluster = ClusterMetadata(bootstrap_servers, request_timeout_ms)
         self._assignment: dict[TopicPartition, _PartitionState] = {}
         self._buffer: deque[_Completed] = deque()
-        self._answers: queue.SimpleQueue[_Fetch] = queue.SimpleQueue()
+        # Fetch answers, and None from the coordinator's heartbeat thread to wake a waiting poll().
+        self._answers: queue.SimpleQueue[_Fetch | None] = queue.SimpleQueue()
         self._metadata_due = True
         self._metadata_retry_at = 0.0
         self._closed = False
+        self._coordinator: ConsumerCoordinator | None = None
+        if group_id is not None:
+            self._coordinator = ConsumerCoordinator(
+                self._cluster, group_id, assign=self._assign_from_subscribed, consumed=self._consumed,
+                wakeup=lambda: self._answers.put(None), group_instance_id=group_instance_id, client_id=client_id,
+                session_timeout_ms=session_timeout_ms, heartbeat_interval_ms=heartbeat_interval_ms,
+                max_poll_interval_ms=max_poll_interval_ms,
+                partition_assignment_strategy=tuple(partition_assignment_strategy),
+                enable_auto_commit=enable_auto_commit, auto_commit_interval_ms=auto_commit_interval_ms,
+                retry_backoff_ms=retry_backoff_ms, request_timeout_ms=request_timeout_ms,
+            )
+        elif group_instance_id is not None:
+            raise ValueError("group.instance.id needs group.id")
 
     # -- assignment and positions -------------------------------------------------------------
 
     def assign(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Read these partitions (and only these): Kafka's manual assignment, no group."""
-        tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+        """Read these partitions (and only these): Kafka's manual assignment, no group membership
+        (with a group_id, offsets are still committed to and resumed from the group)."""
+        if self._coordinator is not None and self._coordinator.subscribed:
+            raise RuntimeError("assign() and subscribe() are mutually exclusive: unsubscribe() first")
+        self._set_assignment(TopicPartition(topic, partition) for topic, partition in partitions)
+
+    def _set_assignment(self, tps: Iterable[TopicPartition]) -> None:
         old = self._assignment
-        self._assignment = {tp: old.get(tp) or _PartitionState() for tp in tps}
+        in_group = self._coordinator is not None
+        self._assignment = {tp: old.get(tp) or _PartitionState(awaiting_committed=in_group) for tp in tps}
         self._buffer = deque(c for c in self._buffer if c.tp in self._assignment)
         self._metadata_due = True
 
+    def _assign_from_subscribed(self, tps: Iterable[TopicPartition]) -> None:
+        """The group's assignment (empty: all revoked); what was buffered for others is dropped."""
+        self._set_assignment(tps)
+
+    def _consumed(self) -> dict[TopicPartition, int]:
+        """The positions to commit (Kafka's allConsumed)."""
+        return {tp: state.position for tp, state in self._assignment.items() if state.position is not None}
+
     def assignment(self) -> set[TopicPartition]:
         return set(self._assignment)
+
+    # -- consumer groups ---------------------------------------------------------------------------
+
+    def _group(self, what: str) -> ConsumerCoordinator:
+        if self._coordinator is None:
+            raise ValueError(f"{what} needs a group_id (group.id)")
+        return self._coordinator
+
+    def subscribe(self, topics: Iterable[str], listener: ConsumerRebalanceListener | None = None) -> None:
+        """Join the group for these topics: poll() joins, and the group leader's assignor shares
+        their partitions among the members. `listener` hears of revoked and assigned partitions
+        from within poll(). An empty list unsubscribes."""
+        coordinator = self._group("subscribe()")
+        names = list(dict.fromkeys(topics))
+        if not names:
+            self.unsubscribe()
+            return
+        if any(not isinstance(t, str) or not t for t in names):
+            raise ValueError(f"topic names must be non-empty strings, not {names!r}")
+        if not coordinator.subscribed and self._assignment:
+            raise RuntimeError("subscribe() and assign() are mutually exclusive: unsubscribe() first")
+        coordinator.subscribe(names, listener)
+        self._metadata_due = True
+
+    def subscription(self) -> set[str]:
+        return set(self._coordinator.state().subscription) if self._coordinator is not None else set()
+
+    def unsubscribe(self) -> None:
+        """Leave the group (revoking the partitions first) and forget any assignment."""
+        if self._coordinator is not None:
+            self._coordinator.unsubscribe()
+        self._set_assignment(())
+
+    def commit(self, offsets: Mapping[tuple[str, int], int] | None = None) -> None:
+        """Kafka's commitSync: `offsets` (the next offset to read, per partition), by default the
+        position of every assigned partition. Retries a lost coordinator until
+        default.api.timeout.ms; CommitFailedError if the group rebalanced meanwhile."""
+        coordinator = self._group("commit()")
+        wanted = self._consumed() if offsets is None else {TopicPartition(*tp): o for tp, o in offsets.items()}
+        coordinator.commit_sync(wanted, time.monotonic() + self._default_api_timeout_s)
+
+    def commit_async(
+        self, offsets: Mapping[tuple[str, int], int] | None = None,
+        callback: Callable[[dict[TopicPartition, int], Exception | None], None] | None = None,
+    ) -> None:
+        """Kafka's commitAsync: send the commit and return; `callback(offsets, error)` is called from
+        a later poll()."""
+        coordinator = self._group("commit_async()")
+        wanted = self._consumed() if offsets is None else {TopicPartition(*tp): o for tp, o in offsets.items()}
+        coordinator.commit_async(wanted, callback)
+
+    def committed(self, tp: tuple[str, int], timeout_ms: int | None = None) -> int | None:
+        """The group's committed offset of `tp`, None if there is none."""
+        coordinator = self._group("committed()")
+        deadline = time.monotonic() + (self._default_api_timeout_s if timeout_ms is None else timeout_ms / 1000)
+        partition = TopicPartition(*tp)
+        while True:
+            try:
+                return coordinator.fetch_committed([partition]).get(partition)
+            except KafkaError as e:
+                if not e.retriable or time.monotonic() + self._retry_backoff_s >= deadline:
+                    raise
+                time.sleep(self._retry_backoff_s)
+
+    def group_state(self) -> GroupState:
+        """The member as it sees itself: coordinator, member id, generation, leader, assignor, assignment."""
+        return self._group("group_state()").state()
 
     def _state(self, tp: tuple[str, int]) -> _PartitionState:
         state = self._assignment.get(TopicPartition(*tp))
@@ -183,6 +309,7 @@ class KafkaConsumer:
         deadline = time.monotonic() + (self._default_api_timeout_s if timeout_ms is None else timeout_ms / 1000)
         while state.position is None:
             self._refresh_metadata_if_due()
+            self._refresh_committed_offsets()
             self._reset_positions()
             if state.position is not None:
                 break
@@ -198,6 +325,8 @@ class KafkaConsumer:
         for tp, state in self._assignment.items():
             if state.position is not None or state.backoff_until > now:
                 continue
+            if state.awaiting_committed and not state.reset:
+                continue  # the committed offset comes first
             strategy = state.reset or self._auto_offset_reset
             if strategy == "none":
                 raise KafkaError(Errors.OFFSET_OUT_OF_RANGE,
@@ -214,6 +343,36 @@ class KafkaConsumer:
         for tp in failed:
             self._assignment[tp].backoff_until = time.monotonic() + self._retry_backoff_s
 
+    def _refresh_committed_offsets(self) -> None:
+        """One OffsetFetch for the newly assigned partitions of a group consumer (Kafka's
+        refreshCommittedOffsetsIfNeeded): the committed offset is the position; without one,
+        auto.offset.reset decides. A seek() or a seek_to_*() in between wins."""
+        if self._coordinator is None:
+            return
+        now = time.monotonic()
+        wanted = [tp for tp, state in self._assignment.items()
+                  if state.awaiting_committed and state.position is None and not state.reset
+                  and state.backoff_until <= now]
+        if not wanted:
+            return
+        try:
+            committed = self._coordinator.fetch_committed(wanted)
+        except KafkaError as e:
+            if not e.retriable:
+                raise
+            log.info("Fetching committed offsets of %s failed: %s", ", ".join(map(str, wanted)), e)
+            self._back_off(wanted)
+            return
+        for tp in wanted:
+            state = self._assignment.get(tp)
+            if state is None or state.position is not None or state.reset:
+                continue
+            state.awaiting_committed = False
+            offset = committed.get(tp)
+            if offset is not None:
+                log.info("Setting offset for partition %s to the committed offset %d", tp, offset)
+                state.position = offset
+
     # -- metadata and offsets ----------------------------------------------------------------------
 
     def _refresh_metadata_if_due(self, extra: Iterable[str] = ()) -> None:
@@ -223,6 +382,8 @@ class KafkaConsumer:
         self._metadata_due = False
         self._metadata_retry_at = now + self._retry_backoff_s
         topics = {tp.topic for tp in self._assignment} | set(extra)
+        if self._coordinator is not None:
+            topics |= set(self._coordinator.state().subscription)
         if not topics:
             return
         try:
@@ -298,7 +459,7 @@ class KafkaConsumer:
             try:
                 response = call.result()
             except (grpc.RpcError, grpc.FutureCancelledError) as e:
-                self._retriable_or_raise(error_from_rpc(e, f"broker {leader}"), tps)
+                self._retriable_or_raise(transport_error(e, f"broker {leader}"), tps)
                 failed.extend(tps)
                 continue
             for topic in response.topics:
@@ -333,17 +494,22 @@ class KafkaConsumer:
 
     def poll(self, timeout_ms: float = 0) -> list[ConsumerRecord]:
         """Records from the assigned partitions, at most max.poll.records, waiting up to
-        `timeout_ms` for some to arrive."""
+        `timeout_ms` for some to arrive. A group consumer joins (or rejoins) here first, calling
+        the rebalance listener, and commits automatically when enable.auto.commit."""
         if self._closed:
             raise RuntimeError("the consumer is closed")
-        if not self._assignment:
-            raise RuntimeError("poll() needs partitions: assign() some first")
+        coordinator = self._coordinator
+        if not self._assignment and (coordinator is None or not coordinator.subscribed):
+            raise RuntimeError("poll() needs partitions: assign() some or subscribe() to topics first")
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
+            if coordinator is not None and not coordinator.poll(deadline):
+                return []  # still joining at the deadline
             taken = self._take()
             if taken:
                 return taken
             self._refresh_metadata_if_due()
+            self._refresh_committed_offsets()
             self._reset_positions()
             self._send_fetches()
             now = time.monotonic()
@@ -353,12 +519,16 @@ class KafkaConsumer:
                 fetch = self._answers.get(timeout=max(0.0, self._next_retry(deadline) - now))
             except queue.Empty:
                 continue
-            self._handle_fetch(fetch)
+            self._handle_answer(fetch)
             while True:
                 try:
-                    self._handle_fetch(self._answers.get_nowait())
+                    self._handle_answer(self._answers.get_nowait())
                 except queue.Empty:
                     break
+
+    def _handle_answer(self, fetch: _Fetch | None) -> None:
+        if fetch is not None:  # None: the group coordinator has news, handled at the top of the loop
+            self._handle_fetch(fetch)
 
     def _next_retry(self, deadline: float) -> float:
         """When waiting for an answer should stop to retry something that backed off."""
@@ -368,6 +538,8 @@ class KafkaConsumer:
                 wake = min(wake, state.backoff_until)
         if self._metadata_due:
             wake = min(wake, max(self._metadata_retry_at, time.monotonic() + 0.001))
+        if self._coordinator is not None:
+            wake = min(wake, max(self._coordinator.next_wakeup(), time.monotonic() + 0.001))
         return wake
 
     def _send_fetches(self) -> None:
@@ -412,7 +584,7 @@ class KafkaConsumer:
         except (grpc.RpcError, grpc.FutureCancelledError) as e:
             if self._closed:
                 return
-            error = error_from_rpc(e, f"broker {fetch.broker_id}")
+            error = transport_error(e, f"broker {fetch.broker_id}")
             self._retriable_or_raise(error, fetch.offsets)
             self._back_off(fetch.offsets)
             return
@@ -509,9 +681,18 @@ class KafkaConsumer:
                 state.buffered = False
         return taken
 
-    def close(self) -> None:
-        self._closed = True
-        self._cluster.close()
+    def close(self, timeout_ms: int | None = None) -> None:
+        """A group consumer commits its positions (enable.auto.commit), revokes its partitions and
+        leaves the group (unless static) first, within default.api.timeout.ms."""
+        if self._closed:
+            return
+        try:
+            if self._coordinator is not None:
+                timeout_s = self._default_api_timeout_s if timeout_ms is None else timeout_ms / 1000
+                self._coordinator.close(time.monotonic() + timeout_s)
+        finally:
+            self._closed = True
+            self._cluster.close()
 
     def __enter__(self) -> KafkaConsumer:
         return self

@@ -1,0 +1,1183 @@
+"""The consumer's side of a consumer group (Kafka's ConsumerCoordinator and AbstractCoordinator).
+
+Three layers, as aiokafka splits them:
+
+- Decisions over plain data: `reaction_for` (what a member does after each group API error, as a
+  table), `join_protocols` (the JoinGroup metadata of each assignor), `leader_assignment` (what the
+  group leader hands out). No IO; tested with plain asserts.
+- The wire: `GroupClient`, the Group service's calls (FindCoordinator to any broker, the rest to
+  the group's coordinator), transport failures turned into Kafka's errors.
+- `ConsumerCoordinator`, owned by the consumer's thread: finds the coordinator, runs one
+  `_RebalanceRound` object per rebalance (JoinGroup, again at once after MEMBER_ID_REQUIRED, the
+  leader's assignment, SyncGroup), calls the rebalance listener, commits offsets. Its only helper
+  thread, `HeartbeatThread`, sends heartbeats and *reports* what it learnt through a queue that
+  the consumer's next poll() drains: the consumer's thread stays the one owner of the group state.
+
+Kafka's configuration names and defaults: `session.timeout.ms` 45000, `heartbeat.interval.ms`
+3000, `max.poll.interval.ms` 300000 (the rebalance timeout), `partition.assignment.strategy`
+[range] (Kafka 3.x adds cooperative-sticky, which is not implemented here), `enable.auto.commit`
+true, `auto.commit.interval.ms` 5000, `retry.backoff.ms` 100, `group.instance.id` (static
+membership, KIP-345).
+
+Differences from Kafka, on purpose:
+- Losing the coordinator (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
+  a lost connection or a request timeout) finds it again and *rejoins*; Kafka keeps its generation
+  and only rejoins if the new coordinator does not know it. The rejoin is cheap for a follower
+  (the coordinator answers a known member with unchanged metadata at once) and always safe.
+- The heartbeat thread does not look for a new coordinator itself: it stops and the next poll()
+  does, so a consumer that is not polled is dropped after `session.timeout.ms`.
+- Only the eager rebalance protocol (revoke everything before a rejoin); no cooperative rebalancing.
+- The leader does not watch the metadata for partition count changes of subscribed topics.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, NoReturn
+
+import grpc
+
+from broker.errors import Errors
+from broker.grpc_options import target
+from client.assignors import (
+    ASSIGNORS,
+    CONSUMER_PROTOCOL_TYPE,
+    Subscription,
+    assignor_for,
+    deserialize_assignment,
+    deserialize_subscription,
+    serialize_assignment,
+    serialize_subscription,
+    serialize_topic_partition_assignment,
+)
+from client.cluster import RETRIABLE_ERRORS, ClusterMetadata, KafkaError, TopicPartition, error_from_rpc
+from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_MEMBER_ID = ""  # JoinGroupRequest.UNKNOWN_MEMBER_ID: a first join
+NO_GENERATION = -1
+SUBSCRIPTION_VERSION = 3  # ConsumerProtocolSubscription v3, as Kafka 3.x writes it
+# AbstractCoordinator.JOIN_GROUP_TIMEOUT_LAPSE: a JoinGroup may be held the rebalance timeout, and then some.
+JOIN_GROUP_TIMEOUT_LAPSE_S = 5.0
+_client_ids = itertools.count(1)
+
+
+# -- plain data -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coordinator:
+    """The broker coordinating a group (FindCoordinator's answer)."""
+
+    node_id: int
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return target(self.host, self.port)
+
+    def __str__(self) -> str:
+        return f"broker {self.node_id} ({self.address})"
+
+
+@dataclass(frozen=True)
+class Generation:
+    """AbstractCoordinator.Generation: what the last successful JoinGroup said."""
+
+    generation_id: int = NO_GENERATION
+    member_id: str = UNKNOWN_MEMBER_ID
+    protocol: str | None = None
+
+    @property
+    def lost(self) -> bool:
+        """Reset by an error: the partitions owned under it may already be someone else's."""
+        return self.generation_id == NO_GENERATION or self.member_id == UNKNOWN_MEMBER_ID
+
+
+class MemberState(Enum):
+    """AbstractCoordinator.MemberState."""
+
+    UNJOINED = "UNJOINED"  # no generation: the next poll() joins
+    PREPARING_REBALANCE = "PREPARING_REBALANCE"  # JoinGroup sent
+    COMPLETING_REBALANCE = "COMPLETING_REBALANCE"  # JoinGroup answered, SyncGroup under way
+    STABLE = "STABLE"  # assignment received
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """The member as it sees itself, for people and tests (`KafkaConsumer.group_state()`)."""
+
+    group_id: str
+    group_instance_id: str | None
+    client_id: str
+    state: MemberState
+    coordinator: Coordinator | None
+    member_id: str
+    generation_id: int
+    leader_id: str
+    is_leader: bool
+    protocol: str | None  # the assignor the group voted for
+    subscription: tuple[str, ...]
+    assignment: tuple[TopicPartition, ...]
+    rejoin_reason: str | None
+
+
+@dataclass(frozen=True)
+class JoinedMember:
+    """A member as the leader's JoinGroup answer lists it."""
+
+    member_id: str
+    group_instance_id: str | None
+    metadata: bytes
+
+
+class Reaction(Enum):
+    """What a member does after a group API answers an error (Kafka's response handlers)."""
+
+    FIND_COORDINATOR = "mark the coordinator unknown, find it again after retry.backoff.ms and rejoin"
+    RETRY = "try again after retry.backoff.ms"
+    REJOIN = "rejoin the group now"
+    REJOIN_NOW = "join again at once with the member id the coordinator gave"
+    RESET_GENERATION = "forget the generation, keep the member id, rejoin now"
+    RESET_MEMBER = "forget the member id and the generation, rejoin now"
+    FATAL = "raise to the application"
+
+
+class GroupApi:
+    FIND_COORDINATOR = "FindCoordinator"
+    JOIN_GROUP = "JoinGroup"
+    SYNC_GROUP = "SyncGroup"
+    HEARTBEAT = "Heartbeat"
+    LEAVE_GROUP = "LeaveGroup"
+    OFFSET_COMMIT = "OffsetCommit"
+    OFFSET_FETCH = "OffsetFetch"
+
+
+# A lost connection is BROKER_NOT_AVAILABLE, an unanswered request REQUEST_TIMED_OUT (error_from_rpc).
+_COORDINATOR_LOST = dict.fromkeys(
+    (Errors.COORDINATOR_NOT_AVAILABLE, Errors.NOT_COORDINATOR, Errors.COORDINATOR_LOAD_IN_PROGRESS,
+     Errors.BROKER_NOT_AVAILABLE, Errors.REQUEST_TIMED_OUT),
+    Reaction.FIND_COORDINATOR,
+)
+_MEMBERSHIP = {
+    Errors.UNKNOWN_MEMBER_ID: Reaction.RESET_MEMBER,
+    Errors.ILLEGAL_GENERATION: Reaction.RESET_GENERATION,
+    Errors.REBALANCE_IN_PROGRESS: Reaction.REJOIN,
+    Errors.FENCED_INSTANCE_ID: Reaction.FATAL,
+}
+REACTIONS: dict[str, dict[Errors, Reaction]] = {
+    GroupApi.FIND_COORDINATOR: {Errors.COORDINATOR_NOT_AVAILABLE: Reaction.RETRY},
+    GroupApi.JOIN_GROUP: {**_COORDINATOR_LOST, **_MEMBERSHIP, Errors.MEMBER_ID_REQUIRED: Reaction.REJOIN_NOW},
+    GroupApi.SYNC_GROUP: {**_COORDINATOR_LOST, **_MEMBERSHIP},
+    GroupApi.HEARTBEAT: {**_COORDINATOR_LOST, **_MEMBERSHIP},
+    GroupApi.OFFSET_COMMIT: {**_COORDINATOR_LOST, **_MEMBERSHIP},
+    GroupApi.OFFSET_FETCH: dict(_COORDINATOR_LOST),
+    GroupApi.LEAVE_GROUP: {},
+}
+
+
+def transport_error(e: grpc.RpcError | grpc.FutureCancelledError, who: str) -> KafkaError:
+    """error_from_rpc, but a call cancelled under us (a broker shutting down ends its calls so) is a
+    lost connection, BROKER_NOT_AVAILABLE; the client's own cancellations are never looked at."""
+    code = e.code() if isinstance(e, grpc.RpcError) and hasattr(e, "code") else None
+    if isinstance(e, grpc.FutureCancelledError) or code is grpc.StatusCode.CANCELLED:
+        return KafkaError(Errors.BROKER_NOT_AVAILABLE, f"{who}: the call was cancelled (connection lost)")
+    return error_from_rpc(e, who)
+
+
+def reaction_for(api: str, error: Errors) -> Reaction:
+    """The reaction to `error` answered to `api`: the table, else a retry for Kafka's retriable
+    errors and FATAL for the rest (INCONSISTENT_GROUP_PROTOCOL, INVALID_SESSION_TIMEOUT,
+    GROUP_MAX_SIZE_REACHED, INVALID_GROUP_ID, ...)."""
+    reaction = REACTIONS[api].get(error)
+    if reaction is not None:
+        return reaction
+    return Reaction.RETRY if error in RETRIABLE_ERRORS else Reaction.FATAL
+
+
+def join_protocols(strategies: Sequence[str], topics: Sequence[str], generation_id: int,
+                   last_assignment: Sequence[TopicPartition]) -> list[tuple[str, bytes]]:
+    """The JoinGroup protocols, in order of preference: each assignor's name and subscription.
+
+    Eager rebalancing revoked every partition before the join, so no partitions are owned (as in
+    Kafka); the sticky assignor gets its previous assignment in its user data instead
+    (StickyAssignor.subscriptionUserData)."""
+    protocols = []
+    for name in strategies:
+        user_data = None
+        if name == "sticky" and generation_id != NO_GENERATION:
+            user_data = serialize_topic_partition_assignment(last_assignment, generation_id)
+        subscription = Subscription(topics, user_data=user_data, generation_id=generation_id)
+        protocols.append((name, serialize_subscription(subscription, SUBSCRIPTION_VERSION)))
+    return protocols
+
+
+def group_subscriptions(members: Iterable[JoinedMember]) -> dict[str, Subscription]:
+    """Each member's subscription, decoded from its JoinGroup metadata."""
+    return {m.member_id: deserialize_subscription(m.metadata, m.group_instance_id) for m in members}
+
+
+def subscribed_topics(subscriptions: Mapping[str, Subscription]) -> set[str]:
+    return {topic for subscription in subscriptions.values() for topic in subscription.topics}
+
+
+def leader_assignment(protocol: str, subscriptions: Mapping[str, Subscription],
+                      partitions_per_topic: Mapping[str, int]) -> dict[str, list[TopicPartition]]:
+    """ConsumerCoordinator.onLeaderElected: the assignor the group voted for, over every member's
+    subscription and the partition counts the leader's metadata gives (unknown topics count 0)."""
+    assignment = assignor_for(protocol).assign(partitions_per_topic, subscriptions)
+    return {member: [TopicPartition(*tp) for tp in tps] for member, tps in assignment.items()}
+
+
+def format_partitions(partitions: Iterable[tuple[str, int]]) -> str:
+    names = [f"{topic}-{partition}" for topic, partition in sorted(partitions)]
+    return ",".join(names) if names else "none"
+
+
+class CommitFailedError(KafkaError):
+    """Kafka's CommitFailedException: the group moved on (a rebalance, or this member was removed),
+    so the offsets were not committed; the partitions may be another member's by now."""
+
+    def __init__(self, error: Errors, detail: str = "") -> None:
+        super().__init__(error, "Commit cannot be completed since the group has already rebalanced and assigned "
+                                "the partitions to another member" + (f" ({detail})" if detail else ""))
+
+
+class ConsumerRebalanceListener:
+    """Kafka's ConsumerRebalanceListener; called from poll() in the consumer's thread. Eager
+    rebalancing: every partition is revoked before a rejoin (with the offsets committed first if
+    enable.auto.commit), and the whole new assignment is given after it."""
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before a rejoin or on close, while the partitions are still this member's."""
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """After each join, before any record of the new assignment is fetched."""
+
+    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        """The member was dropped from its generation: the partitions may already be someone
+        else's, so nothing can be committed for them. Kafka's default calls revoked."""
+        self.on_partitions_revoked(lost)
+
+
+# -- the wire -------------------------------------------------------------------------------------
+
+
+class GroupClient:
+    """The Group service's calls: FindCoordinator to any broker, the rest to a coordinator."""
+
+    def __init__(self, cluster: ClusterMetadata) -> None:
+        self._cluster = cluster
+        self._stubs: dict[str, kafka_pb2_grpc.GroupStub] = {}
+
+    def find_coordinator(self, group_id: str) -> Coordinator:
+        """The group's coordinator; KafkaError (retriable for COORDINATOR_NOT_AVAILABLE) if none."""
+        request = kafka_pb2.FindCoordinatorRequest(key=group_id)
+        response = self._cluster.call_any(
+            "FindCoordinator",
+            lambda channel, timeout: kafka_pb2_grpc.GroupStub(channel).FindCoordinator(request, timeout=timeout),
+        )
+        error = Errors.for_code(response.error_code)
+        if error is not Errors.NONE:
+            raise KafkaError(error, response.error_message or f"no coordinator for group '{group_id}'")
+        return Coordinator(response.node_id, response.host, response.port)
+
+    def stub(self, coordinator: Coordinator | str) -> kafka_pb2_grpc.GroupStub:
+        address = coordinator if isinstance(coordinator, str) else coordinator.address
+        stub = self._stubs.get(address)
+        if stub is None:
+            stub = self._stubs[address] = kafka_pb2_grpc.GroupStub(self._cluster.channel(address))
+        return stub
+
+    def call(self, coordinator: Coordinator | str, api: str, request: object, timeout_s: float) -> Any:
+        """A blocking call; a transport failure raises as the Kafka error it means."""
+        try:
+            return getattr(self.stub(coordinator), api)(request, timeout=timeout_s)
+        except grpc.RpcError as e:
+            raise transport_error(e, f"{api} to {coordinator}") from None
+        except ValueError as e:  # the channel was closed under us: the consumer is closing
+            raise KafkaError(Errors.BROKER_NOT_AVAILABLE, f"{api} to {coordinator}: {e}") from None
+
+
+# -- the heartbeat thread -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _HeartbeatTarget:
+    coordinator: Coordinator
+    generation: Generation
+
+
+@dataclass(frozen=True)
+class _HeartbeatFailed:
+    target: _HeartbeatTarget
+    error: KafkaError
+
+
+@dataclass(frozen=True)
+class _PollTimeout:
+    target: _HeartbeatTarget
+
+
+@dataclass(frozen=True)
+class _CommitDone:
+    generation: Generation
+    offsets: dict[TopicPartition, int]
+    call: grpc.Future
+    callback: Callable[[dict[TopicPartition, int], Exception | None], None] | None
+
+
+class HeartbeatThread:
+    """Kafka's HeartbeatThread: a Heartbeat every heartbeat.interval.ms while a generation is
+    current. It changes no group state: what it learns goes to `report`, for the next poll().
+
+    REBALANCE_IN_PROGRESS is reported once and heartbeats go on (they keep the session alive until
+    the rejoin); any other error, a lost connection included, stops them until the consumer's
+    thread sets a new target. When poll() has not been called for max.poll.interval.ms, a dynamic
+    member leaves the group from here (as Kafka's does), since nobody else will."""
+
+    def __init__(self, client: GroupClient, group_id: str, group_instance_id: str | None, interval_s: float,
+                 session_timeout_s: float, max_poll_interval_s: float, request_timeout_s: float,
+                 report: Callable[[object], None]) -> None:
+        self._client = client
+        self._group_id = group_id
+        self._group_instance_id = group_instance_id
+        self._interval_s = interval_s
+        self._session_timeout_s = session_timeout_s
+        self._max_poll_interval_s = max_poll_interval_s
+        self._request_timeout_s = request_timeout_s
+        self._report = report
+        self._cond = threading.Condition()
+        self._target: _HeartbeatTarget | None = None
+        self._closed = False
+        self._last_poll = time.monotonic()
+        self._thread: threading.Thread | None = None
+
+    def start(self, target: _HeartbeatTarget) -> None:
+        """Heartbeat for `target` from now on (a new object restarts the schedule)."""
+        with self._cond:
+            if self._target is target:
+                return
+            self._target = target
+            self._cond.notify_all()
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self._group_id}", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._target = None
+            self._cond.notify_all()
+
+    def record_poll(self) -> None:
+        self._last_poll = time.monotonic()
+
+    @property
+    def last_poll(self) -> float:
+        return self._last_poll
+
+    def close(self) -> None:
+        # Not joined: a heartbeat in flight ends when the consumer closes its channels.
+        with self._cond:
+            self._closed, self._target = True, None
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        target: _HeartbeatTarget | None = None
+        next_at = 0.0
+        told_rebalancing = False
+        while True:
+            poll_timed_out = False
+            with self._cond:
+                while True:
+                    if self._closed:
+                        return
+                    if self._target is not target:  # a new generation or coordinator: start afresh
+                        target, told_rebalancing = self._target, False
+                        next_at = time.monotonic() + self._interval_s
+                    if target is None:
+                        self._cond.wait()
+                        continue
+                    now = time.monotonic()
+                    if now - self._last_poll > self._max_poll_interval_s:
+                        self._target, poll_timed_out = None, True
+                        break
+                    if now >= next_at:
+                        break
+                    self._cond.wait(next_at - now)
+            if poll_timed_out:
+                self._leave_on_poll_timeout(target)
+                continue
+            sent_at = time.monotonic()
+            error = self._heartbeat(target)
+            next_at = sent_at + self._interval_s
+            if error.error is Errors.NONE or (error.error is Errors.REBALANCE_IN_PROGRESS and told_rebalancing):
+                continue
+            with self._cond:
+                if self._target is not target:
+                    continue  # answered for a generation the consumer has left meanwhile
+                if error.error is Errors.REBALANCE_IN_PROGRESS:
+                    told_rebalancing = True
+                else:
+                    self._target = None
+            self._report(_HeartbeatFailed(target, error))
+
+    def _heartbeat(self, target: _HeartbeatTarget) -> KafkaError:
+        request = kafka_pb2.HeartbeatRequest(
+            group_id=self._group_id, generation_id=target.generation.generation_id,
+            member_id=target.generation.member_id, group_instance_id=self._group_instance_id,
+        )
+        try:
+            response = self._client.call(target.coordinator, "Heartbeat", request,
+                                         min(self._request_timeout_s, self._session_timeout_s))
+        except KafkaError as e:
+            return e
+        error = Errors.for_code(response.error_code)
+        return KafkaError(error, f"Heartbeat of generation {target.generation.generation_id}")
+
+    def _leave_on_poll_timeout(self, target: _HeartbeatTarget) -> None:
+        log.warning("consumer poll timeout has expired: poll() was not called within max.poll.interval.ms "
+                    "(%.0f ms), so member %s leaves group %s", self._max_poll_interval_s * 1000,
+                    target.generation.member_id, self._group_id)
+        if self._group_instance_id is None:
+            request = kafka_pb2.LeaveGroupRequest(group_id=self._group_id, members=[
+                kafka_pb2.MemberIdentity(member_id=target.generation.member_id)])
+            try:
+                self._client.call(target.coordinator, "LeaveGroup", request, self._request_timeout_s)
+            except KafkaError as e:
+                log.info("LeaveGroup of member %s failed: %s", target.generation.member_id, e)
+        self._report(_PollTimeout(target))
+
+
+# -- one rebalance round --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Joined:
+    generation: Generation
+    leader_id: str
+    assignment: tuple[TopicPartition, ...]
+
+
+@dataclass(frozen=True)
+class _Failed:
+    api: str
+    error: KafkaError
+    member_id: str  # as the round left it: MEMBER_ID_REQUIRED may have given one
+
+
+class _RebalanceRound:
+    """One JoinGroup + SyncGroup round (aiokafka's CoordinatorGroupRebalance): a new object per
+    round, so an answer to an abandoned round is never taken for the current one's. Driven by
+    `advance(deadline)`, which waits for the call in flight no longer than the deadline and returns
+    None while the round goes on, so poll() keeps its timeout during a rebalance."""
+
+    def __init__(self, owner: ConsumerCoordinator, coordinator: Coordinator, member_id: str,
+                 protocols: list[tuple[str, bytes]]) -> None:
+        self._owner = owner
+        self.coordinator = coordinator
+        self.member_id = member_id
+        self._protocols = protocols
+        self.generation: Generation | None = None  # once JoinGroup answered
+        self.heartbeat_target: _HeartbeatTarget | None = None  # one object, so heartbeats keep their pace
+        self.leader_id = ""
+        self.state = MemberState.PREPARING_REBALANCE
+        self._api = GroupApi.JOIN_GROUP
+        self._call: grpc.Future = self._send_join()
+
+    def _send_join(self) -> grpc.Future:
+        o = self._owner
+        request = kafka_pb2.JoinGroupRequest(
+            group_id=o.group_id, session_timeout_ms=o.session_timeout_ms, rebalance_timeout_ms=o.max_poll_interval_ms,
+            member_id=self.member_id, group_instance_id=o.group_instance_id, protocol_type=CONSUMER_PROTOCOL_TYPE,
+            protocols=[kafka_pb2.JoinGroupProtocol(name=n, metadata=m) for n, m in self._protocols],
+            client_id=o.client_id,
+        )
+        return o.client.stub(self.coordinator).JoinGroup.future(request, timeout=o.join_timeout_s)
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    def advance(self, deadline: float) -> _Joined | _Failed | None:
+        while True:
+            try:
+                response = self._call.result(timeout=max(0.0, deadline - time.monotonic()))
+            except grpc.FutureTimeoutError:
+                return None
+            except (grpc.RpcError, grpc.FutureCancelledError) as e:
+                return _Failed(self._api, transport_error(e, f"{self._api} to {self.coordinator}"), self.member_id)
+            outcome = self._on_join(response) if self._api == GroupApi.JOIN_GROUP else self._on_sync(response)
+            if outcome is not None:
+                return outcome
+
+    def _on_join(self, response: kafka_pb2.JoinGroupResponse) -> _Failed | None:
+        error = Errors.for_code(response.error_code)
+        if error is Errors.MEMBER_ID_REQUIRED:
+            # KIP-394: the coordinator named us and expects us back at once under that name.
+            log.info("group %s: the coordinator asked member id %s to join again (MEMBER_ID_REQUIRED)",
+                     self._owner.group_id, response.member_id)
+            self.member_id = response.member_id
+            self._call = self._send_join()
+            return None
+        if error is not Errors.NONE:
+            return _Failed(GroupApi.JOIN_GROUP, KafkaError(error, response.error_message or "JoinGroup"),
+                           self.member_id)
+        self.member_id = response.member_id
+        self.leader_id = response.leader
+        self.generation = Generation(response.generation_id, response.member_id, response.protocol_name)
+        self.heartbeat_target = _HeartbeatTarget(self.coordinator, self.generation)
+        self.state = MemberState.COMPLETING_REBALANCE
+        assignments: dict[str, bytes] = {}
+        if response.leader == response.member_id and not response.skip_assignment:
+            try:
+                assignments = self._owner.assign_as_leader(response)
+            except KafkaError as e:
+                return _Failed(GroupApi.JOIN_GROUP, e, self.member_id)
+        self._api = GroupApi.SYNC_GROUP
+        o = self._owner
+        request = kafka_pb2.SyncGroupRequest(
+            group_id=o.group_id, generation_id=response.generation_id, member_id=response.member_id,
+            group_instance_id=o.group_instance_id, protocol_type=CONSUMER_PROTOCOL_TYPE,
+            protocol_name=response.protocol_name,
+            assignments=[kafka_pb2.SyncGroupAssignment(member_id=m, assignment=a) for m, a in assignments.items()],
+        )
+        # A follower's SyncGroup waits at the coordinator for the leader's: as long as a join may.
+        self._call = o.client.stub(self.coordinator).SyncGroup.future(request, timeout=o.join_timeout_s)
+        return None
+
+    def _on_sync(self, response: kafka_pb2.SyncGroupResponse) -> _Joined | _Failed:
+        error = Errors.for_code(response.error_code)
+        if error is not Errors.NONE:
+            return _Failed(GroupApi.SYNC_GROUP, KafkaError(error, response.error_message or "SyncGroup"),
+                           self.member_id)
+        assert self.generation is not None
+        try:
+            assignment = deserialize_assignment(response.assignment) if response.assignment else None
+        except ValueError as e:
+            return _Failed(GroupApi.SYNC_GROUP, KafkaError(Errors.INVALID_REQUEST, f"bad assignment: {e}"),
+                           self.member_id)
+        partitions = tuple(sorted(TopicPartition(*tp) for tp in assignment.partitions)) if assignment else ()
+        return _Joined(self.generation, self.leader_id, partitions)
+
+
+# -- the coordinator ------------------------------------------------------------------------------
+
+
+class ConsumerCoordinator:
+    """The group membership of one KafkaConsumer (Kafka's ConsumerCoordinator). Called only from
+    the consumer's thread; see the module docstring.
+
+    The consumer gives it `assign` (install a new assignment: an empty one revokes), `consumed`
+    (the positions to commit) and `wakeup` (interrupt a waiting poll() when the heartbeat thread
+    has news)."""
+
+    def __init__(
+        self,
+        cluster: ClusterMetadata,
+        group_id: str,
+        *,
+        assign: Callable[[Sequence[TopicPartition]], None],
+        consumed: Callable[[], dict[TopicPartition, int]],
+        wakeup: Callable[[], None] = lambda: None,
+        group_instance_id: str | None = None,
+        client_id: str | None = None,
+        session_timeout_ms: int = 45000,
+        heartbeat_interval_ms: int = 3000,
+        max_poll_interval_ms: int = 300000,
+        partition_assignment_strategy: Sequence[str] = ("range",),
+        enable_auto_commit: bool = True,
+        auto_commit_interval_ms: int = 5000,
+        retry_backoff_ms: float = 100,
+        request_timeout_ms: int = 30000,
+    ) -> None:
+        if not group_id:
+            raise ValueError("group.id must not be empty")
+        if group_instance_id is not None and not group_instance_id:
+            raise ValueError("group.instance.id must not be empty")
+        if heartbeat_interval_ms <= 0 or heartbeat_interval_ms >= session_timeout_ms:
+            raise ValueError("heartbeat.interval.ms must be positive and lower than session.timeout.ms")
+        if max_poll_interval_ms <= 0 or auto_commit_interval_ms <= 0:
+            raise ValueError("max.poll.interval.ms and auto.commit.interval.ms must be positive")
+        strategies = list(partition_assignment_strategy)
+        unknown = [s for s in strategies if s not in ASSIGNORS]
+        if not strategies or unknown:
+            raise ValueError(f"partition.assignment.strategy must name assignors among {', '.join(ASSIGNORS)}, "
+                             f"not {strategies!r}")
+        self.group_id = group_id
+        self.group_instance_id = group_instance_id
+        self.client_id = client_id or f"consumer-{group_id}-{next(_client_ids)}"
+        self.session_timeout_ms = session_timeout_ms
+        self.max_poll_interval_ms = max_poll_interval_ms
+        self.strategies = tuple(strategies)
+        self.enable_auto_commit = enable_auto_commit
+        self._auto_commit_interval_s = auto_commit_interval_ms / 1000
+        self._retry_backoff_s = retry_backoff_ms / 1000
+        self._request_timeout_s = request_timeout_ms / 1000
+        self.join_timeout_s = max(self._request_timeout_s, max_poll_interval_ms / 1000 + JOIN_GROUP_TIMEOUT_LAPSE_S)
+        self._cluster = cluster
+        self.client = GroupClient(cluster)
+        self._assign = assign
+        self._consumed = consumed
+        self._wakeup = wakeup
+        self._events: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._heartbeat = HeartbeatThread(
+            self.client, group_id, group_instance_id, heartbeat_interval_ms / 1000, session_timeout_ms / 1000,
+            max_poll_interval_ms / 1000, self._request_timeout_s, self._report,
+        )
+        # The group state, owned by the consumer's thread.
+        self._coordinator: Coordinator | None = None
+        self._generation = Generation()
+        self._leader_id = ""
+        self._state = MemberState.UNJOINED
+        self._subscription: tuple[str, ...] = ()
+        self._listener: ConsumerRebalanceListener | None = None
+        self._assignment: tuple[TopicPartition, ...] = ()
+        self._last_assignment: tuple[TopicPartition, ...] = ()  # for the sticky assignor's user data
+        self._round: _RebalanceRound | None = None
+        self._rejoin_reason: str | None = None
+        self._needs_join_prepare = True
+        self._retry_at = 0.0
+        self._next_auto_commit = time.monotonic() + self._auto_commit_interval_s
+        self._fatal: KafkaError | None = None
+        self._last_find_error: Errors | None = None
+        self._closed = False
+
+    # -- what people and tests look at ------------------------------------------------------------
+
+    def state(self) -> GroupState:
+        state = self._round.state if self._round is not None else self._state
+        return GroupState(
+            group_id=self.group_id, group_instance_id=self.group_instance_id, client_id=self.client_id, state=state,
+            coordinator=self._coordinator, member_id=self._generation.member_id,
+            generation_id=self._generation.generation_id, leader_id=self._leader_id,
+            is_leader=bool(self._leader_id) and self._leader_id == self._generation.member_id,
+            protocol=self._generation.protocol, subscription=self._subscription, assignment=self._assignment,
+            rejoin_reason=self._rejoin_reason,
+        )
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self._subscription)
+
+    def rejoin_needed(self) -> bool:
+        return self.subscribed and (self._round is not None or self._rejoin_reason is not None
+                                    or self._state is not MemberState.STABLE)
+
+    def next_wakeup(self) -> float:
+        """When poll() should come back here even if no fetch answers: the next auto-commit, and
+        well before a long wait inside poll() could pass for not polling (max.poll.interval.ms)."""
+        wake = self._heartbeat.last_poll + self.max_poll_interval_ms / 2000
+        return min(wake, self._next_auto_commit) if self.enable_auto_commit else wake
+
+    # -- subscription -----------------------------------------------------------------------------
+
+    def subscribe(self, topics: Sequence[str], listener: ConsumerRebalanceListener | None) -> None:
+        topics = tuple(dict.fromkeys(topics))
+        self._listener = listener
+        if topics != self._subscription:
+            old, self._subscription = self._subscription, topics
+            if old and self._state is not MemberState.UNJOINED:
+                self._request_rejoin(f"the subscription changed from {','.join(old)} to {','.join(topics)}")
+
+    def unsubscribe(self) -> None:
+        """Kafka's unsubscribe(): revoke, leave the group (a dynamic member), forget the generation."""
+        if self.subscribed:
+            self._give_up_partitions()
+            self._maybe_leave_group("the consumer unsubscribed from all topics")
+        self._subscription, self._listener = (), None
+
+    # -- poll ----------------------------------------------------------------------------------
+
+    def record_poll(self) -> None:
+        self._heartbeat.record_poll()
+
+    def poll(self, deadline: float) -> bool:
+        """Kafka's ConsumerCoordinator.poll: handle what the heartbeat thread and async commits
+        reported; if subscribed, join the group when needed, waiting no longer than `deadline`;
+        commit automatically when due. True when the consumer may fetch its assignment."""
+        self._check_fatal()
+        self.record_poll()  # each pass of the consumer's poll loop: the application is in poll()
+        self._handle_events()
+        if self.subscribed and not self._ensure_active_group(deadline):
+            return False
+        self._maybe_auto_commit()
+        return True
+
+    def _ensure_active_group(self, deadline: float) -> bool:
+        while self.rejoin_needed():
+            if self._round is None:
+                now = time.monotonic()
+                if now < self._retry_at:
+                    if self._retry_at > deadline:
+                        return False
+                    time.sleep(self._retry_at - now)
+                    continue
+                if self._coordinator is None and not self._find_coordinator():
+                    continue
+                if self._needs_join_prepare:
+                    self._on_join_prepare(deadline)
+                    self._needs_join_prepare = False
+                    if self._coordinator is None:
+                        continue  # the commit before the rebalance lost it
+                self._start_round()
+            round_ = self._round
+            assert round_ is not None
+            # Not waiting longer than half of max.poll.interval.ms at once: this wait is a poll too.
+            step_deadline = min(deadline, time.monotonic() + self.max_poll_interval_ms / 2000)
+            outcome = round_.advance(step_deadline)
+            self.record_poll()
+            if round_.heartbeat_target is not None and outcome is None:
+                # Between the join and the sync answers the coordinator expects heartbeats.
+                self._heartbeat.start(round_.heartbeat_target)
+            if outcome is None:
+                if step_deadline < deadline:
+                    continue
+                return False
+            self._round = None
+            if isinstance(outcome, _Failed):
+                self._on_round_failed(outcome)
+            else:
+                self._on_join_complete(round_.coordinator, outcome)
+            self._handle_events()
+        return True
+
+    def _find_coordinator(self) -> bool:
+        try:
+            coordinator = self.client.find_coordinator(self.group_id)
+        except KafkaError as e:
+            if reaction_for(GroupApi.FIND_COORDINATOR, e.error) is Reaction.FATAL:
+                raise
+            # Once per kind of failure: it repeats every retry.backoff.ms while no coordinator is up.
+            level = logging.DEBUG if e.error is self._last_find_error else logging.INFO
+            self._last_find_error = e.error
+            log.log(level, "FindCoordinator for group %s failed: %s; again every %.0f ms", self.group_id, e,
+                    self._retry_backoff_s * 1000)
+            self._retry_at = time.monotonic() + self._retry_backoff_s
+            return False
+        self._coordinator, self._last_find_error = coordinator, None
+        log.info("Discovered group coordinator %s for group %s", coordinator, self.group_id)
+        return True
+
+    def _ensure_coordinator(self) -> Coordinator:
+        if self._coordinator is None:
+            self._coordinator = self.client.find_coordinator(self.group_id)
+            log.info("Discovered group coordinator %s for group %s", self._coordinator, self.group_id)
+        return self._coordinator
+
+    def _start_round(self) -> None:
+        assert self._coordinator is not None
+        reason, self._rejoin_reason = self._rejoin_reason, None
+        log.info("(Re-)joining group %s%s", self.group_id, f" (reason: {reason})" if reason else "")
+        self._heartbeat.stop()
+        protocols = join_protocols(self.strategies, self._subscription, self._generation.generation_id,
+                                   self._last_assignment)
+        self._round = _RebalanceRound(self, self._coordinator, self._generation.member_id, protocols)
+
+    def assign_as_leader(self, response: kafka_pb2.JoinGroupResponse) -> dict[str, bytes]:
+        """Run the assignor the group voted for over every member's subscription (the leader's job)."""
+        members = [JoinedMember(m.member_id, m.group_instance_id if m.HasField("group_instance_id") else None,
+                                m.metadata) for m in response.members]
+        try:
+            subscriptions = group_subscriptions(members)
+        except ValueError as e:
+            raise KafkaError(Errors.INCONSISTENT_GROUP_PROTOCOL, f"a member's subscription does not parse: {e}") \
+                from None
+        if response.protocol_name not in ASSIGNORS:
+            raise KafkaError(Errors.INCONSISTENT_GROUP_PROTOCOL,
+                             f"coordinator selected invalid assignment protocol: {response.protocol_name}")
+        topics = subscribed_topics(subscriptions)
+        self._cluster.refresh(topics)  # KafkaError (retriable) if no broker answers
+        counts = {t: len(self._cluster.partitions(t) or {}) for t in topics}
+        assignment = leader_assignment(response.protocol_name, subscriptions, counts)
+        log.info("Finished assignment for group %s at generation %d with %s: %s", self.group_id,
+                 response.generation_id, response.protocol_name,
+                 "; ".join(f"{m}: {format_partitions(tps)}" for m, tps in assignment.items()))
+        return {member: serialize_assignment(tps) for member, tps in assignment.items()}
+
+    def _on_round_failed(self, failed: _Failed) -> None:
+        self._heartbeat.stop()
+        self._state = MemberState.UNJOINED
+        if failed.member_id != self._generation.member_id:
+            self._generation = replace(self._generation, member_id=failed.member_id)
+        log.info("%s of group %s failed: %s", failed.api, self.group_id, failed.error)
+        self._react(failed.api, failed.error, self._generation)
+
+    def _on_join_complete(self, coordinator: Coordinator, joined: _Joined) -> None:
+        self._generation, self._leader_id = joined.generation, joined.leader_id
+        self._state = MemberState.STABLE
+        self._assignment = self._last_assignment = joined.assignment
+        self._needs_join_prepare = True
+        self._heartbeat.start(_HeartbeatTarget(coordinator, joined.generation))
+        role = "leader" if joined.leader_id == joined.generation.member_id else "follower"
+        log.info("joined group %s generation %d as %s (member id %s), assignment: %s", self.group_id,
+                 joined.generation.generation_id, role, joined.generation.member_id,
+                 format_partitions(joined.assignment))
+        self._assign(joined.assignment)
+        if self._listener is not None:
+            self._listener.on_partitions_assigned(set(joined.assignment))
+
+    def _on_join_prepare(self, deadline: float) -> None:
+        """Kafka's onJoinPrepare, eager: commit (if enable.auto.commit and the generation still
+        holds), then revoke every partition; or call them lost if the generation was reset."""
+        if self.enable_auto_commit and not self._generation.lost:
+            self._commit_before_rebalance(deadline)
+        self._give_up_partitions()
+
+    def _give_up_partitions(self) -> None:
+        """The partitions of the last join are revoked, or lost if the generation was reset since
+        (never both, never twice), and the consumer stops fetching them."""
+        partitions = set(self._assignment)
+        try:
+            if self._generation.lost:
+                if partitions:
+                    log.info("Lost previously assigned partitions %s of group %s (the generation was reset)",
+                             format_partitions(partitions), self.group_id)
+                    if self._listener is not None:
+                        self._listener.on_partitions_lost(partitions)
+            elif self._needs_join_prepare:  # a join completed and nothing was revoked since
+                log.info("Revoking previously assigned partitions %s of group %s", format_partitions(partitions),
+                         self.group_id)
+                if self._listener is not None:
+                    self._listener.on_partitions_revoked(partitions)
+        finally:
+            self._assignment = ()
+            self._assign(())
+
+    def _commit_before_rebalance(self, deadline: float) -> None:
+        offsets = self._consumed()
+        if not offsets:
+            return
+        try:
+            self.commit_sync(offsets, max(deadline, time.monotonic() + self._retry_backoff_s))
+        except KafkaError as e:
+            # At least once still holds: the next owner reads from the last commit.
+            log.warning("Synchronous auto-commit of offsets %s before the rebalance of group %s failed: %s",
+                        _format_offsets(offsets), self.group_id, e)
+
+    def _maybe_leave_group(self, reason: str) -> None:
+        """LeaveGroup for a dynamic member (a static one keeps its place until session.timeout.ms,
+        KIP-345); then the member forgets its generation."""
+        if self._round is not None:
+            self._round.cancel()
+            self._round = None
+        self._heartbeat.stop()
+        coordinator, generation = self._coordinator, self._generation
+        if self.group_instance_id is None and coordinator is not None and generation.member_id:
+            log.info("Member %s sending LeaveGroup request to coordinator %s of group %s due to %s",
+                     generation.member_id, coordinator, self.group_id, reason)
+            request = kafka_pb2.LeaveGroupRequest(group_id=self.group_id, members=[
+                kafka_pb2.MemberIdentity(member_id=generation.member_id)])
+            try:
+                self.client.call(coordinator, "LeaveGroup", request, self._request_timeout_s)
+            except KafkaError as e:
+                log.info("LeaveGroup of member %s failed: %s", generation.member_id, e)
+        self._reset_generation(reset_member_id=True, reason=reason, quiet=True)
+        self._state = MemberState.UNJOINED
+        self._rejoin_reason = None
+        self._needs_join_prepare = True
+
+    # -- reactions -------------------------------------------------------------------------------
+
+    def _react(self, api: str, error: KafkaError, generation: Generation) -> None:
+        """Apply the reaction the table gives; FATAL raises. A reset applies only if the generation
+        it concerns is still ours (an old answer must not undo a newer join)."""
+        reaction = reaction_for(api, error.error)
+        current = generation == self._generation
+        if reaction is Reaction.FIND_COORDINATOR:
+            self.coordinator_dead(f"{api}: {error}")
+            self._retry_at = time.monotonic() + self._retry_backoff_s
+        elif reaction is Reaction.RETRY:
+            self._retry_at = time.monotonic() + self._retry_backoff_s
+        elif reaction is Reaction.REJOIN_NOW or reaction is Reaction.REJOIN:
+            if current:
+                self._request_rejoin(f"{api} answered {error.error.name}")
+        elif reaction is Reaction.RESET_MEMBER or reaction is Reaction.RESET_GENERATION:
+            if current:
+                self._reset_generation(reaction is Reaction.RESET_MEMBER, f"{error.error.name} in {api}")
+                self._request_rejoin(f"{api} answered {error.error.name}")
+        else:
+            if error.error is Errors.FENCED_INSTANCE_ID:
+                log.error("group %s: group.instance.id %s was fenced by another member; this consumer is "
+                          "no longer usable", self.group_id, self.group_instance_id)
+                self._fatal = error
+            raise error
+
+    def _request_rejoin(self, reason: str) -> None:
+        if not self.subscribed:
+            return
+        if self._rejoin_reason is None:
+            log.info("Request joining group %s due to: %s", self.group_id, reason)
+            self._rejoin_reason = reason
+
+    def _reset_generation(self, reset_member_id: bool, reason: str, quiet: bool = False) -> None:
+        if not quiet:
+            log.info("Resetting generation%s of group %s due to: %s", " and member id" if reset_member_id else "",
+                     self.group_id, reason)
+        member_id = UNKNOWN_MEMBER_ID if reset_member_id else self._generation.member_id
+        self._generation = Generation(NO_GENERATION, member_id, None)
+        self._leader_id = ""
+        self._heartbeat.stop()
+        self._state = MemberState.UNJOINED
+
+    def coordinator_dead(self, cause: str) -> None:
+        """Kafka's markCoordinatorUnknown; here the member also rejoins (see the module docstring)."""
+        if self._coordinator is not None:
+            log.info("Group coordinator %s of group %s is unavailable or invalid due to %s, will attempt "
+                     "rediscovery", self._coordinator, self.group_id, cause)
+            self._coordinator = None
+        self._heartbeat.stop()
+        if self._state is not MemberState.UNJOINED:
+            self._request_rejoin(f"the group coordinator was lost ({cause})")
+
+    def _report(self, event: object) -> None:
+        self._events.put(event)
+        self._wakeup()
+
+    def _handle_events(self) -> None:
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(event, _CommitDone):
+                self._on_async_commit_done(event)
+                continue
+            assert isinstance(event, _HeartbeatFailed | _PollTimeout)
+            if event.target.generation != self._generation or event.target.coordinator != self._coordinator:
+                continue  # about a generation or coordinator this member has moved on from
+            if isinstance(event, _PollTimeout):
+                self._reset_generation(True, "the consumer poll timeout expired (max.poll.interval.ms)")
+                self._request_rejoin("the consumer poll timeout expired")
+            else:
+                self._react(GroupApi.HEARTBEAT, event.error, event.target.generation)
+
+    def _check_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+        if self._closed:
+            raise RuntimeError("the consumer is closed")
+
+    # -- offsets -------------------------------------------------------------------------------
+
+    def _commit_generation(self) -> Generation:
+        """The generation a commit carries: the current one when subscribed (CommitFailedError in the
+        middle of a rebalance), none (-1, "") for manually assigned partitions."""
+        if not self.subscribed:
+            return Generation()
+        if self._round is not None or self._state is not MemberState.STABLE:
+            raise KafkaError(Errors.REBALANCE_IN_PROGRESS,
+                             f"group {self.group_id} is rebalancing; offsets can be committed after poll() "
+                             "completed the rejoin")
+        return self._generation
+
+    def _commit_request(self, offsets: Mapping[TopicPartition, int], generation: Generation
+                        ) -> kafka_pb2.OffsetCommitRequest:
+        for tp, offset in offsets.items():
+            if offset < 0:
+                raise ValueError(f"invalid offset {offset} for {tp}")
+        topics: dict[str, list[kafka_pb2.OffsetCommitPartition]] = {}
+        for tp, offset in sorted(offsets.items()):
+            topics.setdefault(tp.topic, []).append(kafka_pb2.OffsetCommitPartition(
+                partition=tp.partition, committed_offset=offset, committed_leader_epoch=-1))
+        return kafka_pb2.OffsetCommitRequest(
+            group_id=self.group_id, generation_id=generation.generation_id, member_id=generation.member_id,
+            group_instance_id=self.group_instance_id if generation.member_id else None,
+            topics=[kafka_pb2.OffsetCommitTopic(name=t, partitions=ps) for t, ps in topics.items()],
+        )
+
+    def _on_commit_response(self, response: kafka_pb2.OffsetCommitResponse, generation: Generation,
+                            offsets: Mapping[TopicPartition, int]) -> None:
+        errors = [Errors.for_code(response.error_code)] + [
+            Errors.for_code(p.error_code) for t in response.topics for p in t.partitions]
+        error = next((e for e in errors if e is not Errors.NONE), Errors.NONE)
+        if error is not Errors.NONE:
+            self._on_commit_error(KafkaError(error, f"OffsetCommit of {_format_offsets(offsets)}"), generation)
+        log.debug("Committed offsets %s of group %s", _format_offsets(offsets), self.group_id)
+
+    def _on_commit_error(self, error: KafkaError, generation: Generation) -> NoReturn:
+        """React as the table says, then raise: CommitFailedError when the group moved on."""
+        reaction = reaction_for(GroupApi.OFFSET_COMMIT, error.error)
+        self._react(GroupApi.OFFSET_COMMIT, error, generation)  # raises if FATAL
+        if reaction in (Reaction.RESET_MEMBER, Reaction.RESET_GENERATION, Reaction.REJOIN):
+            raise CommitFailedError(error.error, error.error.name)
+        raise error
+
+    def commit_sync(self, offsets: Mapping[TopicPartition, int], deadline: float) -> None:
+        """Commit `offsets` (the next offset to read of each partition), retrying a lost or loading
+        coordinator until `deadline`. CommitFailedError if the group moved on."""
+        offsets = dict(offsets)
+        if not offsets:
+            return
+        while True:
+            self._check_fatal()
+            generation = self._commit_generation()
+            request = self._commit_request(offsets, generation)
+            try:
+                coordinator = self._ensure_coordinator()
+                try:
+                    response = self.client.call(coordinator, "OffsetCommit", request, self._request_timeout_s)
+                except KafkaError as e:
+                    self._on_commit_error(e, generation)
+                self._on_commit_response(response, generation, offsets)
+                return
+            except KafkaError as e:
+                if isinstance(e, CommitFailedError) or not e.retriable \
+                        or time.monotonic() + self._retry_backoff_s >= deadline:
+                    raise
+                log.info("OffsetCommit of group %s failed: %s; again in %.0f ms", self.group_id, e,
+                         self._retry_backoff_s * 1000)
+                time.sleep(self._retry_backoff_s)
+
+    def commit_async(self, offsets: Mapping[TopicPartition, int],
+                     callback: Callable[[dict[TopicPartition, int], Exception | None], None] | None = None) -> None:
+        """Send an OffsetCommit and return; the outcome reaches `callback` (or the log) in a later
+        poll(), in the consumer's thread. Not retried, as Kafka's."""
+        offsets = dict(offsets)
+        if not offsets:
+            return
+        try:
+            self._check_fatal()
+            generation = self._commit_generation()
+            request = self._commit_request(offsets, generation)
+            coordinator = self._ensure_coordinator()
+        except KafkaError as e:
+            self._complete_async(offsets, callback, e)
+            return
+        call = self.client.stub(coordinator).OffsetCommit.future(request, timeout=self._request_timeout_s)
+        done = _CommitDone(generation, offsets, call, callback)
+        call.add_done_callback(lambda _: self._report(done))
+
+    def _on_async_commit_done(self, done: _CommitDone) -> None:
+        try:
+            try:
+                response = done.call.result()
+            except (grpc.RpcError, grpc.FutureCancelledError) as e:
+                error = transport_error(e, f"OffsetCommit to {self._coordinator}")
+                self._on_commit_error(error, done.generation)
+            else:
+                self._on_commit_response(response, done.generation, done.offsets)
+        except KafkaError as e:
+            if e.error is Errors.FENCED_INSTANCE_ID:
+                raise
+            self._complete_async(done.offsets, done.callback, e)
+            return
+        self._complete_async(done.offsets, done.callback, None)
+
+    def _complete_async(self, offsets: dict[TopicPartition, int],
+                        callback: Callable[[dict[TopicPartition, int], Exception | None], None] | None,
+                        error: Exception | None) -> None:
+        if callback is not None:
+            callback(offsets, error)
+        elif error is not None:
+            log.warning("Asynchronous commit of offsets %s of group %s failed: %s", _format_offsets(offsets),
+                        self.group_id, error)
+
+    def _maybe_auto_commit(self) -> None:
+        if not self.enable_auto_commit or time.monotonic() < self._next_auto_commit:
+            return
+        self._next_auto_commit = time.monotonic() + self._auto_commit_interval_s
+        if self.subscribed and self.rejoin_needed():
+            return  # the commit before the rebalance takes care of it
+        offsets = self._consumed()
+        if offsets:
+            self.commit_async(offsets)
+
+    def fetch_committed(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        """One OffsetFetch: the committed offsets of `partitions` that have one. KafkaError on failure
+        (retriable ones after marking the coordinator unknown if it was lost)."""
+        self._check_fatal()
+        topics: dict[str, list[int]] = {}
+        for tp in sorted(partitions):
+            topics.setdefault(tp.topic, []).append(tp.partition)
+        request = kafka_pb2.OffsetFetchRequest(group_id=self.group_id, topics=[
+            kafka_pb2.OffsetFetchTopic(name=t, partitions=ps) for t, ps in topics.items()])
+        try:
+            coordinator = self._ensure_coordinator()
+            response = self.client.call(coordinator, "OffsetFetch", request, self._request_timeout_s)
+        except KafkaError as e:
+            if reaction_for(GroupApi.OFFSET_FETCH, e.error) is Reaction.FIND_COORDINATOR:
+                self.coordinator_dead(f"OffsetFetch: {e}")
+            raise
+        error = Errors.for_code(response.error_code)
+        if error is not Errors.NONE:
+            if reaction_for(GroupApi.OFFSET_FETCH, error) is Reaction.FIND_COORDINATOR:
+                self.coordinator_dead(f"OffsetFetch answered {error.name}")
+            raise KafkaError(error, f"OffsetFetch of group {self.group_id}")
+        found: dict[TopicPartition, int] = {}
+        for topic in response.topics:
+            for p in topic.partitions:
+                if p.error_code != Errors.NONE.code:
+                    raise KafkaError(Errors.for_code(p.error_code), f"OffsetFetch of {topic.name}-{p.partition}")
+                if p.committed_offset >= 0:
+                    found[TopicPartition(topic.name, p.partition)] = p.committed_offset
+        return found
+
+    # -- close ---------------------------------------------------------------------------------
+
+    def close(self, deadline: float) -> None:
+        """Kafka's close: commit (enable.auto.commit), revoke, leave the group (a dynamic member)."""
+        if self._closed:
+            return
+        try:
+            if self._fatal is None:
+                if self.enable_auto_commit:
+                    offsets = self._consumed()
+                    try:
+                        self.commit_sync(offsets, deadline)
+                    except KafkaError as e:
+                        log.warning("Synchronous auto-commit of offsets %s of group %s on close failed: %s",
+                                    _format_offsets(offsets), self.group_id, e)
+                self._handle_events_quietly()
+                if self.subscribed:
+                    self._give_up_partitions()
+                    self._maybe_leave_group("the consumer is being closed")
+        finally:
+            self._closed = True
+            if self._round is not None:
+                self._round.cancel()
+            self._heartbeat.close()
+
+    def _handle_events_quietly(self) -> None:
+        try:
+            self._handle_events()
+        except KafkaError as e:
+            log.info("group %s: %s while closing", self.group_id, e)
+
+
+def _format_offsets(offsets: Mapping[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}-{tp.partition}@{offset}" for tp, offset in sorted(offsets.items())) or "none"
+
+
+@dataclass
+class DescribedMember:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    host: str
+    assignment: list[TopicPartition] = field(default_factory=list)
+
+
+def describe_members(group: kafka_pb2.DescribedGroup) -> list[DescribedMember]:
+    """The members of a DescribeGroups answer, with their assignments decoded when the group is a
+    consumer group (ConsumerProtocol); undecodable bytes read as no partitions."""
+    members = []
+    for m in group.members:
+        partitions: list[TopicPartition] = []
+        if group.protocol_type == CONSUMER_PROTOCOL_TYPE and m.member_assignment:
+            try:
+                assignment = deserialize_assignment(m.member_assignment)
+            except ValueError:
+                assignment = None
+            partitions = sorted(TopicPartition(*tp) for tp in assignment.partitions) if assignment else []
+        members.append(DescribedMember(m.member_id, m.group_instance_id if m.HasField("group_instance_id") else None,
+                                       m.client_id, m.client_host, partitions))
+    return members
