@@ -52,7 +52,6 @@ class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
         error, results = self._replicas.become_leader_or_follower(
             request.controller_id, request.controller_epoch, request.broker_epoch, states
         )
-        self._replicas.request_isr_check()
         return kafka_pb2.LeaderAndIsrResponse(error_code=error.code, partition_errors=_partition_errors(results))
 
     def UpdateMetadata(
@@ -69,7 +68,6 @@ class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
                 [partition_info(s) for s in request.partition_states],
                 [(tp.topic, tp.partition) for tp in request.deleted_partitions],
             )
-            self._replicas.request_isr_check()
             self._replicas.fetchers.retry_pending()
         return kafka_pb2.UpdateMetadataResponse(error_code=error.code)
 

@@ -183,7 +183,8 @@ class Partition:
         """Dedup an idempotent producer's retry: if every batch is already in the log, answer
         with the offsets it got then."""
         duplicates = []
-        for _, header in record_batch.batches(records):
+        headers = [header for _, header in record_batch.batches(records)]
+        for header in headers:
             verdict, batch = self.producers.check(header)
             if verdict is SequenceCheck.DUPLICATE and batch is not None:
                 duplicates.append(batch)
@@ -197,7 +198,7 @@ class Partition:
                 return LeaderAppend(Errors.INVALID_PRODUCER_EPOCH, f"Producer {header.producer_id}: {verdict.value}")
         if duplicates:
             first = duplicates[0]
-            if len(duplicates) != sum(1 for _ in record_batch.batches(records)):
+            if len(duplicates) != len(headers):
                 return LeaderAppend(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, "a request mixes new and retried batches")
             log.debug("Partition %s: duplicate batch from an idempotent producer, answered with offset %d",
                       self.name, first.first_offset)

@@ -448,9 +448,6 @@ class ReplicaManager:
 
     # -- ISR upkeep by the leader --------------------------------------------------------------
 
-    def request_isr_check(self) -> None:
-        self._isr_check.set()
-
     def start(self) -> None:
         threading.Thread(target=self._isr_upkeep, name=f"isr-upkeep-{self.broker_id}", daemon=True).start()
 
