@@ -198,6 +198,30 @@ CONFIG_DEFS: dict[str, ConfigDef] = {
             "How often each log dir's high watermarks are written to disk.",
         ),
         ConfigDef("num.replica.fetchers", _positive_int, 1, "Fetcher threads per source broker."),
+        ConfigDef("offsets.topic.num.partitions", _positive_int, 50, "Partitions of __consumer_offsets."),
+        ConfigDef(
+            "offsets.topic.replication.factor", _positive_int, 3,
+            "Replication factor of __consumer_offsets; lowered, with a warning, to the live brokers' count.",
+        ),
+        ConfigDef("offsets.topic.segment.bytes", _positive_int, 104857600, "Segment size of __consumer_offsets."),
+        ConfigDef(
+            "offsets.load.buffer.size", _positive_int, 5242880,
+            "Bytes read at a time when a coordinator loads an offsets partition.",
+        ),
+        ConfigDef(
+            "offsets.commit.timeout.ms", _positive_int, 5000,
+            "How long an offset commit or a group write waits for the offsets partition's ISR.",
+        ),
+        ConfigDef("offset.metadata.max.bytes", _non_negative_int, 4096, "The longest metadata of a commit."),
+        ConfigDef("group.min.session.timeout.ms", _positive_int, 6000, "The shortest session a member may ask for."),
+        ConfigDef(
+            "group.max.session.timeout.ms", _positive_int, 1800000, "The longest session a member may ask for."
+        ),
+        ConfigDef("group.max.size", _positive_int, 2147483647, "The most members a group may have."),
+        ConfigDef(
+            "group.initial.rebalance.delay.ms", _non_negative_int, 3000,
+            "How long the first rebalance of an empty group waits for more members.",
+        ),
         ConfigDef("controlled.shutdown.enable", _to_bool, True, "Move leadership away before a clean stop."),
         ConfigDef("controlled.shutdown.max.retries", _non_negative_int, 3, "Attempts before stopping anyway."),
         ConfigDef("controlled.shutdown.retry.backoff.ms", _non_negative_int, 5000, "Pause between attempts."),
@@ -323,6 +347,16 @@ class KafkaConfig:
             "replica.high.watermark.checkpoint.interval.ms"
         ]
         self.num_replica_fetchers: int = values["num.replica.fetchers"]
+        self.offsets_topic_num_partitions: int = values["offsets.topic.num.partitions"]
+        self.offsets_topic_replication_factor: int = values["offsets.topic.replication.factor"]
+        self.offsets_topic_segment_bytes: int = values["offsets.topic.segment.bytes"]
+        self.offsets_load_buffer_size: int = values["offsets.load.buffer.size"]
+        self.offsets_commit_timeout_ms: int = values["offsets.commit.timeout.ms"]
+        self.offset_metadata_max_bytes: int = values["offset.metadata.max.bytes"]
+        self.group_min_session_timeout_ms: int = values["group.min.session.timeout.ms"]
+        self.group_max_session_timeout_ms: int = values["group.max.session.timeout.ms"]
+        self.group_max_size: int = values["group.max.size"]
+        self.group_initial_rebalance_delay_ms: int = values["group.initial.rebalance.delay.ms"]
         self.controlled_shutdown_enable: bool = values["controlled.shutdown.enable"]
         self.controlled_shutdown_max_retries: int = values["controlled.shutdown.max.retries"]
         self.controlled_shutdown_retry_backoff_ms: int = values["controlled.shutdown.retry.backoff.ms"]

@@ -76,6 +76,15 @@ class FetchResult:
 
 
 @dataclass
+class _DelayedProduce:
+    waiting: dict[TopicPartition, tuple[Partition, int, int]]
+    results: dict[TopicPartition, ProduceResult]
+    deadline: float
+    timeout_ms: int
+    callback: Callable[[dict[TopicPartition, ProduceResult]], None]
+
+
+@dataclass
 class ReplicaManagerCounters:
     """Kafka's IsrShrinksPerSec and IsrExpandsPerSec, and the records follower truncations
     discarded, as running totals."""
@@ -120,6 +129,15 @@ class ReplicaManager:
         self.prefix = f"[Broker id={broker_id}]"
         self.fetchers = ReplicaFetcherManager(self, **(fetcher_config or {}))
         self._checkpointed_high_watermarks: dict[TopicPartition, int] = {}
+        self._delayed_produces: list[_DelayedProduce] = []
+        self._delayed_produce_thread = threading.Thread(
+            target=self._delayed_produce_loop, name=f"delayed-produce-{broker_id}", daemon=True
+        )
+        # Kafka's onLeadershipChange callbacks (the group coordinator's): called with the partitions
+        # this broker now leads, with their leader epochs, and those it stopped leading.
+        self.leadership_listeners: list[
+            Callable[[list[tuple[TopicPartition, int]], list[TopicPartition]], None]
+        ] = []
         for directory in log_manager.log_dirs:
             self._checkpointed_high_watermarks.update(read_offsets(Path(directory) / HW_CHECKPOINT))
 
@@ -238,7 +256,20 @@ class ReplicaManager:
         self.fetchers.add_partitions(started)
         self.notify_data_changed()
         self._isr_check.set()
+        self._leadership_changed(
+            [((p.topic, p.partition), state.leader_epoch) for p, state in leaders],
+            [(p.topic, p.partition) for p, _ in followers],
+        )
         return Errors.NONE, results
+
+    def _leadership_changed(self, leaders: list[tuple[TopicPartition, int]], others: list[TopicPartition]) -> None:
+        if not leaders and not others:
+            return
+        for listener in self.leadership_listeners:
+            try:
+                listener(leaders, others)
+            except Exception:
+                log.exception("%s A leadership listener failed", self.prefix)
 
     def _create_partition(self, tp: TopicPartition) -> Partition:
         config = self.topic_log_config(tp[0])
@@ -290,6 +321,7 @@ class ReplicaManager:
                     current.state = current.state._replace(leader=-1)
             state_change_log.info("%s Stopped replica %s-%d (delete: %s)", self.prefix, tp[0], tp[1], delete)
         self.notify_data_changed()
+        self._leadership_changed([], [tp for tp, _, _ in stopped])
         return Errors.NONE, results
 
     # -- produce -------------------------------------------------------------------------------
@@ -299,6 +331,31 @@ class ReplicaManager:
     ) -> dict[TopicPartition, ProduceResult]:
         """Kafka's appendRecords: append to each leader's log, then for acks=all wait until every
         ISR member has the records or timeout_ms passes."""
+        results, waiting = self._append_to_leaders(acks, entries)
+        if waiting:
+            self._await_replication(waiting, results, timeout_ms)
+        return results
+
+    def append_records_async(
+        self, acks: int, timeout_ms: int, entries: dict[TopicPartition, bytes],
+        callback: Callable[[dict[TopicPartition, ProduceResult]], None],
+    ) -> None:
+        """append_records for a caller that must not block (the group coordinator's thread): the
+        records are in the leaders' logs, in call order, when this returns; ``callback`` gets the
+        results once acks=all is satisfied, on the delayed-produce thread (Kafka's produce purgatory)."""
+        results, waiting = self._append_to_leaders(acks, entries)
+        if not waiting:
+            callback(results)
+            return
+        deadline = time.monotonic() + timeout_ms / 1000
+        with self._data_changed:
+            self._delayed_produces.append(_DelayedProduce(waiting, results, deadline, timeout_ms, callback))
+            self._data_version += 1
+            self._data_changed.notify_all()
+
+    def _append_to_leaders(
+        self, acks: int, entries: dict[TopicPartition, bytes]
+    ) -> tuple[dict[TopicPartition, ProduceResult], dict[TopicPartition, tuple[Partition, int, int]]]:
         results: dict[TopicPartition, ProduceResult] = {}
         waiting: dict[TopicPartition, tuple[Partition, int, int]] = {}
         for tp, records in entries.items():
@@ -322,9 +379,25 @@ class ReplicaManager:
             if acks == -1:
                 waiting[tp] = (partition, appended.required_offset, min_isr)
         self.notify_data_changed()
-        if waiting:
-            self._await_replication(waiting, results, timeout_ms)
-        return results
+        return results, waiting
+
+    def _replication_done(
+        self, waiting: dict[TopicPartition, tuple[Partition, int, int]], results: dict[TopicPartition, ProduceResult]
+    ) -> None:
+        """Settle each waiting partition whose high watermark passed its write (or that failed)."""
+        for tp, (partition, required, min_isr) in list(waiting.items()):
+            outcome = partition.acks_all_result(required, min_isr)
+            if outcome is None:
+                continue
+            del waiting[tp]
+            if outcome is not Errors.NONE:
+                results[tp] = self._not_leader(tp, outcome)
+
+    @staticmethod
+    def _timed_out(waiting: dict[TopicPartition, object], results: dict[TopicPartition, ProduceResult],
+                   timeout_ms: int) -> None:
+        for tp in waiting:
+            results[tp] = ProduceResult(Errors.REQUEST_TIMED_OUT, f"not replicated to the ISR within {timeout_ms} ms")
 
     def _await_replication(
         self, waiting: dict[TopicPartition, tuple[Partition, int, int]], results: dict[TopicPartition, ProduceResult],
@@ -334,19 +407,40 @@ class ReplicaManager:
         deadline = time.monotonic() + timeout_ms / 1000
         while waiting:
             seen = self._data_version
-            for tp, (partition, required, min_isr) in list(waiting.items()):
-                outcome = partition.acks_all_result(required, min_isr)
-                if outcome is None:
-                    continue
-                del waiting[tp]
-                if outcome is not Errors.NONE:
-                    results[tp] = self._not_leader(tp, outcome)
+            self._replication_done(waiting, results)
             remaining = deadline - time.monotonic()
             if not waiting or remaining <= 0 or self._stopped.is_set():
                 break
             self._wait_for_change(seen, remaining)
-        for tp in waiting:
-            results[tp] = ProduceResult(Errors.REQUEST_TIMED_OUT, f"not replicated to the ISR within {timeout_ms} ms")
+        self._timed_out(waiting, results, timeout_ms)
+
+    def _delayed_produce_loop(self) -> None:
+        """Completes the appends of append_records_async, each once its high watermark passes it,
+        its partition fails, its timeout passes or the broker stops."""
+        while True:
+            with self._data_changed:
+                seen = self._data_version
+                pending, self._delayed_produces = self._delayed_produces, []
+            stopped = self._stopped.is_set()
+            now = time.monotonic()
+            keep: list[_DelayedProduce] = []
+            for delayed in pending:
+                self._replication_done(delayed.waiting, delayed.results)
+                if delayed.waiting and now < delayed.deadline and not stopped:
+                    keep.append(delayed)
+                    continue
+                self._timed_out(delayed.waiting, delayed.results, delayed.timeout_ms)
+                try:
+                    delayed.callback(delayed.results)
+                except Exception:
+                    log.exception("%s A delayed produce callback failed", self.prefix)
+            with self._data_changed:
+                self._delayed_produces[:0] = keep
+                if stopped and not self._delayed_produces:
+                    return
+                next_deadline = min((d.deadline for d in self._delayed_produces), default=now + 1)
+                if self._data_version == seen and not self._stopped.is_set():
+                    self._data_changed.wait(max(0.0, next_deadline - now))
 
     def _not_leader(self, tp: TopicPartition, error: Errors, message: str = "") -> ProduceResult:
         """An error answer, with the leader this broker knows (KIP-951) when it is not the leader."""
@@ -450,6 +544,7 @@ class ReplicaManager:
 
     def start(self) -> None:
         threading.Thread(target=self._isr_upkeep, name=f"isr-upkeep-{self.broker_id}", daemon=True).start()
+        self._delayed_produce_thread.start()
 
     def stop(self) -> None:
         self._stopped.set()

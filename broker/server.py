@@ -18,6 +18,9 @@ from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
 from broker.data_service import DataService, ProducerIdManager
 from broker.errors import Errors
+from broker.group.coordinator_rules import GroupConfig
+from broker.group.group_metadata_manager import OFFSETS_TOPIC, GroupMetadataManager
+from broker.group_service import GroupService, OffsetsTopicCreator
 from broker.grpc_options import OPTIONS, target
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
@@ -48,6 +51,7 @@ class KafkaServer:
         self.metadata_cache = MetadataCache()
         self.replica_manager: ReplicaManager | None = None
         self.log_manager: LogManager | None = None
+        self.group_coordinator: GroupMetadataManager | None = None
         self.scheduler = KafkaScheduler()
         self.fatal = threading.Event()
         self.fatal_reason = ""
@@ -101,6 +105,22 @@ class KafkaServer:
                 "backoff_ms": self.config.replica_fetch_backoff_ms,
             },
         )
+        metadata = self.metadata_cache
+        self.group_coordinator = GroupMetadataManager(
+            self.broker_id, self.replica_manager,
+            lambda: len(metadata.snapshot().partitions_of(OFFSETS_TOPIC)) or None,
+            GroupConfig(
+                group_min_session_timeout_ms=self.config.group_min_session_timeout_ms,
+                group_max_session_timeout_ms=self.config.group_max_session_timeout_ms,
+                group_max_size=self.config.group_max_size,
+                group_initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
+            ),
+            commit_timeout_ms=self.config.offsets_commit_timeout_ms,
+            load_buffer_size=self.config.offsets_load_buffer_size,
+            max_metadata_bytes=self.config.offset_metadata_max_bytes,
+        )
+        # Before the first LeaderAndIsr can arrive: it may make this broker a group coordinator.
+        self.group_coordinator.startup()
         self._add_services(server)
         server.start()
         self._grpc = server
@@ -133,7 +153,10 @@ class KafkaServer:
         self.scheduler.start()
 
     def _bind_grpc(self) -> grpc.Server:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"), options=OPTIONS)
+        # A parked JoinGroup or SyncGroup holds a worker thread until its rebalance phase ends (Kafka
+        # parks it in a purgatory instead), so a group of hundreds needs hundreds of workers. The
+        # pool starts threads only as requests need them.
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2048, thread_name_prefix="grpc"), options=OPTIONS)
         for endpoint in self.config.listeners:
             host = endpoint.host or "0.0.0.0"
             address = target(host, endpoint.port)
@@ -160,6 +183,16 @@ class KafkaServer:
         kafka_pb2_grpc.add_DataServicer_to_server(
             DataService(self.broker_id, self.replica_manager, self.metadata_cache,
                         ProducerIdManager(self.broker_id, self.zk)),
+            server,
+        )
+        assert self.group_coordinator is not None
+        kafka_pb2_grpc.add_GroupServicer_to_server(
+            GroupService(
+                self.broker_id, self.metadata_cache, self.group_coordinator,
+                OffsetsTopicCreator(self.zk, self.config.offsets_topic_num_partitions,
+                                    self.config.offsets_topic_replication_factor,
+                                    self.config.offsets_topic_segment_bytes),
+            ),
             server,
         )
         kafka_pb2_grpc.add_BrokerControlServicer_to_server(
@@ -237,6 +270,9 @@ class KafkaServer:
             except Exception:
                 log.exception("Controlled shutdown failed")
         self._health.enter_graceful_shutdown()
+        if self.group_coordinator is not None:
+            # Answers the parked JoinGroups and SyncGroups, so no worker thread waits on them.
+            self.group_coordinator.shutdown()
         # Kafka's order: stop taking requests, then the replicas and logs, then the controller
         # and the ZooKeeper session.
         if self._grpc is not None:

@@ -370,6 +370,36 @@ def _format(record: ConsumerRecord, offsets: bool, keys: bool) -> bytes:
     return b"\t".join(fields) + b"\n"
 
 
+# The consumer settings --consumer-property takes: Kafka's name -> (KafkaConsumer argument, parser).
+CONSUMER_PROPERTIES: dict[str, tuple[str, Callable[[str], object]]] = {
+    "session.timeout.ms": ("session_timeout_ms", int),
+    "heartbeat.interval.ms": ("heartbeat_interval_ms", int),
+    "max.poll.interval.ms": ("max_poll_interval_ms", int),
+    "max.poll.records": ("max_poll_records", int),
+    "enable.auto.commit": ("enable_auto_commit", lambda v: {"true": True, "false": False}[v.lower()]),
+    "auto.commit.interval.ms": ("auto_commit_interval_ms", int),
+    "partition.assignment.strategy": ("partition_assignment_strategy",
+                                      lambda v: tuple(x.strip() for x in v.split(",") if x.strip())),
+    "client.id": ("client_id", str),
+    "request.timeout.ms": ("request_timeout_ms", int),
+}
+
+
+def _consumer_properties(items: list[str]) -> dict[str, object]:
+    settings: dict[str, object] = {}
+    for item in items:
+        name, found, raw = item.partition("=")
+        if not found or name.strip() not in CONSUMER_PROPERTIES:
+            raise UsageError(f"--consumer-property takes NAME=VALUE with NAME one of "
+                             f"{', '.join(sorted(CONSUMER_PROPERTIES))}: not {item!r}")
+        argument, parse = CONSUMER_PROPERTIES[name.strip()]
+        try:
+            settings[argument] = parse(raw.strip())
+        except (ValueError, KeyError):
+            raise UsageError(f"Invalid value {raw.strip()!r} for consumer property {name.strip()}") from None
+    return settings
+
+
 def cmd_consume(args: argparse.Namespace) -> int:
     if args.max_messages is not None and args.max_messages < 1:
         raise UsageError("--max-messages must be at least 1")
@@ -383,16 +413,20 @@ def cmd_consume(args: argparse.Namespace) -> int:
         raise UsageError("--group and --group-instance-id must not be empty")
     if args.group_instance_id is not None and args.group is None:
         raise UsageError("--group-instance-id needs --group")
+    settings = _consumer_properties(args.consumer_property)
     bootstrap = _bootstrap(args.bootstrap_server)
     _client_warnings()
     reset = "earliest" if args.from_beginning else "latest"
     with _GroupLog() if args.group is not None else contextlib.nullcontext():
-        if args.group is None:
-            consumer = KafkaConsumer(bootstrap, auto_offset_reset=reset)
-        else:
-            # auto.offset.reset applies only where the group has committed nothing, as in Kafka.
-            consumer = KafkaConsumer(bootstrap, auto_offset_reset=reset, group_id=args.group,
-                                     group_instance_id=args.group_instance_id)
+        try:
+            if args.group is None:
+                consumer = KafkaConsumer(bootstrap, auto_offset_reset=reset, **settings)  # type: ignore[arg-type]
+            else:
+                # auto.offset.reset applies only where the group has committed nothing, as in Kafka.
+                consumer = KafkaConsumer(bootstrap, auto_offset_reset=reset, group_id=args.group,
+                                         group_instance_id=args.group_instance_id, **settings)  # type: ignore[arg-type]
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         return _consume(args, consumer)
 
 
@@ -743,6 +777,8 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("--group", metavar="GROUP", help="consume as a member of this consumer group (group.id)")
     consume.add_argument("--group-instance-id", metavar="ID",
                          help="a static member's group.instance.id: no LeaveGroup on exit (KIP-345)")
+    consume.add_argument("--consumer-property", action="append", default=[], metavar="NAME=VALUE",
+                         help=f"a consumer setting, by Kafka's name: {', '.join(sorted(CONSUMER_PROPERTIES))}")
     consume.set_defaults(func=cmd_consume)
 
     groups = commands.add_parser(

@@ -68,6 +68,10 @@ class GroupApi(Enum):
     DELETE_GROUPS = "DeleteGroups"
 
 
+# Kafka's protocol and its offsets log write a group id as an int16-length string: a longer one
+# cannot be sent to Kafka at all, and here it is refused rather than left to fail in the log.
+MAX_GROUP_ID_BYTES = 32767
+
 # For backwards compatibility Kafka lets these name the empty group id; the others must name a group.
 _EMPTY_GROUP_ID_ALLOWED = frozenset(
     {GroupApi.OFFSET_COMMIT, GroupApi.OFFSET_FETCH, GroupApi.DESCRIBE_GROUPS, GroupApi.DELETE_GROUPS}
@@ -81,6 +85,8 @@ def validate_group_status(group_id: str, api: GroupApi, *, is_active: bool = Tru
     While the offsets partition loads, a SyncGroup is told REBALANCE_IN_PROGRESS (the rebalance's
     state is lost, older clients do not know COORDINATOR_LOAD_IN_PROGRESS) and a Heartbeat NONE."""
     if not group_id and api not in _EMPTY_GROUP_ID_ALLOWED:
+        return Errors.INVALID_GROUP_ID
+    if len(group_id) > MAX_GROUP_ID_BYTES // 4 and len(group_id.encode()) > MAX_GROUP_ID_BYTES:
         return Errors.INVALID_GROUP_ID
     if not is_active:
         return Errors.COORDINATOR_NOT_AVAILABLE
@@ -110,13 +116,14 @@ def group_store_error(append_error: Errors) -> Errors:
 
 
 def offset_commit_error(append_error: Errors) -> Errors:
-    """Kafka's maybeConvertOffsetCommitError. MESSAGE_TOO_LARGE stays as it is: Kafka's answer,
-    INVALID_COMMIT_OFFSET_SIZE, is not in broker/errors.py."""
+    """Kafka's maybeConvertOffsetCommitError."""
     if append_error in (Errors.UNKNOWN_TOPIC_OR_PARTITION, Errors.NOT_ENOUGH_REPLICAS,
                         Errors.NOT_ENOUGH_REPLICAS_AFTER_APPEND):
         return Errors.COORDINATOR_NOT_AVAILABLE
     if append_error is Errors.NOT_LEADER_OR_FOLLOWER:
         return Errors.NOT_COORDINATOR
+    if append_error in (Errors.MESSAGE_TOO_LARGE, Errors.CORRUPT_MESSAGE):
+        return Errors.INVALID_COMMIT_OFFSET_SIZE
     return append_error
 
 
