@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import grpc
 from kazoo.exceptions import NodeExistsError
@@ -41,8 +42,10 @@ class AdminService(kafka_pb2_grpc.AdminServicer):
     def __init__(
         self, config: KafkaConfig, zk: KafkaZkClient, cluster_id: str, metadata: MetadataCache,
         controller: KafkaController, replica_manager: ReplicaManager,
+        group_metrics: Callable[[], dict[str, int]] = dict,
     ) -> None:
         self._replicas = replica_manager
+        self._group_metrics = group_metrics
         self._config = config
         self._broker_id = config.broker_id
         self._zk = zk
@@ -72,6 +75,7 @@ class AdminService(kafka_pb2_grpc.AdminServicer):
             records_truncated=counters.records_truncated,
             acknowledged_records_truncated=counters.acknowledged_records_truncated,
             truncations=list(counters.truncations),
+            **self._group_metrics(),
         )
 
     def DescribeCluster(

@@ -177,7 +177,7 @@ class KafkaServer:
         self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         kafka_pb2_grpc.add_AdminServicer_to_server(
             AdminService(self.config, self.zk, self.cluster_id, self.metadata_cache, self.controller,
-                         self.replica_manager),
+                         self.replica_manager, group_metrics=self._group_metrics),
             server,
         )
         kafka_pb2_grpc.add_DataServicer_to_server(
@@ -198,6 +198,14 @@ class KafkaServer:
         kafka_pb2_grpc.add_BrokerControlServicer_to_server(
             BrokerControlService(self.replica_manager, self.metadata_cache, self._handle_controlled_shutdown), server
         )
+
+    def _group_metrics(self) -> dict[str, int]:
+        if self.group_coordinator is None:
+            return {}
+        try:
+            return self.group_coordinator.metrics().result(5)
+        except TimeoutError:
+            return {}
 
     def _handle_controlled_shutdown(
         self, broker_id: int, broker_epoch: int

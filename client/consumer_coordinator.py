@@ -645,6 +645,7 @@ class ConsumerCoordinator:
         self._round: _RebalanceRound | None = None
         self._rejoin_reason: str | None = None
         self._needs_join_prepare = True
+        self._prepare_deadline: float | None = None  # until when the commit before a rebalance is retried
         self._retry_at = 0.0
         self._next_auto_commit = time.monotonic() + self._auto_commit_interval_s
         self._fatal: KafkaError | None = None
@@ -724,7 +725,8 @@ class ConsumerCoordinator:
                 if self._coordinator is None and not self._find_coordinator():
                     continue
                 if self._needs_join_prepare:
-                    self._on_join_prepare(deadline)
+                    if not self._on_join_prepare(deadline):
+                        return False  # the commit before the rebalance waits for a coordinator
                     self._needs_join_prepare = False
                     if self._coordinator is None:
                         continue  # the commit before the rebalance lost it
@@ -825,12 +827,15 @@ class ConsumerCoordinator:
         if self._listener is not None:
             self._listener.on_partitions_assigned(set(joined.assignment))
 
-    def _on_join_prepare(self, deadline: float) -> None:
+    def _on_join_prepare(self, deadline: float) -> bool:
         """Kafka's onJoinPrepare, eager: commit (if enable.auto.commit and the generation still
-        holds), then revoke every partition; or call them lost if the generation was reset."""
-        if self.enable_auto_commit and not self._generation.lost:
-            self._commit_before_rebalance(deadline)
+        holds), then revoke every partition; or call them lost if the generation was reset. False
+        while the commit waits for a coordinator: the partitions are kept (not fetched) meanwhile."""
+        if self.enable_auto_commit and not self._generation.lost and not self._commit_before_rebalance(deadline):
+            return False
+        self._prepare_deadline = None
         self._give_up_partitions()
+        return True
 
     def _give_up_partitions(self) -> None:
         """The partitions of the last join are revoked, or lost if the generation was reset since
@@ -852,16 +857,26 @@ class ConsumerCoordinator:
             self._assignment = ()
             self._assign(())
 
-    def _commit_before_rebalance(self, deadline: float) -> None:
+    def _commit_before_rebalance(self, deadline: float) -> bool:
+        """Done (True) once committed, or given up. As Kafka's, a commit that fails because the
+        coordinator is lost is tried again, over as many polls as it takes, for up to the rebalance
+        timeout (max.poll.interval.ms): the member that gets the partitions next starts from it."""
         offsets = self._consumed()
         if not offsets:
-            return
+            return True
+        now = time.monotonic()
+        if self._prepare_deadline is None:
+            self._prepare_deadline = now + self.max_poll_interval_ms / 1000
         try:
-            self.commit_sync(offsets, max(deadline, time.monotonic() + self._retry_backoff_s))
+            self.commit_sync(offsets, max(min(deadline, self._prepare_deadline), now + self._retry_backoff_s))
         except KafkaError as e:
+            if e.error in _COORDINATOR_LOST and not isinstance(e, CommitFailedError) \
+                    and time.monotonic() < self._prepare_deadline:
+                return False
             # At least once still holds: the next owner reads from the last commit.
             log.warning("Synchronous auto-commit of offsets %s before the rebalance of group %s failed: %s",
                         _format_offsets(offsets), self.group_id, e)
+        return True
 
     def _maybe_leave_group(self, reason: str) -> None:
         """LeaveGroup for a dynamic member (a static one keeps its place until session.timeout.ms,

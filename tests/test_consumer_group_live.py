@@ -214,6 +214,14 @@ def test_three_consumers_the_first_leads_and_the_partitions_are_split_without_ov
         assert {f"{t}-{p}" for t, p in member["partitions"]} == joined.partitions  # type: ignore[union-attr]
     assert_no_partition_owned_twice_in_a_generation(consumers)
 
+    coordinator = find_coordinator(cluster, "billing")
+    where = f"__consumer_offsets-{partition_for('billing', OFFSETS_PARTITIONS)}"
+    assert f"[GroupCoordinator {coordinator}]: Preparing to rebalance group billing in state PreparingRebalance " \
+           f"with old generation {generation - 1} ({where})" in cluster.log(coordinator)
+    channel = grpc.insecure_channel(cluster.brokers[coordinator].address, options=OPTIONS)
+    counted = kafka_pb2_grpc.AdminStub(channel).BrokerMetrics(kafka_pb2.BrokerMetricsRequest(), timeout=10)
+    assert (counted.num_groups, counted.num_groups_stable) == (1, 1)
+
 
 def test_the_leader_consumer_sigkilled_the_others_rebalance_under_a_new_leader(
     three_brokers: ClusterHarness, consumers: list[GroupConsumer]
@@ -279,7 +287,8 @@ def test_the_coordinator_broker_sigkilled_the_group_moves_and_resumes_from_commi
     values = [v for c in consumers for v in c.consumed()]
     # At least once, and resumed from committed offsets rather than from the beginning.
     duplicates = len(values) - len(set(values))
-    assert duplicates < len(acked) // 2, f"{duplicates} of {len(values)} records were read twice"
+    assert duplicates < len(acked) // 2, f"{duplicates} of {len(values)} records were read twice\n" + "\n".join(
+        f"{c.name}: {line}" for c in consumers for line in c.log if "BROKER_NOT_AVAILABLE" not in line)
     assert_no_partition_owned_twice_in_a_generation(consumers)
 
 
@@ -414,6 +423,7 @@ def test_the_first_find_coordinator_creates_the_offsets_topic_replicated_to_the_
 ) -> None:
     cluster.start_brokers(1, 2, **{"offsets.topic.num.partitions": "5"})
     cluster.wait_for_controller()
+    wait_until(lambda: len(cluster.admin(1).metadata([]).brokers) == 2, 30, "broker 1 to know both brokers")
     first = group_stub(cluster, 1).FindCoordinator(kafka_pb2.FindCoordinatorRequest(key="g"), timeout=10)
     assert first.error_code == Errors.COORDINATOR_NOT_AVAILABLE.code
     coordinator = find_coordinator(cluster, "g")

@@ -313,12 +313,23 @@ def _failed_join(member_id: str, error: Errors) -> JoinGroupResult:
 # -- the coordinator ---------------------------------------------------------------------------
 
 
+class _Prefixed(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{self.extra['prefix']}{msg}", kwargs  # type: ignore[index]
+
+
+
 class GroupCoordinator:
     """Kafka's GroupCoordinator (membership and offsets of classic groups) over plain state."""
 
     def __init__(self, config: GroupConfig | None = None,
-                 new_member_id_suffix: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+                 new_member_id_suffix: Callable[[], str] = lambda: str(uuid.uuid4()),
+                 log_prefix: str = "", group_partition: Callable[[str], str | None] = lambda _group_id: None) -> None:
+        """``log_prefix`` and ``group_partition`` (the offsets partition of a group, by name) make the
+        log read like Kafka's: ``[GroupCoordinator 1]: Preparing to rebalance group g ... (__consumer_offsets-12)``."""
         self.config = config or GroupConfig()
+        self._log = _Prefixed(log, {"prefix": log_prefix})
+        self._group_partition = group_partition
         self.groups: dict[str, GroupMetadata] = {}
         self._new_member_id_suffix = new_member_id_suffix
 
@@ -382,8 +393,8 @@ class GroupCoordinator:
         if req.group_instance_id is not None:
             old_member_id = group.current_static_member_id(req.group_instance_id)
             if old_member_id is not None:
-                log.info("Static member with groupInstanceId=%s and unknown member id joins group %s in %s state. "
-                         "Replacing previously mapped member %s with this groupInstanceId.",
+                self._log.info("Static member with groupInstanceId=%s and unknown member id joins group %s in %s "
+                               "state. Replacing previously mapped member %s with this groupInstanceId.",
                          req.group_instance_id, group.group_id, group.state, old_member_id)
                 self._update_static_member_and_rebalance(group, old_member_id, new_member_id, req, now_ms, out)
             else:
@@ -434,7 +445,7 @@ class GroupCoordinator:
             else:
                 out.response = self._join_result(group, member_id, with_members=False)
         else:
-            log.warning("Attempt to add rejoining member %s of group %s in unexpected group state %s",
+            self._log.warning("Attempt to add rejoining member %s of group %s in unexpected group state %s",
                         member_id, group.group_id, group.state)
             out.response = _failed_join(member_id, Errors.UNKNOWN_MEMBER_ID)
 
@@ -545,8 +556,9 @@ class GroupCoordinator:
         else:
             group.join_deadline = JoinDeadline(deadline_ms=now_ms + group.max_rebalance_timeout())
         group.transition_to(_S.PREPARING_REBALANCE, now_ms)
-        log.info("Preparing to rebalance group %s in state %s with old generation %d (reason: %s)",
-                 group.group_id, group.state, group.generation_id, reason)
+        where = self._group_partition(group.group_id)
+        self._log.info("Preparing to rebalance group %s in state %s with old generation %d%s (reason: %s)",
+                       group.group_id, group.state, group.generation_id, f" ({where})" if where else "", reason)
         self._try_complete_join(group, now_ms, out)
 
     def _try_complete_join(self, group: GroupMetadata, now_ms: int, out: Outcome[Any]) -> None:
@@ -580,7 +592,7 @@ class GroupCoordinator:
         # session expires, since they may come back under the same instance id.
         gone = [mid for mid, m in group.not_yet_rejoined_members().items() if not m.is_static_member]
         if gone:
-            log.info("Group %s removed dynamic members who haven't joined: %s", group.group_id, gone)
+            self._log.info("Group %s removed dynamic members who haven't joined: %s", group.group_id, gone)
         for member_id in gone:
             removed = group.remove_member(member_id)
             if removed is not None:
@@ -590,17 +602,17 @@ class GroupCoordinator:
             return
         if not group.maybe_elect_new_joined_leader() and group.members:
             # Nobody rejoined: wait another rebalance timeout, until sessions expire the silent members.
-            log.error("Group %s could not complete rebalance because no members rejoined", group.group_id)
+            self._log.error("Group %s could not complete rebalance because no members rejoined", group.group_id)
             # At least 1 ms later, so a zero rebalance timeout cannot refire at the same instant forever.
             group.join_deadline = JoinDeadline(deadline_ms=now_ms + max(group.max_rebalance_timeout(), 1))
             return
 
         group.init_next_generation(now_ms)
         if group.is_(_S.EMPTY):
-            log.info("Group %s with generation %d is now empty", group.group_id, group.generation_id)
+            self._log.info("Group %s with generation %d is now empty", group.group_id, group.generation_id)
             out.group_stores.append(self._store(group, StoreKind.EMPTY_GROUP, {}))
             return
-        log.info("Stabilized group %s generation %d with %d members, leader %s, protocol %s",
+        self._log.info("Stabilized group %s generation %d with %d members, leader %s, protocol %s",
                  group.group_id, group.generation_id, group.size, group.leader_id, group.protocol_name)
         for member_id, member in group.members.items():
             if member.awaiting_join:
@@ -640,10 +652,10 @@ class GroupCoordinator:
                 # Only the leader's assignments count; a member it left out gets an empty one.
                 missing = [mid for mid in group.members if mid not in req.assignments]
                 if missing:
-                    log.warning("Setting empty assignments for members %s of %s for generation %d",
+                    self._log.warning("Setting empty assignments for members %s of %s for generation %d",
                                 missing, group.group_id, group.generation_id)
                 assignment = {mid: bytes(req.assignments.get(mid, b"")) for mid in group.members}
-                log.info("Assignment received from leader %s for group %s for generation %d",
+                self._log.info("Assignment received from leader %s for group %s for generation %d",
                          req.member_id, group.group_id, group.generation_id)
                 out.group_stores.append(self._store(group, StoreKind.SYNC_ASSIGNMENT, assignment))
         elif group.is_(_S.STABLE):
@@ -697,14 +709,14 @@ class GroupCoordinator:
             self._on_static_rejoin_stored(group, store.static_rejoin, error, now_ms, out)
         elif error is not Errors.NONE:
             # Safe to ignore: an empty generation has no members to mislead if the old record comes back.
-            log.warning("Failed to write empty metadata for group %s: %s", group.group_id, error.name)
+            self._log.warning("Failed to write empty metadata for group %s: %s", group.group_id, error.name)
         return out
 
     def _on_static_rejoin_stored(self, group: GroupMetadata, rejoin: StaticRejoin, error: Errors, now_ms: int,
                                  out: Outcome[None]) -> None:
         new_id = rejoin.new_member_id
         if error is not Errors.NONE:
-            log.warning("Failed to persist metadata for group %s: %s", group.group_id, error.name)
+            self._log.warning("Failed to persist metadata for group %s: %s", group.group_id, error.name)
             if group.has(new_id):
                 # Put the old member id back: the log still names it.
                 member = group.get(new_id)
@@ -834,8 +846,8 @@ class GroupCoordinator:
 
     def _remove_member_and_update_group(self, group: GroupMetadata, member: MemberMetadata, now_ms: int,
                                         out: Outcome[Any], reason: str) -> None:
-        log.info("Removing member %s from group %s in state %s (%s)", member.member_id, group.group_id, group.state,
-                 reason)
+        self._log.info("Removing member %s from group %s in state %s (%s)", member.member_id, group.group_id,
+                       group.state, reason)
         # A parked JoinGroup is answered so that, if the client is still alive, it joins again.
         if member.awaiting_join:
             out.joins[member.member_id] = _failed_join(UNKNOWN_MEMBER_ID, Errors.UNKNOWN_MEMBER_ID)
@@ -962,10 +974,10 @@ class GroupCoordinator:
         if group.state not in (_S.STABLE, _S.EMPTY):
             raise ValueError(f"Loaded group {group.group_id} must be Stable or Empty, not {group.state}")
         if group.group_id in self.groups:
-            log.debug("Group %s is already cached; not replacing it with the one loaded", group.group_id)
+            self._log.debug("Group %s is already cached; not replacing it with the one loaded", group.group_id)
             return out
         self.groups[group.group_id] = group
-        log.info("Loading group metadata for %s with generation %d", group.group_id, group.generation_id)
+        self._log.info("Loading group metadata for %s with generation %d", group.group_id, group.generation_id)
         if group.size > self.config.group_max_size:
             self._prepare_rebalance(group, now_ms, out, f"freshly-loaded group is over capacity "
                                                         f"({self.config.group_max_size})")
@@ -979,7 +991,7 @@ class GroupCoordinator:
         group = self.groups.pop(group_id, None)
         if group is None:
             return out
-        log.info("Unloading group metadata for %s with generation %d", group_id, group.generation_id)
+        self._log.info("Unloading group metadata for %s with generation %d", group_id, group.generation_id)
         previous = group.state
         group.transition_to(_S.DEAD, now_ms)
         for member_id, member in group.members.items():
@@ -1034,14 +1046,14 @@ class GroupCoordinator:
                 return
             at, _, kind, key = min(due)
             if kind == "pending":
-                log.info("Pending member %s in group %s has been removed after session timeout expiration.",
+                self._log.info("Pending member %s in group %s has been removed after session timeout expiration.",
                          key, group.group_id)
                 self._remove_pending_member_and_update_group(group, key, at, out)
             elif kind == "heartbeat":
                 member = group.get(key)
                 member.heartbeat_deadline_ms = None
                 if not member.has_satisfied_heartbeat:
-                    log.info("Member %s in group %s has failed, removing it from the group", key, group.group_id)
+                    self._log.info("Member %s in group %s has failed, removing it from the group", key, group.group_id)
                     self._remove_member_and_update_group(group, member, at, out, "heartbeat expiration")
             elif kind == "sync":
                 group.sync_deadline_ms = None

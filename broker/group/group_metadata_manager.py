@@ -114,7 +114,8 @@ class GroupMetadataManager:
         self.broker_id = broker_id
         self._replicas = replica_manager
         self._partition_count = partition_count
-        self._rules = GroupCoordinator(config)
+        self.prefix = f"[GroupCoordinator {broker_id}]:"
+        self._rules = GroupCoordinator(config, log_prefix=self.prefix + " ", group_partition=self._partition_name)
         self._commit_timeout_ms = commit_timeout_ms
         self._load_buffer_size = load_buffer_size
         self.max_metadata_bytes = max_metadata_bytes
@@ -130,7 +131,6 @@ class GroupMetadataManager:
         self._loading: dict[int, int] = {}  # partition -> the leader epoch it is loaded for
         self._joins: dict[str, Future[JoinGroupResult]] = {}
         self._syncs: dict[str, Future[SyncGroupResult]] = {}
-        self.prefix = f"[GroupCoordinator {broker_id}]"
         self.last_load: tuple[int, int, float] | None = None  # (partition, records, ms) of the latest load
 
     # -- life ------------------------------------------------------------------------------------
@@ -229,6 +229,10 @@ class GroupMetadataManager:
         partition = partition_for(group_id, count)
         return validate_group_status(group_id, api, is_active=True, is_loading=partition in self._loading,
                                      is_local=partition in self._owned)
+
+    def _partition_name(self, group_id: str) -> str | None:
+        count = self._partition_count()
+        return f"{OFFSETS_TOPIC}-{partition_for(group_id, count)}" if count else None
 
     def _partition_of(self, group_id: str) -> int:
         count = self._partition_count()
@@ -491,6 +495,17 @@ class GroupMetadataManager:
                  partition, took_ms, waited_ms, replayed, len(result.groups))
 
     # -- views -----------------------------------------------------------------------------------
+
+    def metrics(self) -> Future[dict[str, int]]:
+        """Kafka's group coordinator gauges: NumGroups, NumGroups<State>, NumOffsets."""
+        def work(future: Future[dict[str, int]], _now: int) -> None:
+            groups = list(self._rules.groups.values())
+            counts = {"num_groups": len(groups), "num_offsets": sum(len(g.offsets) for g in groups)}
+            for state in GroupState:
+                counts[f"num_groups_{state.name.lower()}"] = sum(1 for g in groups if g.state is state)
+            future.set_result(counts)
+
+        return self._enqueue(work, lambda _e: {})
 
     def owned_partitions(self) -> Future[tuple[list[int], list[int]]]:
         """(owned, loading) offsets partitions."""
