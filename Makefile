@@ -8,7 +8,11 @@ GENERATED := $(PROTOS:.proto=_pb2.py) $(PROTOS:.proto=_pb2_grpc.py)
 ZK_JAR := /usr/share/java/zookeeper.jar
 BROKERS ?= 3
 
-.PHONY: install proto zookeeper up test lint bench clean
+# The demo cluster in Docker: `docker compose` where there is one, else docker-compose 1.29.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+DC := $(COMPOSE) -p minikafka
+
+.PHONY: install proto zookeeper images up down watch local test lint bench clean
 
 install: $(VENV)/.installed zookeeper proto
 
@@ -30,8 +34,28 @@ $(GENERATED) &: $(PROTOS) $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto \
 		--grpc_python_out=proto $(PROTOS)
 
-# A short session timeout so that elections are quick to watch (Kafka's default is 18 s).
-up: install
+# Images built without a registry (docker/build-images.sh); cached, so a second run takes seconds.
+images: install
+	PYTHON=$(abspath $(BIN)/python) docker/build-images.sh
+
+up: images
+	$(DC) up -d
+	@echo
+	@echo "minikafka is up: 3 ZooKeeper servers, 3 brokers, a producer and 3 consumers in group demo-group."
+	@echo "  make watch                          every election, live"
+	@echo "  $(COMPOSE) -p minikafka logs -f consumer1   a consumer's role, generation and assignment"
+	@echo "  $(COMPOSE) -p minikafka kill broker2        kill a broker (see the README's walkthrough)"
+	@echo "  make down                           stop it and remove its volumes"
+
+down:
+	$(DC) --profile tools down --volumes --remove-orphans
+
+watch:
+	$(DC) run --rm watch
+
+# The same cluster as processes on this machine, without Docker (a short session timeout so
+# that elections are quick to watch; Kafka's default is 18 s).
+local: install
 	$(BIN)/minikafka local-cluster --brokers $(BROKERS) --override zookeeper.session.timeout.ms=6000
 
 lint: install

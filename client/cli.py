@@ -142,6 +142,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
         raise CliError(f"--{actions[0]} needs --topic")
     if args.create:
         result = client.create_topic(args.topic, args.partitions, args.replication_factor, _configs(args.config))
+        if args.if_not_exists and result.error_code == Errors.TOPIC_ALREADY_EXISTS.code:
+            return 0
         _check(result.error_code, result.error_message, f"cannot create topic '{args.topic}'")
         print(f'Created topic {args.topic}.')
         return 0
@@ -325,14 +327,22 @@ def cmd_produce(args: argparse.Namespace) -> int:
     _client_warnings()
     _require_topic(bootstrap, args.topic)
     producer = KafkaProducer(bootstrap, acks=args.acks, linger_ms=args.linger_ms, batch_size=args.batch_size)
+    if args.throughput is not None and args.throughput <= 0:
+        raise UsageError("--throughput must be positive")
     failures: list[str] = []
     failures_lock = threading.Lock()
+    out = sys.stdout
 
-    def on_done(future: FutureRecordMetadata) -> None:
+    def on_done(future: FutureRecordMetadata, value: bytes | None) -> None:
         error = future.exception()
         if error is not None:
             with failures_lock:
                 failures.append(str(error))
+        elif args.print_acknowledged:
+            metadata = future.result()
+            with failures_lock:
+                out.write(f"{metadata.partition}\t{metadata.offset}\t{(value or b'').decode(errors='replace')}\n")
+                out.flush()
 
     records = (_generated(args.generate, args.record_size or 100) if args.generate is not None
                else _lines(None if args.key_separator is None else args.key_separator.encode()))
@@ -345,7 +355,11 @@ def cmd_produce(args: argparse.Namespace) -> int:
                 if problem is not None:
                     failures.append(problem)
                     continue
-                producer.send(args.topic, value, key=key).add_done_callback(on_done)
+                if args.throughput is not None:
+                    ahead = started + sent / args.throughput - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+                producer.send(args.topic, value, key=key).add_done_callback(lambda f, v=value: on_done(f, v))
         except KeyboardInterrupt:
             interrupted = True
         producer.flush()
@@ -722,6 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("--replication-factor", type=int, default=-1,
                         help="default: the broker's default.replication.factor")
     topics.add_argument("--config", action="append", default=[], metavar="NAME=VALUE")
+    topics.add_argument("--if-not-exists", action="store_true", help="with --create: an existing topic is fine")
     topics.add_argument("--under-replicated-partitions", action="store_true")
     topics.add_argument("--unavailable-partitions", action="store_true")
     topics.add_argument("--output", choices=("text", "json"), default="text")
@@ -751,6 +766,10 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--generate", type=int, metavar="N", help="send N generated records instead of stdin")
     produce.add_argument("--record-size", type=int, metavar="BYTES",
                          help="bytes of each generated value: its sequence number, zero-padded (default 100)")
+    produce.add_argument("--throughput", type=float, metavar="N",
+                         help="send at most N records per second (a steady stream; default: as fast as possible)")
+    produce.add_argument("--print-acknowledged", action="store_true",
+                         help="print PARTITION<TAB>OFFSET<TAB>VALUE of each acknowledged record to stdout")
     produce.add_argument("--linger-ms", type=float, default=5, help="linger.ms (default 5)")
     produce.add_argument("--batch-size", type=int, default=16384, help="batch.size in bytes (default 16384)")
     produce.set_defaults(func=cmd_produce)
@@ -811,8 +830,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM (docker stop) ends a command as Ctrl-C does: a producer flushes, a group consumer
+    # commits and leaves its group.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except UsageError as e:
