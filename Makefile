@@ -10,7 +10,8 @@ BROKERS ?= 3
 
 # The demo cluster in Docker: `docker compose` where there is one, else docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-DC := $(COMPOSE) -p minikafka
+PROJECT ?= minikafka
+DC := $(COMPOSE) -p $(PROJECT)
 
 .PHONY: install proto zookeeper images up down watch local test lint bench clean
 
@@ -43,8 +44,8 @@ up: images
 	@echo
 	@echo "minikafka is up: 3 ZooKeeper servers, 3 brokers, a producer and 3 consumers in group demo-group."
 	@echo "  make watch                          every election, live"
-	@echo "  $(COMPOSE) -p minikafka logs -f consumer1   a consumer's role, generation and assignment"
-	@echo "  $(COMPOSE) -p minikafka kill broker2        kill a broker (see the README's walkthrough)"
+	@echo "  $(DC) logs -f consumer1   a consumer's role, generation and assignment"
+	@echo "  $(DC) kill broker2        kill a broker (see the README's walkthrough)"
 	@echo "  make down                           stop it and remove its volumes"
 
 down:

@@ -43,8 +43,11 @@ if [ ! -f "$stamp" ] || ! sha256sum --quiet -c "$stamp" >/dev/null 2>&1; then
 fi
 
 # The gRPC code is generated, never committed: the image gets what `make proto` made.
+# Without the buildx plugin docker uses its legacy builder, which says so on every build.
 for target in zookeeper broker client; do
     docker build --quiet --build-arg BASE_IMAGE="$BASE_IMAGE" --target "$target" \
-        -t "minikafka-$target" -f docker/Dockerfile . >/dev/null
+        -t "minikafka-$target" -f docker/Dockerfile . 2>&1 >/dev/null \
+        | { grep -v -e 'legacy builder is deprecated' -e 'buildx component' -e 'docs.docker.com/go/buildx' \
+            -e '^$' >&2 || true; }
 done
 echo "Images ready: minikafka-zookeeper, minikafka-broker, minikafka-client (base $BASE_IMAGE)"
