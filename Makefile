@@ -43,10 +43,10 @@ up: images
 	$(DC) up -d
 	@echo
 	@echo "minikafka is up: 3 ZooKeeper servers, 3 brokers, a producer and 3 consumers in group demo-group."
-	@echo "  make watch                          every election, live"
-	@echo "  $(DC) logs -f consumer1   a consumer's role, generation and assignment"
-	@echo "  $(DC) kill broker2        kill a broker (see the README's walkthrough)"
-	@echo "  make down                           stop it and remove its volumes"
+	@echo "  make watch     every election, live"
+	@echo "  make down      stop it and remove its volumes"
+	@echo "A consumer's role, generation and assignment:  $(DC) logs -f consumer1"
+	@echo "Kill a broker (the README has a walkthrough):  $(DC) kill broker2"
 
 down:
 	$(DC) --profile tools down --volumes --remove-orphans
