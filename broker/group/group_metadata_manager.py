@@ -43,7 +43,7 @@ from broker.group.coordinator_rules import (
 from broker.group.group_metadata import GroupMetadata, GroupState, OffsetAndMetadata, TopicPartition
 from broker.group.offsets_log import GroupMetadataLoader, LoadedGroups, Record, SchemaError, offset_commit_records
 from broker.group.partition_for import partition_for
-from broker.log.record_batch import CorruptRecordError, batches, build_batch, records
+from broker.log.record_batch import batches, build_batch, records
 from broker.replica_manager import ProduceResult, ReplicaManager
 
 log = logging.getLogger("broker.group.coordinator")
@@ -469,7 +469,7 @@ class GroupMetadataManager:
                                 log.error("%s Skipping a malformed record at offset %d of %s-%d: %s", self.prefix,
                                           record.offset, OFFSETS_TOPIC, partition, e)
                     offset = max(offset, header.next_offset)
-        except (CorruptRecordError, OSError, RuntimeError, ValueError) as e:
+        except Exception as e:  # a log truncated or closed under us: serve what was read, as Kafka does
             log.error("%s Error loading offsets from %s-%d: %s", self.prefix, OFFSETS_TOPIC, partition, e)
         result = loader.result()
         done = time.monotonic()
