@@ -21,6 +21,7 @@ from rich.table import Table
 
 from broker.errors import Errors
 from broker.local_cluster import LocalCluster, LocalClusterError, wait_until
+from client import watch
 from client.admin import AdminClient, AdminError, ClusterDescription, parse_bootstrap_servers
 from client.cluster import ClusterMetadata, KafkaError, TopicPartition
 from client.consumer import ConsumerRecord, KafkaConsumer
@@ -714,6 +715,35 @@ def _print_group_offsets(bootstrap: str, group_id: str, group: kafka_pb2.Describ
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    if args.interval <= 0 or args.timeout <= 0:
+        raise UsageError("--interval and --timeout must be positive")
+    bootstrap = _bootstrap(args.bootstrap_server)
+    try:
+        zookeeper = watch.parse_zookeeper_connect(args.zookeeper) if args.zookeeper is not None else []
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    # A cluster out of reach is the one-line error every command gives; once it answered, the view
+    # shows whatever it can.
+    AdminClient(bootstrap, timeout_s=args.timeout).metadata()
+    # One refresh's calls all go at once: each may take up to the interval (longer with --once).
+    timeout_s = min(args.timeout, 5.0) if args.once else min(max(args.interval, 0.5), 3.0)
+    collector = watch.SnapshotCollector(bootstrap, zookeeper, timeout_s=timeout_s)
+    try:
+        if args.once:
+            watch.print_snapshot(collector.collect(), args.output, args.internal, _console())
+        else:
+            watch.run(collector, args.interval, args.output, args.internal, _console())
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        # The reader went away (| head): nothing left to print to.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        collector.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minikafka", description="Run and inspect a minikafka cluster.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -818,6 +848,28 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_argument("--output", choices=("text", "json"), default="text")
     groups.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for answers")
     groups.set_defaults(func=cmd_groups)
+
+    watcher = commands.add_parser(
+        "watch", help="a live view of the four elections: controller, partition leaders, group coordinators, "
+                      "group leaders",
+        description="Refresh a view of the cluster every --interval seconds: the controller and its epoch, the "
+                    "brokers, every partition's leader, ISR and leader epoch, every consumer group's coordinator, "
+                    "generation, leader and assignments, the ZooKeeper servers' modes (with --zookeeper), and a "
+                    "log of the elections seen between refreshes, each with its cause. --once prints one "
+                    "snapshot and exits; --output json with the live view prints one JSON object a line per "
+                    "refresh.",
+    )
+    watcher.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    watcher.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="between refreshes (1)")
+    watcher.add_argument("--zookeeper", metavar="HOST:PORT[,HOST:PORT]",
+                         help="also show each ZooKeeper server's mode (the srvr four-letter word)")
+    watcher.add_argument("--internal", action="store_true",
+                         help="show every __consumer_offsets partition, not only those coordinating a group")
+    watcher.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    watcher.add_argument("--output", choices=("text", "json"), default="text")
+    watcher.add_argument("--timeout", type=float, default=10.0,
+                         help="seconds to wait for a first answer from the bootstrap servers")
+    watcher.set_defaults(func=cmd_watch)
 
     local = commands.add_parser("local-cluster", help="ZooKeeper and N brokers on 127.0.0.1, no Docker")
     local.add_argument("--brokers", type=int, default=3)
