@@ -890,7 +890,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # SIGTERM (docker stop) ends a command as Ctrl-C does: a producer flushes, a group consumer
     # commits and leaves its group.
-    signal.signal(signal.SIGTERM, _interrupt)
+    if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except UsageError as e:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from harness import ClusterHarness
+from harness import OFFSETS_PARTITIONS, ClusterHarness
 
 from broker.local_cluster import ZooKeeperServer
 
@@ -48,6 +50,27 @@ def private_cluster(
     request: pytest.FixtureRequest, private_zookeeper: ZooKeeperServer, tmp_path: Path
 ) -> Iterator[ClusterHarness]:
     yield from _harness(request, private_zookeeper, tmp_path)
+
+
+@pytest.fixture
+def group_brokers(cluster: ClusterHarness) -> Iterator[ClusterHarness]:
+    """Three brokers for the group tests: no initial rebalance delay, no automatic preferred elections."""
+    cluster.start_brokers(1, 2, 3, **{
+        "group.initial.rebalance.delay.ms": "0", "auto.leader.rebalance.enable": "false",
+        "offsets.topic.num.partitions": str(OFFSETS_PARTITIONS),
+    })
+    cluster.wait_for_controller()
+    yield cluster
+
+
+@pytest.fixture
+def consumers() -> Iterator[list[Any]]:
+    """Group consumer processes a test starts; stopped at its end."""
+    started: list[Any] = []
+    yield started
+    for consumer in started:
+        with contextlib.suppress(Exception):
+            consumer.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -24,6 +24,9 @@ from client.admin import AdminClient, ClusterDescription
 DEFAULT_SESSION_TIMEOUT_MS = 4000
 
 
+# __consumer_offsets partitions in the group tests' clusters (Kafka's 50 take longer to create).
+OFFSETS_PARTITIONS = 10
+
 class ZkProxy:
     """A TCP proxy in front of ZooKeeper for one broker; `cut()` severs it, `heal()` mends it."""
 

@@ -10,12 +10,11 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
 import pytest
-from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness
+from harness import DEFAULT_SESSION_TIMEOUT_MS, OFFSETS_PARTITIONS, ClusterHarness
 from test_replication_live import SteadyWriter, bootstrap, create
 
 from broker.errors import Errors
@@ -27,7 +26,6 @@ from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 pytestmark = pytest.mark.live
 
 SESSION_MS = 6000  # group.min.session.timeout.ms, Kafka's default
-OFFSETS_PARTITIONS = 10
 # The member's session, then time to find out, rejoin and settle.
 REBALANCE_WAIT_S = SESSION_MS / 1000 + 30
 COORDINATOR_WAIT_S = DEFAULT_SESSION_TIMEOUT_MS / 1000 + SESSION_MS / 1000 + 40
@@ -109,25 +107,6 @@ class GroupConsumer:
             reader.join(5)
 
 
-@pytest.fixture
-def three_brokers(cluster: ClusterHarness) -> Iterator[ClusterHarness]:
-    cluster.start_brokers(1, 2, 3, **{
-        "group.initial.rebalance.delay.ms": "0", "auto.leader.rebalance.enable": "false",
-        "offsets.topic.num.partitions": str(OFFSETS_PARTITIONS),
-    })
-    cluster.wait_for_controller()
-    yield cluster
-
-
-@pytest.fixture
-def consumers() -> Iterator[list[GroupConsumer]]:
-    started: list[GroupConsumer] = []
-    yield started
-    for consumer in started:
-        with contextlib.suppress(Exception):
-            consumer.stop()
-
-
 def group_stub(cluster: ClusterHarness, broker_id: int) -> kafka_pb2_grpc.GroupStub:
     return kafka_pb2_grpc.GroupStub(grpc.insecure_channel(cluster.brokers[broker_id].address, options=OPTIONS))
 
@@ -186,9 +165,9 @@ def all_partitions(topic: str, count: int) -> set[str]:
 
 
 def test_three_consumers_the_first_leads_and_the_partitions_are_split_without_overlap(
-    three_brokers: ClusterHarness, consumers: list[GroupConsumer]
+    group_brokers: ClusterHarness, consumers: list[GroupConsumer]
 ) -> None:
-    cluster = three_brokers
+    cluster = group_brokers
     create(cluster, "orders", 6, 3)
     first = GroupConsumer(cluster, "billing", "orders", "first")
     consumers.append(first)
@@ -224,9 +203,9 @@ def test_three_consumers_the_first_leads_and_the_partitions_are_split_without_ov
 
 
 def test_the_leader_consumer_sigkilled_the_others_rebalance_under_a_new_leader(
-    three_brokers: ClusterHarness, consumers: list[GroupConsumer]
+    group_brokers: ClusterHarness, consumers: list[GroupConsumer]
 ) -> None:
-    cluster = three_brokers
+    cluster = group_brokers
     create(cluster, "orders", 6, 3)
     consumers += [GroupConsumer(cluster, "billing", "orders", name) for name in ("a", "b", "c")]
     generation = wait_until(lambda: settled(consumers, all_partitions("orders", 6)), REBALANCE_WAIT_S,
@@ -249,9 +228,9 @@ def test_the_leader_consumer_sigkilled_the_others_rebalance_under_a_new_leader(
 
 
 def test_the_coordinator_broker_sigkilled_the_group_moves_and_resumes_from_committed_offsets(
-    three_brokers: ClusterHarness, consumers: list[GroupConsumer]
+    group_brokers: ClusterHarness, consumers: list[GroupConsumer]
 ) -> None:
-    cluster = three_brokers
+    cluster = group_brokers
     create(cluster, "payments", 4, 3)
     writer = SteadyWriter(cluster, "payments")
     try:
@@ -327,8 +306,8 @@ def commit(stub: kafka_pb2_grpc.GroupStub, group: str, member_id: str, generatio
     return {(t.name, p.partition): p.error_code for t in response.topics for p in t.partitions}
 
 
-def test_bad_group_requests_get_kafkas_errors(three_brokers: ClusterHarness) -> None:
-    cluster = three_brokers
+def test_bad_group_requests_get_kafkas_errors(group_brokers: ClusterHarness) -> None:
+    cluster = group_brokers
     create(cluster, "orders", 2, 3)
     coordinator = find_coordinator(cluster, "checks")
     stub = group_stub(cluster, coordinator)
@@ -439,9 +418,9 @@ def test_the_first_find_coordinator_creates_the_offsets_topic_replicated_to_the_
 
 
 def test_a_group_with_no_members_lists_and_describes_as_empty_with_its_offsets(
-    three_brokers: ClusterHarness,
+    group_brokers: ClusterHarness,
 ) -> None:
-    cluster = three_brokers
+    cluster = group_brokers
     create(cluster, "orders", 2, 3)
     stub = group_stub(cluster, find_coordinator(cluster, "archive"))
     wait_until(lambda: commit(stub, "archive", "", -1) == {("orders", 0): 0}, 60, "a commit outside any generation")

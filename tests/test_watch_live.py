@@ -3,15 +3,13 @@ collector following a SIGKILLed controller through the elections it sets off."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
-from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness
+from harness import DEFAULT_SESSION_TIMEOUT_MS, OFFSETS_PARTITIONS, ClusterHarness
 from test_consumer_group_live import GroupConsumer, find_coordinator
 from test_replication_live import bootstrap, create
 
@@ -29,7 +27,6 @@ from client.watch import (
 
 pytestmark = pytest.mark.live
 
-OFFSETS_PARTITIONS = 6
 # The dead broker's session, then the elections, a coordinator's load and the members' rejoin.
 FAILOVER_WAIT_S = DEFAULT_SESSION_TIMEOUT_MS / 1000 + 40
 
@@ -39,29 +36,10 @@ def minikafka(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
                           timeout=timeout)
 
 
-@pytest.fixture
-def three_brokers(cluster: ClusterHarness) -> Iterator[ClusterHarness]:
-    cluster.start_brokers(1, 2, 3, **{
-        "group.initial.rebalance.delay.ms": "0", "auto.leader.rebalance.enable": "false",
-        "offsets.topic.num.partitions": str(OFFSETS_PARTITIONS),
-    })
-    cluster.wait_for_controller()
-    yield cluster
-
-
-@pytest.fixture
-def consumers() -> Iterator[list[GroupConsumer]]:
-    started: list[GroupConsumer] = []
-    yield started
-    for consumer in started:
-        with contextlib.suppress(Exception):
-            consumer.stop()
-
-
 def test_watch_once_shows_the_controller_brokers_partition_leaders_and_a_group_with_its_leader_and_assignment(
-    three_brokers: ClusterHarness, consumers: list[GroupConsumer]
+    group_brokers: ClusterHarness, consumers: list[GroupConsumer]
 ) -> None:
-    cluster = three_brokers
+    cluster = group_brokers
     create(cluster, "orders", 3, 3)
     consumers.append(GroupConsumer(cluster, "billing", "orders", "first"))
     joined = wait_until(lambda: consumers[0].latest(), 60, "the member to join")
@@ -110,9 +88,9 @@ def test_watch_once_shows_the_controller_brokers_partition_leaders_and_a_group_w
 
 
 def test_collector_across_a_sigkilled_controller_sees_the_controller_partition_leader_and_coordinator_elections(
-    three_brokers: ClusterHarness, consumers: list[GroupConsumer]
+    group_brokers: ClusterHarness, consumers: list[GroupConsumer]
 ) -> None:
-    cluster = three_brokers
+    cluster = group_brokers
     victim = cluster.wait_for_controller().controller_id
     create(cluster, "orders", 3, 3)
     find_coordinator(cluster, "probe")  # creates __consumer_offsets
