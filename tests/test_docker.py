@@ -118,8 +118,11 @@ class Cluster:
             return None
         return described
 
-    def consumer_of(self, member_host: str) -> str:
-        return next(s for s in ("consumer1", "consumer2", "consumer3") if f"/{self.ip_of(s)}" == member_host)
+    def consumer_of(self, member: dict[str, Any]) -> str:
+        """The consumer container of a group member: by its client.id, and by its address too."""
+        service = member["client_id"]
+        assert service in ("consumer1", "consumer2", "consumer3") and member["host"] == f"/{self.ip_of(service)}"
+        return service
 
     def stdout_lines(self, service: str) -> list[str]:
         return self.container(service).logs(stdout=True, stderr=False).decode(errors="replace").splitlines()
@@ -211,7 +214,7 @@ def test_killing_the_group_coordinators_container_moves_the_group_to_a_new_coord
 def test_killing_the_consumer_leaders_container_elects_a_new_group_leader(compose: Cluster) -> None:
     group = wait_for(lambda: compose.stable_group(3), 90, "the group Stable")
     leader = next(m for m in group["members"] if m["consumer_id"] == group["leader"])
-    service = compose.consumer_of(leader["host"])
+    service = compose.consumer_of(leader)
     compose.container(service).kill()
     regrouped = wait_for(lambda: (g := compose.stable_group(2)) and g["leader"] != group["leader"] and g,
                          CONSUMER_SESSION_S + SLACK_S, "two members under a new leader")
