@@ -153,11 +153,16 @@ def leaders(compose: Cluster) -> dict[int, int]:
 
 def test_compose_up_from_nothing_every_service_healthy_one_controller_and_the_group_stable(compose: Cluster) -> None:
     compose.wait_healthy("zk1", "zk2", "zk3", "broker1", "broker2", "broker3")
-    modes = []
-    for zk in ("zk1", "zk2", "zk3"):
-        _, out = compose.container(zk).exec_run(["sh", "-c", "echo srvr | nc -w 2 localhost 2181"])
-        modes += [line.split(": ")[1] for line in out.decode().splitlines() if line.startswith("Mode: ")]
-    assert sorted(modes) == ["follower", "follower", "leader"], "ZooKeeper's own election: one leader of three"
+
+    def modes() -> list[str]:
+        found = []
+        for zk in ("zk1", "zk2", "zk3"):
+            _, out = compose.container(zk).exec_run(["sh", "-c", "echo srvr | nc -w 5 localhost 2181"])
+            found += [line.split(": ")[1] for line in out.decode().splitlines() if line.startswith("Mode: ")]
+        return sorted(found)
+
+    # ZooKeeper's own election: one leader of three.
+    wait_for(lambda: modes() == ["follower", "follower", "leader"], 60, "a ZooKeeper leader and two followers")
     controller = wait_for(lambda: (c := compose.controller())["id"] in (1, 2, 3) and c, 60, "a controller")
     assert controller["epoch"] >= 1
     assert sorted(compose.live_brokers()) == [1, 2, 3]
