@@ -198,6 +198,10 @@ CONFIG_DEFS: dict[str, ConfigDef] = {
             "How often each log dir's high watermarks are written to disk.",
         ),
         ConfigDef("num.replica.fetchers", _positive_int, 1, "Fetcher threads per source broker."),
+        ConfigDef(
+            "max.incremental.fetch.session.cache.slots", _non_negative_int, 1000,
+            "Incremental fetch sessions (KIP-227) a broker keeps; 0 turns them off.",
+        ),
         ConfigDef("controlled.shutdown.enable", _to_bool, True, "Move leadership away before a clean stop."),
         ConfigDef("controlled.shutdown.max.retries", _non_negative_int, 3, "Attempts before stopping anyway."),
         ConfigDef("controlled.shutdown.retry.backoff.ms", _non_negative_int, 5000, "Pause between attempts."),
@@ -323,6 +327,7 @@ class KafkaConfig:
             "replica.high.watermark.checkpoint.interval.ms"
         ]
         self.num_replica_fetchers: int = values["num.replica.fetchers"]
+        self.max_incremental_fetch_session_cache_slots: int = values["max.incremental.fetch.session.cache.slots"]
         self.controlled_shutdown_enable: bool = values["controlled.shutdown.enable"]
         self.controlled_shutdown_max_retries: int = values["controlled.shutdown.max.retries"]
         self.controlled_shutdown_retry_backoff_ms: int = values["controlled.shutdown.retry.backoff.ms"]
