@@ -19,10 +19,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from broker.errors import Errors
 from broker.metadata_cache import TopicPartition
+
+if TYPE_CHECKING:
+    from broker.metadata_cache import PartitionInfo
+    from broker.partition import Partition
 
 INVALID_SESSION_ID = 0
 INITIAL_EPOCH = 0  # a full fetch that opens a session (closing the one it names, if any)
@@ -61,9 +65,9 @@ class CachedPartition:
     high_watermark: int = -1
     log_start_offset: int = -1
     # The leader's replica, and the state it had, when last read without error: the replica manager
-    # compares them and a few offsets to tell an idle partition without reading it. Opaque here.
-    replica: object | None = None
-    replica_state: object | None = None
+    # compares them and a few offsets to tell an idle partition without reading it.
+    replica: Partition | None = None
+    replica_state: PartitionInfo | None = None
 
     def update_request(self, data: PartitionData) -> None:
         self.fetch_offset, self.current_leader_epoch, self.max_bytes = data

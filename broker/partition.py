@@ -230,6 +230,18 @@ class Partition:
                 state, self.high_watermark, self.leader_epoch_start_offset
             )
 
+    def follower_still_caught_up(self, replica_id: int, fetch_offset: int, now_ms: int) -> None:
+        """A follower's fetch session found this partition idle: the follower still fetches from
+        `fetch_offset`, which is still this log's end, so it is caught up now (after_fetch's first
+        rule, which leaves its log end offset and the high watermark as they are). The one step
+        an idle partition costs a leader, so it takes no lock: it moves two times forward in the
+        state of one follower, whose fetches come one at a time, and does nothing if that state
+        was replaced by one for another offset meanwhile."""
+        state = self.followers.get(replica_id)
+        if state is not None and state.log_end_offset == fetch_offset:
+            state.last_caught_up_time_ms = state.last_fetch_time_ms = now_ms
+            state.last_fetch_leader_log_end_offset = fetch_offset
+
     def expansion_candidates(self) -> list[int]:
         with self.lock:
             if not self.is_leader:

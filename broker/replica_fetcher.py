@@ -5,6 +5,12 @@ partition starts in the truncating state: it first asks the leader where its own
 leader epoch ends in the leader's log (OffsetForLeaderEpoch, KIP-101, with KIP-279's second
 look at the follower's log) and truncates what the leader does not have; then it fetches from
 its log end offset, appending what the leader sends and taking the leader's high watermark.
+
+Fetches go in an incremental fetch session with the leader (KIP-227, broker/fetch_session.py):
+after a first full fetch, a request names only the partitions whose fetch offset or leader epoch
+changed and forgets those this thread no longer fetches (moved, removed, backing off after an
+error, truncating); the answer holds only the partitions with something new, and the others stay
+as they are. Any failure starts the session over with a full fetch.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from broker.errors import Errors
+from broker.fetch_session import FetchSessionHandler, PartitionData
 from broker.grpc_options import OPTIONS, target
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
@@ -73,6 +80,7 @@ class ReplicaFetcherThread:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        self._session = FetchSessionHandler()  # this thread's alone
         self._channel = grpc.insecure_channel(target, options=OPTIONS)
         self._stub = kafka_pb2_grpc.DataStub(self._channel)
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -120,9 +128,11 @@ class ReplicaFetcherThread:
                     return
                 log.warning("%s Error sending fetch request to broker %d at %s: %s; backing off", self.prefix,
                             self.source_id, self.target, e.code())
+                self._session.handle_error()
                 self._delay(ready, self.manager.backoff_s)
             except Exception:
                 log.exception("%s Error fetching", self.prefix)
+                self._session.handle_error()
                 self._delay(ready, self.manager.backoff_s)
 
     def _delay(self, states: dict[TopicPartition, FetchState], seconds: float) -> None:
@@ -185,20 +195,35 @@ class ReplicaFetcherThread:
 
     def _fetch(self, states: dict[TopicPartition, FetchState]) -> None:
         rm = self.manager.replica_manager
+        max_bytes = self.manager.fetch_max_bytes
+        request = self._session.build({
+            tp: PartitionData(state.partition.log.log_end_offset, state.leader_epoch, max_bytes)
+            for tp, state in states.items()
+        })
         by_topic: dict[str, list[kafka_pb2.FetchPartition]] = {}
-        for (topic, p), state in states.items():
+        for (topic, p), data in request.to_send.items():
             by_topic.setdefault(topic, []).append(kafka_pb2.FetchPartition(
-                partition=p, current_leader_epoch=state.leader_epoch,
-                fetch_offset=state.partition.log.log_end_offset, partition_max_bytes=self.manager.fetch_max_bytes,
+                partition=p, current_leader_epoch=data.current_leader_epoch, fetch_offset=data.fetch_offset,
+                partition_max_bytes=data.max_bytes,
             ))
+        forgotten: dict[str, list[int]] = {}
+        for topic, p in request.to_forget:
+            forgotten.setdefault(topic, []).append(p)
         response = self._stub.Fetch(
             kafka_pb2.FetchRequest(
                 replica_id=rm.broker_id, replica_epoch=rm._broker_epoch(), max_wait_ms=self.manager.max_wait_ms,
                 min_bytes=self.manager.min_bytes, max_bytes=self.manager.response_max_bytes,
                 topics=[kafka_pb2.FetchTopic(topic=t, partitions=ps) for t, ps in by_topic.items()],
+                session_id=request.session_id, session_epoch=request.epoch,
+                forgotten_topics=[kafka_pb2.ForgottenTopic(topic=t, partitions=ps) for t, ps in forgotten.items()],
             ),
             timeout=self.manager.max_wait_ms / 1000 + self.manager.request_timeout_s,
         )
+        error = Errors.for_code(response.error_code)
+        if not self._session.handle_response(request, error, response.session_id):
+            log.info("%s Fetch session %d refused at epoch %d: %s; the next fetch is a full one", self.prefix,
+                     request.session_id, request.epoch, error.name)
+            return
         appended = False
         for tp, state, answer in self._current_answers(response, states):
             appended |= self._handle(tp, state, answer)

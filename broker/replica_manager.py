@@ -8,9 +8,11 @@ than the one the broker holds is ignored.
 
 Produce appends to the leader's log; acks=all waits until the high watermark passes the
 write. Fetch serves consumers (below the high watermark) and followers (whose fetch offsets
-move the high watermark and decide the ISR). Waiting requests are woken by one condition that
-every append and high watermark move notifies. The ISR thread is the one writer of this
-broker's ISR changes to ZooKeeper.
+move the high watermark and decide the ISR). Followers fetch in incremental fetch sessions
+(KIP-227, broker/fetch_session.py): a partition with nothing new costs the leader a few
+comparisons with what the session last saw, and counts as fetched by a follower that is caught
+up. Waiting requests are woken by one condition that every append and high watermark move
+notifies. The ISR thread is the one writer of this broker's ISR changes to ZooKeeper.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.errors import Errors
+from broker.fetch_session import (
+    CachedPartition,
+    FetchContext,
+    FetchKind,
+    FetchSession,
+    FetchSessionCache,
+    PartitionData,
+)
 from broker.log.checkpoint_file import read_offsets, write_offsets
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
@@ -99,6 +109,7 @@ class ReplicaManager:
         topic_config: Callable[[str], dict[str, str]] = lambda _topic: {},
         replica_lag_time_max_ms: int = 30000,
         fetcher_config: dict[str, int] | None = None,
+        fetch_session_cache_slots: int = 1000,
     ) -> None:
         self.broker_id = broker_id
         self._broker_epoch = broker_epoch
@@ -119,6 +130,10 @@ class ReplicaManager:
         self.counters = ReplicaManagerCounters()
         self.prefix = f"[Broker id={broker_id}]"
         self.fetchers = ReplicaFetcherManager(self, **(fetcher_config or {}))
+        # The cache is shared by the request threads; a session is used by one request at a time
+        # (its epoch is bumped as the request is accepted), so only the cache needs the lock.
+        self.fetch_sessions = FetchSessionCache(fetch_session_cache_slots)
+        self._fetch_sessions_lock = threading.Lock()
         self._checkpointed_high_watermarks: dict[TopicPartition, int] = {}
         for directory in log_manager.log_dirs:
             self._checkpointed_high_watermarks.update(read_offsets(Path(directory) / HW_CHECKPOINT))
@@ -282,12 +297,13 @@ class ReplicaManager:
                 results[tp] = Errors.NONE
         self.fetchers.remove_partitions([tp for tp, _, _ in stopped])
         for tp, current, delete in stopped:
-            if delete:
-                self.log_manager.delete_log(tp)
-            elif current is not None and current.state is not None:
-                # Stopped but kept: it no longer leads or follows anyone.
+            if current is not None and current.state is not None:
+                # It no longer leads or follows anyone; a new state also tells the fetch sessions
+                # that still name it to read it again (and answer with the error).
                 with current.lock:
                     current.state = current.state._replace(leader=-1)
+            if delete:
+                self.log_manager.delete_log(tp)
             state_change_log.info("%s Stopped replica %s-%d (delete: %s)", self.prefix, tp[0], tp[1], delete)
         self.notify_data_changed()
         return Errors.NONE, results
@@ -377,35 +393,126 @@ class ReplicaManager:
     def _read(
         self, replica_id: int, max_bytes: int, partitions: list[FetchRequestPartition]
     ) -> dict[TopicPartition, FetchResult]:
-        follower = replica_id >= 0
         results: dict[TopicPartition, FetchResult] = {}
         budget = max_bytes
         now = now_ms()
         for request in partitions:
-            tp = request.tp
-            error, partition = self._leader(tp, request.current_leader_epoch)
-            if partition is None:
-                results[tp] = self._fetch_error(tp, error)
-                continue
-            if follower:
-                moved, expand = partition.update_follower_fetch_state(replica_id, request.fetch_offset, now)
-                if moved:
-                    self.notify_data_changed()
-                if expand:
-                    self._isr_check.set()
-            start, high_watermark, log_end = partition.offsets()
-            try:
-                records = b"" if budget <= 0 else partition.read(
-                    request.fetch_offset, min(request.max_bytes, budget), up_to_high_watermark=not follower
-                )
-            except OffsetOutOfRangeError as e:
-                results[tp] = FetchResult(Errors.OFFSET_OUT_OF_RANGE, str(e), high_watermark, start, log_end)
-                continue
-            budget -= len(records)
-            results[tp] = FetchResult(
-                Errors.NONE, "", high_watermark, start, log_end, records, partition.leader_id, partition.leader_epoch
-            )
+            results[request.tp] = result = self._read_partition(replica_id, request, budget, now)[0]
+            budget -= len(result.records)
         return results
+
+    def _read_partition(
+        self, replica_id: int, request: FetchRequestPartition | CachedPartition, budget: int, now: int
+    ) -> tuple[FetchResult, Partition | None, object]:
+        """One partition of a fetch; with the replica read and its state as it was before the
+        read (a change made meanwhile makes a session read it again)."""
+        tp = request.tp
+        replica = self._partitions.get(tp)
+        state = replica.state if replica is not None else None
+        error, partition = self._leader(tp, request.current_leader_epoch)
+        if partition is None:
+            return self._fetch_error(tp, error), None, None
+        follower = replica_id >= 0
+        if follower:
+            moved, expand = partition.update_follower_fetch_state(replica_id, request.fetch_offset, now)
+            if moved:
+                self.notify_data_changed()
+            if expand:
+                self._isr_check.set()
+        start, high_watermark, log_end = partition.offsets()
+        try:
+            records = b"" if budget <= 0 else partition.read(
+                request.fetch_offset, min(request.max_bytes, budget), up_to_high_watermark=not follower
+            )
+        except OffsetOutOfRangeError as e:
+            return FetchResult(Errors.OFFSET_OUT_OF_RANGE, str(e), high_watermark, start, log_end), None, None
+        result = FetchResult(
+            Errors.NONE, "", high_watermark, start, log_end, records, partition.leader_id, partition.leader_epoch
+        )
+        return result, partition, state
+
+    # -- fetch sessions (KIP-227) --------------------------------------------------------------
+
+    def new_fetch_context(
+        self, replica_id: int, session_id: int, session_epoch: int, named: dict[TopicPartition, PartitionData],
+        forgotten: list[TopicPartition],
+    ) -> FetchContext:
+        """How to answer a fetch: without a session, opening one, or from one. Only followers open
+        sessions; consumers fetch without."""
+        with self._fetch_sessions_lock:
+            return self.fetch_sessions.new_context(
+                replica_id, session_id, session_epoch, named, forgotten, now_ms(), may_open=replica_id >= 0
+            )
+
+    def fetch_session_messages(
+        self, context: FetchContext, max_wait_ms: int, min_bytes: int, max_bytes: int
+    ) -> tuple[int, dict[TopicPartition, FetchResult]]:
+        """A full fetch that opens a session (answered as a sessionless one, then cached) or an
+        incremental one (answered once any partition has something new, or at max_wait_ms).
+        Returns the session id to answer with."""
+        session = context.session
+        assert session is not None and context.kind in (FetchKind.FULL, FetchKind.INCREMENTAL)
+        full = context.kind is FetchKind.FULL
+        deadline = time.monotonic() + max_wait_ms / 1000
+        while True:
+            seen = self._data_version
+            results = self._read_session(session, max_bytes, full)
+            remaining = deadline - time.monotonic()
+            if full:
+                size = sum(len(r.records) for r in results.values())
+                done = size >= min_bytes or any(r.error is not Errors.NONE for r in results.values())
+            else:
+                done = bool(results)
+            if done or remaining <= 0 or self._stopped.is_set():
+                break
+            self._wait_for_change(seen, remaining)
+        if not full:
+            return session.id, results
+        with self._fetch_sessions_lock:
+            return self.fetch_sessions.add(session, now_ms()), results
+
+    def _read_session(
+        self, session: FetchSession, max_bytes: int, answer_all: bool
+    ) -> dict[TopicPartition, FetchResult]:
+        """Read a session's partitions, answering (unless answer_all) only those with something
+        new. A partition is idle, and not read at all, while its replica keeps the state it had
+        at its last read, its log ends at the follower's fetch offset, and its high watermark and
+        log start offset are those last sent: the follower is then caught up, as a full read would
+        have found."""
+        replica_id = session.replica_id
+        results: dict[TopicPartition, FetchResult] = {}
+        with_records: list[TopicPartition] = []
+        budget = max_bytes
+        now = now_ms()
+        for cached in session.partitions.values():
+            replica = cached.replica
+            if (
+                not answer_all
+                and replica is not None
+                and replica.state is cached.replica_state
+                and replica.log.log_end_offset == cached.fetch_offset
+                and replica.high_watermark == cached.high_watermark
+                and replica.log.log_start_offset == cached.log_start_offset
+            ):
+                replica.follower_still_caught_up(replica_id, cached.fetch_offset, now)
+                continue
+            result, partition, state = self._read_partition(replica_id, cached, budget, now)
+            if cached.must_respond(result.error, bool(result.records), result.high_watermark,
+                                   result.log_start_offset) or answer_all:
+                results[cached.tp] = result
+            if result.error is Errors.NONE:
+                cached.replica, cached.replica_state = partition, state
+            if result.records:
+                budget -= len(result.records)
+                with_records.append(cached.tp)
+        session.move_to_back(with_records)
+        return results
+
+    def fetch_session_metrics(self) -> tuple[int, int, int, int]:
+        """(sessions, partitions cached, evictions, incremental fetches)."""
+        with self._fetch_sessions_lock:
+            cache = self.fetch_sessions
+            return len(cache.sessions), cache.partitions_cached(), cache.evictions, cache.incremental_fetches
 
     def _fetch_error(self, tp: TopicPartition, error: Errors) -> FetchResult:
         hint = self._not_leader(tp, error)

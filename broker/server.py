@@ -100,6 +100,7 @@ class KafkaServer:
                 "response_max_bytes": self.config.replica_fetch_response_max_bytes,
                 "backoff_ms": self.config.replica_fetch_backoff_ms,
             },
+            fetch_session_cache_slots=self.config.max_incremental_fetch_session_cache_slots,
         )
         self._add_services(server)
         server.start()
