@@ -15,6 +15,7 @@ import grpc
 from broker.errors import Errors
 from broker.fetch_session import FINAL_EPOCH, INVALID_SESSION_ID, FetchKind, PartitionData
 from broker.metadata_cache import MetadataCache, TopicPartition
+from broker.partition import caught_up_ms
 from broker.replica_manager import FetchRequestPartition, FetchResult, ReplicaManager
 from broker.zk.kafka_zk_client import KafkaZkClient
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
@@ -194,7 +195,7 @@ class DataService(kafka_pb2_grpc.DataServicer):
                 answer.replicas.add(broker_id=self._broker_id, log_end_offset=partition.log.log_end_offset)
                 for broker_id, state in sorted(partition.followers.items()):
                     answer.replicas.add(broker_id=broker_id, log_end_offset=state.log_end_offset,
-                                        last_caught_up_time_ms=state.last_caught_up_time_ms)
+                                        last_caught_up_time_ms=caught_up_ms(state))
         return response
 
 

@@ -10,6 +10,11 @@ an error, a high watermark or log start offset it has not sent yet. The fetcher 
 they were. A request with an unknown session id or an unexpected epoch is refused as a whole
 (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH) and the fetcher starts over with a full
 fetch.
+
+Kafka's leader still reads every partition of a session at each fetch. Here a session reads only
+the partitions its request named, those not idle at their last read, and those the replica
+manager reports changed since; the others are idle, and their follower caught up as of the
+session's latest fetch (its FetchClock). An idle session costs its leader nothing per partition.
 """
 
 from __future__ import annotations
@@ -50,6 +55,15 @@ class PartitionData(NamedTuple):
 
 
 # -- the leader's side -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FetchClock:
+    """When a session's follower last fetched. A partition found caught up at a read of the session
+    and unchanged since was still caught up at each later fetch: the leader's view of that
+    follower points here instead of being written at every fetch."""
+
+    last_fetch_ms: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -103,6 +117,13 @@ class FetchSession:
     created_ms: int = 0
     last_used_ms: int = 0
     epoch: int = 1  # the epoch the next request must carry
+    # Partitions to read at the next fetch whatever else changed: named by a request, or not idle
+    # at their last read (records or an error sent, or no room for their records). Keyed for its
+    # order: the one waiting longest is read first.
+    unsettled: dict[TopicPartition, None] = field(default_factory=dict)
+    # How far this session has read the replica manager's log of changed partitions.
+    changes_seen: int = 0
+    clock: FetchClock = field(default_factory=FetchClock)
 
     @classmethod
     def open(cls, replica_id: int, wanted: Mapping[TopicPartition, PartitionData], now_ms: int) -> FetchSession:
@@ -110,22 +131,48 @@ class FetchSession:
         partitions = {tp: CachedPartition(tp, *data) for tp, data in wanted.items()}
         return cls(INVALID_SESSION_ID, replica_id, partitions, now_ms, now_ms)
 
-    def update(self, named: Mapping[TopicPartition, PartitionData], forgotten: Iterable[TopicPartition]) -> None:
-        """An incremental request: forget first, then add or change the named partitions."""
+    def update(
+        self, named: Mapping[TopicPartition, PartitionData], forgotten: Iterable[TopicPartition]
+    ) -> list[CachedPartition]:
+        """An incremental request: forget first, then add or change the named partitions.
+        Returns the forgotten ones."""
+        gone = []
         for tp in forgotten:
-            self.partitions.pop(tp, None)
+            cached = self.partitions.pop(tp, None)
+            self.unsettled.pop(tp, None)
+            if cached is not None:
+                gone.append(cached)
         for tp, data in named.items():
             cached = self.partitions.get(tp)
             if cached is None:
                 self.partitions[tp] = CachedPartition(tp, *data)
             else:
                 cached.update_request(data)
+            self.unsettled[tp] = None
+        return gone
 
-    def move_to_back(self, tps: Iterable[TopicPartition]) -> None:
-        for tp in tps:
-            cached = self.partitions.pop(tp, None)
-            if cached is not None:
-                self.partitions[tp] = cached
+    def to_read(self, changed: Iterable[TopicPartition] | None) -> list[CachedPartition]:
+        """The partitions a fetch reads: the unsettled ones, then those of `changed` in this
+        session; every one when changed is None (a full fetch, or changes no longer known)."""
+        partitions = self.partitions
+        if changed is None:
+            return list(partitions.values())
+        unsettled = self.unsettled
+        chosen = [partitions[tp] for tp in unsettled]
+        chosen += [partitions[tp] for tp in changed if tp in partitions and tp not in unsettled]
+        return chosen
+
+    def read(self, tp: TopicPartition, idle: bool, sent_records: bool) -> None:
+        """What a read of `tp` found. Idle: its log ends at the fetch offset and the fetcher has
+        its offsets, so it settles until it changes. With records sent it goes to the back."""
+        if idle:
+            self.unsettled.pop(tp, None)
+        elif sent_records:
+            self.unsettled.pop(tp, None)
+            self.unsettled[tp] = None
+            self.partitions[tp] = self.partitions.pop(tp)
+        else:
+            self.unsettled.setdefault(tp, None)
 
 
 class FetchKind(Enum):
@@ -142,6 +189,8 @@ class FetchContext:
     kind: FetchKind
     session: FetchSession | None = None
     error: Errors = Errors.NONE
+    # The partitions an incremental request made its session forget.
+    forgotten: list[CachedPartition] = field(default_factory=list)
 
 
 @dataclass
@@ -183,12 +232,12 @@ class FetchSessionCache:
             return FetchContext(FetchKind.ERROR, error=Errors.FETCH_SESSION_ID_NOT_FOUND)
         if session.epoch != epoch:
             return FetchContext(FetchKind.ERROR, error=Errors.INVALID_FETCH_SESSION_EPOCH)
-        session.update(named, forgotten)
+        gone = session.update(named, forgotten)
         # Bumped now, not once answered: a second request with the same epoch is refused.
         session.epoch = next_epoch(epoch)
         self._touch(session, now_ms)
         self.incremental_fetches += 1
-        return FetchContext(FetchKind.INCREMENTAL, session)
+        return FetchContext(FetchKind.INCREMENTAL, session, forgotten=gone)
 
     def add(self, session: FetchSession, now_ms: int) -> int:
         """Cache a full fetch's new session, making room if needed; returns its id, or 0 when
@@ -234,8 +283,8 @@ class FetchRequestData:
     epoch: int
     to_send: Mapping[TopicPartition, PartitionData]
     to_forget: list[TopicPartition]
-    # The session's partitions once the leader has applied this request.
-    session_partitions: Mapping[TopicPartition, PartitionData]
+    # How many partitions the session holds once the leader has applied this request.
+    session_size: int
 
     @property
     def is_full(self) -> bool:
@@ -245,20 +294,33 @@ class FetchRequestData:
 @dataclass
 class FetchSessionHandler:
     """The fetcher's side of a session with one leader (Kafka's FetchSessionHandler): what the
-    leader holds, and so what the next request must name or forget."""
+    leader holds, and so what the next request must name or forget. Kafka's handler is given
+    every partition at each request; this one, after a full request, only the partitions whose
+    request may have changed, so that an idle fetcher costs nothing per partition either."""
 
     session_id: int = INVALID_SESSION_ID
     epoch: int = INITIAL_EPOCH
-    sent: Mapping[TopicPartition, PartitionData] = field(default_factory=dict)
+    sent: dict[TopicPartition, PartitionData] = field(default_factory=dict)
 
-    def build(self, wanted: Mapping[TopicPartition, PartitionData]) -> FetchRequestData:
-        """The request for `wanted`, every partition to fetch now; the handler keeps a reference."""
-        if self.epoch == INITIAL_EPOCH:
-            return FetchRequestData(self.session_id, INITIAL_EPOCH, wanted, [], wanted)
+    @property
+    def wants_full(self) -> bool:
+        """The next request must name every partition."""
+        return self.epoch == INITIAL_EPOCH
+
+    def build_full(self, wanted: Mapping[TopicPartition, PartitionData]) -> FetchRequestData:
+        """A full request for `wanted`, every partition to fetch now."""
+        return FetchRequestData(self.session_id, INITIAL_EPOCH, wanted, [], len(wanted))
+
+    def build_incremental(self, changed: Mapping[TopicPartition, PartitionData | None]) -> FetchRequestData:
+        """The next incremental request: `changed` maps the partitions whose request may have
+        changed since the last one to what is asked of them now, or to None when they are no
+        longer fetched."""
+        assert not self.wants_full, "a full request is due"
         sent = self.sent
-        to_send = {tp: data for tp, data in wanted.items() if sent.get(tp) != data}
-        to_forget = [tp for tp in sent if tp not in wanted]
-        return FetchRequestData(self.session_id, self.epoch, to_send, to_forget, wanted)
+        to_send = {tp: data for tp, data in changed.items() if data is not None and sent.get(tp) != data}
+        to_forget = [tp for tp, data in changed.items() if data is None and tp in sent]
+        size = len(sent) + sum(1 for tp in to_send if tp not in sent) - len(to_forget)
+        return FetchRequestData(self.session_id, self.epoch, to_send, to_forget, size)
 
     def handle_response(self, request: FetchRequestData, error: Errors, session_id: int) -> bool:
         """Kafka's handleResponse: whether the answer can be used. A session error means the
@@ -273,9 +335,12 @@ class FetchSessionHandler:
             # A leader without room answers with session id 0: keep making full fetches.
             self.session_id = session_id
             self.epoch = INITIAL_EPOCH if session_id == INVALID_SESSION_ID else next_epoch(INITIAL_EPOCH)
-        else:
-            self.epoch = next_epoch(self.epoch)
-        self.sent = request.session_partitions
+            self.sent = dict(request.to_send) if session_id != INVALID_SESSION_ID else {}
+            return True
+        self.epoch = next_epoch(self.epoch)
+        self.sent.update(request.to_send)
+        for tp in request.to_forget:
+            del self.sent[tp]
         return True
 
     def handle_error(self) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from broker.errors import Errors
-from broker.fetch_session import FetchSessionHandler, PartitionData
+from broker.fetch_session import FetchRequestData, FetchSessionHandler, PartitionData
 from broker.grpc_options import OPTIONS, target
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
@@ -60,12 +60,12 @@ def truncation_offset(leader_epoch: int, leader_end_offset: int, requested_epoch
     return min(leader_end_offset, follower_end, follower_log_end)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FetchState:
+    """A partition this thread fetches, at the leader epoch it was added with."""
+
     partition: Partition
     leader_epoch: int
-    truncating: bool = True
-    delayed_until: float = 0.0
 
 
 class ReplicaFetcherThread:
@@ -76,11 +76,17 @@ class ReplicaFetcherThread:
         rm = manager.replica_manager
         self.name = f"ReplicaFetcherThread-0-{source_id}"
         self.prefix = f"[ReplicaFetcher replicaId={rm.broker_id}, leaderId={source_id}, fetcherId=0]"
-        self._states: dict[TopicPartition, FetchState] = {}
+        # Under _lock, as LeaderAndIsr adds and removes partitions from its own thread: the
+        # partitions, those still to truncate, those backing off (until when, on the monotonic
+        # clock), and those whose request in the fetch session may have changed since the last.
         self._lock = threading.Lock()
+        self._states: dict[TopicPartition, FetchState] = {}
+        self._truncating: set[TopicPartition] = set()
+        self._delayed: dict[TopicPartition, float] = {}
+        self._changed: set[TopicPartition] = set()
+        self._session = FetchSessionHandler()  # this thread's alone
         self._wake = threading.Event()
         self._stopped = threading.Event()
-        self._session = FetchSessionHandler()  # this thread's alone
         self._channel = grpc.insecure_channel(target, options=OPTIONS)
         self._stub = kafka_pb2_grpc.DataStub(self._channel)
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -89,13 +95,20 @@ class ReplicaFetcherThread:
     def add(self, partitions: list[Partition]) -> None:
         with self._lock:
             for p in partitions:
-                self._states[(p.topic, p.partition)] = FetchState(p, p.leader_epoch)
+                tp = (p.topic, p.partition)
+                self._states[tp] = FetchState(p, p.leader_epoch)
+                self._truncating.add(tp)
+                self._delayed.pop(tp, None)
+                self._changed.add(tp)
         self._wake.set()
 
     def remove(self, tps: list[TopicPartition]) -> None:
         with self._lock:
             for tp in tps:
-                self._states.pop(tp, None)
+                if self._states.pop(tp, None) is not None:
+                    self._truncating.discard(tp)
+                    self._delayed.pop(tp, None)
+                    self._changed.add(tp)
 
     def is_idle(self) -> bool:
         with self._lock:
@@ -108,37 +121,72 @@ class ReplicaFetcherThread:
 
     def _run(self) -> None:
         while not self._stopped.is_set():
-            with self._lock:
-                states = dict(self._states)
-            now = time.monotonic()
-            ready = {tp: s for tp, s in states.items() if s.delayed_until <= now}
-            if not ready:
-                self._wake.wait(self.manager.backoff_s if states else 1.0)
-                self._wake.clear()
-                continue
             try:
-                truncating = {tp: s for tp, s in ready.items() if s.truncating}
+                truncating = self._due_for_truncation()
                 if truncating:
                     self._truncate(truncating)
-                fetching = {tp: s for tp, s in ready.items() if not s.truncating}
-                if fetching:
-                    self._fetch(fetching)
+                request = self._next_fetch()
+                if request is not None:
+                    self._fetch(request)
+                elif not truncating:
+                    self._wake.wait(self._idle_wait())
+                    self._wake.clear()
             except grpc.RpcError as e:
                 if self._stopped.is_set():
                     return
                 log.warning("%s Error sending fetch request to broker %d at %s: %s; backing off", self.prefix,
                             self.source_id, self.target, e.code())
-                self._session.handle_error()
-                self._delay(ready, self.manager.backoff_s)
+                self._back_off()
             except Exception:
                 log.exception("%s Error fetching", self.prefix)
-                self._session.handle_error()
-                self._delay(ready, self.manager.backoff_s)
+                self._back_off()
 
-    def _delay(self, states: dict[TopicPartition, FetchState], seconds: float) -> None:
+    # -- the partitions' states, under the lock ------------------------------------------------
+
+    def _undelay(self, now: float) -> None:
+        for tp, until in list(self._delayed.items()):
+            if until <= now:
+                del self._delayed[tp]
+                self._changed.add(tp)
+
+    def _fetching(self, tp: TopicPartition) -> bool:
+        return tp in self._states and tp not in self._truncating and tp not in self._delayed
+
+    def _due_for_truncation(self) -> dict[TopicPartition, FetchState]:
+        with self._lock:
+            self._undelay(time.monotonic())
+            return {tp: self._states[tp] for tp in self._truncating if tp not in self._delayed}
+
+    def _truncated(self, tp: TopicPartition, state: FetchState) -> None:
+        with self._lock:
+            if self._states.get(tp) is state:
+                self._truncating.discard(tp)
+                self._changed.add(tp)
+
+    def _delay(self, tps: list[TopicPartition], seconds: float, truncate: bool = False) -> None:
         until = time.monotonic() + seconds
-        for state in states.values():
-            state.delayed_until = until
+        with self._lock:
+            for tp in tps:
+                if tp in self._states:
+                    self._delayed[tp] = until
+                    self._changed.add(tp)
+                    if truncate:
+                        self._truncating.add(tp)
+
+    def _back_off(self) -> None:
+        """A request failed: every partition waits, and the session starts over."""
+        self._session.handle_error()
+        with self._lock:
+            until = time.monotonic() + self.manager.backoff_s
+            self._delayed.update(dict.fromkeys(self._states, until))
+
+    def _idle_wait(self) -> float:
+        with self._lock:
+            if not self._delayed:
+                return 1.0
+            return min(max(min(self._delayed.values()) - time.monotonic(), 0.001), 1.0)
+
+    # -- truncation ----------------------------------------------------------------------------
 
     def _current_answers(self, response: Any, states: dict[TopicPartition, FetchState]) -> Iterator[Any]:
         """(partition, its fetch state, the leader's answer) for each answered partition that this
@@ -160,7 +208,7 @@ class ReplicaFetcherThread:
             latest = state.partition.log.latest_epoch
             if latest is None or latest < 0:
                 # Nothing written under any epoch: nothing to truncate.
-                state.truncating = False
+                self._truncated((topic, p), state)
                 continue
             asked[(topic, p)] = latest
             by_topic.setdefault(topic, []).append(kafka_pb2.OffsetForLeaderEpochPartition(
@@ -180,7 +228,7 @@ class ReplicaFetcherThread:
             if error is not Errors.NONE:
                 log.info("%s Cannot get the end offset of epoch %d of %s-%d from the leader: %s", self.prefix,
                          asked[tp], tp[0], tp[1], error.name)
-                self._delay({tp: state}, self.manager.backoff_s)
+                self._delay([tp], self.manager.backoff_s)
                 continue
             partition = state.partition
             with partition.lock:
@@ -191,15 +239,35 @@ class ReplicaFetcherThread:
                 )
             rm.truncate(partition, offset, f"the leader's epoch {answer.leader_epoch} ends at offset "
                                            f"{answer.end_offset} (asked for epoch {asked[tp]})")
-            state.truncating = False
+            self._truncated(tp, state)
 
-    def _fetch(self, states: dict[TopicPartition, FetchState]) -> None:
-        rm = self.manager.replica_manager
+    # -- fetch ---------------------------------------------------------------------------------
+
+    def _next_fetch(self) -> FetchRequestData | None:
+        """The session's next request: every partition to fetch if a full one is due, else those
+        whose request changed; None when there is nothing to fetch."""
         max_bytes = self.manager.fetch_max_bytes
-        request = self._session.build({
-            tp: PartitionData(state.partition.log.log_end_offset, state.leader_epoch, max_bytes)
-            for tp, state in states.items()
-        })
+        with self._lock:
+            self._undelay(time.monotonic())
+            if self._session.wants_full:
+                self._changed.clear()
+                wanted = {
+                    tp: PartitionData(state.partition.log.log_end_offset, state.leader_epoch, max_bytes)
+                    for tp, state in self._states.items() if tp not in self._truncating and tp not in self._delayed
+                }
+                return self._session.build_full(wanted) if wanted else None
+            changes: dict[TopicPartition, PartitionData | None] = {}
+            for tp in self._changed:
+                state = self._states.get(tp)
+                changes[tp] = PartitionData(
+                    state.partition.log.log_end_offset, state.leader_epoch, max_bytes
+                ) if state is not None and self._fetching(tp) else None
+            self._changed.clear()
+        request = self._session.build_incremental(changes)
+        return request if request.session_size or request.to_forget else None
+
+    def _fetch(self, request: FetchRequestData) -> None:
+        rm = self.manager.replica_manager
         by_topic: dict[str, list[kafka_pb2.FetchPartition]] = {}
         for (topic, p), data in request.to_send.items():
             by_topic.setdefault(topic, []).append(kafka_pb2.FetchPartition(
@@ -224,13 +292,30 @@ class ReplicaFetcherThread:
             log.info("%s Fetch session %d refused at epoch %d: %s; the next fetch is a full one", self.prefix,
                      request.session_id, request.epoch, error.name)
             return
-        appended = False
-        for tp, state, answer in self._current_answers(response, states):
-            appended |= self._handle(tp, state, answer)
+        appended = [tp for tp, state, answer in self._session_answers(response) if self._handle(tp, state, answer)]
         if appended:
-            rm.notify_data_changed()
+            rm.notify_data_changed(appended)
+
+    def _session_answers(self, response: kafka_pb2.FetchResponse) -> Iterator[Any]:
+        """(partition, its fetch state, the leader's answer) for each answered partition that this
+        thread still fetches as the session asked for it: same leader epoch, same fetch offset.
+        A LeaderAndIsr may have moved it meanwhile."""
+        for topic in response.topics:
+            for answer in topic.partitions:
+                tp = (topic.topic, answer.partition)
+                asked = self._session.sent.get(tp)
+                with self._lock:
+                    state = self._states.get(tp)
+                    current = (
+                        state is not None and asked is not None and self._fetching(tp)
+                        and asked.current_leader_epoch == state.leader_epoch
+                        and asked.fetch_offset == state.partition.log.log_end_offset
+                    )
+                if current:
+                    yield tp, state, answer
 
     def _handle(self, tp: TopicPartition, state: FetchState, answer: kafka_pb2.FetchPartitionResponse) -> bool:
+        """Take the leader's answer for one partition; whether records were appended."""
         partition = state.partition
         error = Errors.for_code(answer.error_code)
         if error is Errors.NONE:
@@ -238,17 +323,22 @@ class ReplicaFetcherThread:
                 info = partition.append_records_to_follower(answer.records, answer.high_watermark)
             except Exception as e:  # a batch that does not fit: start over from truncation
                 log.error("%s Cannot append to %s what the leader sent: %s", self.prefix, partition.name, e)
-                state.truncating = True
-                self._delay({tp: state}, self.manager.backoff_s)
+                self._delay([tp], self.manager.backoff_s, truncate=True)
                 return False
-            return info is not None or bool(answer.records)
+            appended = info is not None or bool(answer.records)
+            if appended:
+                with self._lock:
+                    self._changed.add(tp)
+            return appended
         if error is Errors.OFFSET_OUT_OF_RANGE:
             self._handle_out_of_range(partition, answer)
+            with self._lock:
+                self._changed.add(tp)
             return False
         # NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH...: wait for the
         # controller's LeaderAndIsr to say who leads now.
         log.info("%s Fetch of %s failed: %s; retrying after backoff", self.prefix, partition.name, error.name)
-        self._delay({tp: state}, self.manager.backoff_s)
+        self._delay([tp], self.manager.backoff_s)
         return False
 
     def _handle_out_of_range(self, partition: Partition, answer: kafka_pb2.FetchPartitionResponse) -> None:

@@ -9,10 +9,12 @@ than the one the broker holds is ignored.
 Produce appends to the leader's log; acks=all waits until the high watermark passes the
 write. Fetch serves consumers (below the high watermark) and followers (whose fetch offsets
 move the high watermark and decide the ISR). Followers fetch in incremental fetch sessions
-(KIP-227, broker/fetch_session.py): a partition with nothing new costs the leader a few
-comparisons with what the session last saw, and counts as fetched by a follower that is caught
-up. Waiting requests are woken by one condition that every append and high watermark move
-notifies. The ISR thread is the one writer of this broker's ISR changes to ZooKeeper.
+(KIP-227, broker/fetch_session.py): a session reads only the partitions its request names, those
+not idle at their last read, and those changed since its last fetch, as a log of changed
+partitions tells; an idle partition costs nothing and counts as fetched by a caught-up follower.
+Every change a fetch may answer (an append, a high watermark move, a leadership change) goes in
+that log and wakes the waiting requests through one condition. The ISR thread is the one writer
+of this broker's ISR changes to ZooKeeper.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +42,7 @@ from broker.log.log_manager import LogManager
 from broker.log.record_batch import CorruptRecordError, UnsupportedCompressionError
 from broker.log.unified_log import OffsetOutOfRangeError, RecordTooLargeError
 from broker.metadata_cache import MetadataCache, PartitionInfo, TopicPartition
-from broker.partition import Partition
+from broker.partition import Partition, caught_up_ms
 from broker.replica_fetcher import ReplicaFetcherManager
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,8 @@ EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
 CONSUMER_REPLICA_ID = -1
 HW_CHECKPOINT = "replication-offset-checkpoint"
+# Changes kept for fetch sessions to catch up on; one that falls further behind reads every partition.
+CHANGE_LOG_SIZE = 20000
 
 
 def now_ms() -> int:
@@ -123,6 +128,8 @@ class ReplicaManager:
         # the requests waiting for one (Kafka's purgatories, reduced to one condition).
         self._data_changed = threading.Condition()
         self._data_version = 0
+        # (data version, the partitions that changed, or None for any): what fetch sessions read.
+        self._changes: deque[tuple[int, tuple[TopicPartition, ...] | None]] = deque(maxlen=CHANGE_LOG_SIZE)
         self._isr_check = threading.Event()
         self._stopped = threading.Event()
         self.controller_epoch = 0
@@ -158,10 +165,31 @@ class ReplicaManager:
             partitions = list(self._partitions.items())
         return sorted(tp for tp, p in partitions if p.is_leader and p.state and len(p.isr) < len(p.state.replicas))
 
-    def notify_data_changed(self) -> None:
+    def notify_data_changed(self, tps: Iterable[TopicPartition] | None = None) -> None:
+        """Records appended, a high watermark or log start moved, a replica's state changed: in
+        the partitions `tps`, or anywhere when None."""
         with self._data_changed:
             self._data_version += 1
+            self._changes.append((self._data_version, None if tps is None else tuple(tps)))
             self._data_changed.notify_all()
+
+    def _changes_since(self, seen: int) -> tuple[int, set[TopicPartition] | None]:
+        """The current data version and the partitions changed since version `seen`; None when
+        that is no longer known, or anything may have changed."""
+        with self._data_changed:
+            version = self._data_version
+            if seen >= version:
+                return version, set()
+            if not self._changes or self._changes[0][0] > seen + 1:
+                return version, None
+            changed: set[TopicPartition] = set()
+            for at, tps in reversed(self._changes):
+                if at <= seen:
+                    break
+                if tps is None:
+                    return version, None
+                changed.update(tps)
+            return version, changed
 
     def _wait_for_change(self, seen: int, timeout_s: float) -> None:
         """Wait until something changed since version `seen`, or the timeout."""
@@ -251,7 +279,7 @@ class ReplicaManager:
             if state.leader >= 0:
                 started.append(partition)
         self.fetchers.add_partitions(started)
-        self.notify_data_changed()
+        self.notify_data_changed((p.topic, p.partition) for p, _ in leaders + followers)
         self._isr_check.set()
         return Errors.NONE, results
 
@@ -305,7 +333,7 @@ class ReplicaManager:
             if delete:
                 self.log_manager.delete_log(tp)
             state_change_log.info("%s Stopped replica %s-%d (delete: %s)", self.prefix, tp[0], tp[1], delete)
-        self.notify_data_changed()
+        self.notify_data_changed(tp for tp, _, _ in stopped)
         return Errors.NONE, results
 
     # -- produce -------------------------------------------------------------------------------
@@ -337,7 +365,7 @@ class ReplicaManager:
             results[tp] = ProduceResult(Errors.NONE, base_offset=appended.base_offset, log_start_offset=start)
             if acks == -1:
                 waiting[tp] = (partition, appended.required_offset, min_isr)
-        self.notify_data_changed()
+        self.notify_data_changed(entries)
         if waiting:
             self._await_replication(waiting, results, timeout_ms)
         return results
@@ -416,7 +444,7 @@ class ReplicaManager:
         if follower:
             moved, expand = partition.update_follower_fetch_state(replica_id, request.fetch_offset, now)
             if moved:
-                self.notify_data_changed()
+                self.notify_data_changed((tp,))
             if expand:
                 self._isr_check.set()
         start, high_watermark, log_end = partition.offsets()
@@ -440,9 +468,15 @@ class ReplicaManager:
         """How to answer a fetch: without a session, opening one, or from one. Only followers open
         sessions; consumers fetch without."""
         with self._fetch_sessions_lock:
-            return self.fetch_sessions.new_context(
+            context = self.fetch_sessions.new_context(
                 replica_id, session_id, session_epoch, named, forgotten, now_ms(), may_open=replica_id >= 0
             )
+        if context.kind is FetchKind.INCREMENTAL and forgotten:
+            assert context.session is not None
+            for cached in context.forgotten:
+                if cached.replica is not None:
+                    cached.replica.follower_left_session(replica_id, context.session.clock)
+        return context
 
     def fetch_session_messages(
         self, context: FetchContext, max_wait_ms: int, min_bytes: int, max_bytes: int
@@ -455,36 +489,39 @@ class ReplicaManager:
         full = context.kind is FetchKind.FULL
         deadline = time.monotonic() + max_wait_ms / 1000
         while True:
-            seen = self._data_version
-            results = self._read_session(session, max_bytes, full)
-            remaining = deadline - time.monotonic()
+            now = now_ms()
+            version, changed = (self._data_version, None) if full else self._changes_since(session.changes_seen)
+            results = self._read_session(session, max_bytes, now, changed, answer_all=full)
+            session.changes_seen = version
             if full:
                 size = sum(len(r.records) for r in results.values())
                 done = size >= min_bytes or any(r.error is not Errors.NONE for r in results.values())
             else:
                 done = bool(results)
+            remaining = deadline - time.monotonic()
             if done or remaining <= 0 or self._stopped.is_set():
                 break
-            self._wait_for_change(seen, remaining)
+            self._wait_for_change(version, remaining)
         if not full:
             return session.id, results
         with self._fetch_sessions_lock:
             return self.fetch_sessions.add(session, now_ms()), results
 
     def _read_session(
-        self, session: FetchSession, max_bytes: int, answer_all: bool
+        self, session: FetchSession, max_bytes: int, now: int, changed: set[TopicPartition] | None,
+        answer_all: bool,
     ) -> dict[TopicPartition, FetchResult]:
-        """Read a session's partitions, answering (unless answer_all) only those with something
-        new. A partition is idle, and not read at all, while its replica keeps the state it had
-        at its last read, its log ends at the follower's fetch offset, and its high watermark and
-        log start offset are those last sent: the follower is then caught up, as a full read would
-        have found."""
+        """Read the partitions of a session that may have something new (every one when changed
+        is None), answering (unless answer_all) only those that do. A partition whose replica
+        keeps the state it had at its last read, whose log ends at the fetch offset and whose
+        high watermark and log start offset are those last sent is idle without a read; an idle
+        partition's follower is caught up, now and at the session's later fetches while it stays
+        unchanged (the session's clock)."""
         replica_id = session.replica_id
+        clock = session.clock
         results: dict[TopicPartition, FetchResult] = {}
-        with_records: list[TopicPartition] = []
         budget = max_bytes
-        now = now_ms()
-        for cached in session.partitions.values():
+        for cached in session.to_read(changed):
             replica = cached.replica
             if (
                 not answer_all
@@ -494,18 +531,22 @@ class ReplicaManager:
                 and replica.high_watermark == cached.high_watermark
                 and replica.log.log_start_offset == cached.log_start_offset
             ):
-                replica.follower_still_caught_up(replica_id, cached.fetch_offset, now)
+                replica.follower_idle_in_session(replica_id, cached.fetch_offset, now, clock)
+                session.read(cached.tp, idle=True, sent_records=False)
                 continue
             result, partition, state = self._read_partition(replica_id, cached, budget, now)
             if cached.must_respond(result.error, bool(result.records), result.high_watermark,
                                    result.log_start_offset) or answer_all:
                 results[cached.tp] = result
-            if result.error is Errors.NONE:
+            idle = False
+            if partition is not None:
                 cached.replica, cached.replica_state = partition, state
-            if result.records:
-                budget -= len(result.records)
-                with_records.append(cached.tp)
-        session.move_to_back(with_records)
+                idle = not result.records and cached.fetch_offset == result.log_end_offset
+                if idle:
+                    partition.follower_idle_in_session(replica_id, cached.fetch_offset, now, clock)
+            session.read(cached.tp, idle, bool(result.records))
+            budget -= len(result.records)
+        clock.last_fetch_ms = now
         return results
 
     def fetch_session_metrics(self) -> tuple[int, int, int, int]:
@@ -613,7 +654,7 @@ class ReplicaManager:
         if leaving:
             self.counters.isr_shrinks += 1
             lags = ", ".join(
-                f"{r} (last caught up {now - partition.followers[r].last_caught_up_time_ms} ms ago, "
+                f"{r} (last caught up {now - caught_up_ms(partition.followers[r])} ms ago, "
                 f"log end offset {partition.followers[r].log_end_offset})" for r in leaving
             )
             state_change_log.info(
@@ -628,7 +669,7 @@ class ReplicaManager:
                 self.prefix, partition.name, ",".join(map(str, state.isr)), ",".join(map(str, new_isr)),
                 partition.high_watermark,
             )
-        self.notify_data_changed()
+        self.notify_data_changed(((partition.topic, partition.partition),))
 
     # -- follower truncation -------------------------------------------------------------------
 
@@ -657,6 +698,14 @@ class ReplicaManager:
         with self._lock:
             chosen = tps or sorted(tp for tp, p in self._partitions.items() if p.is_leader)
             return [(tp, self._partitions[tp]) for tp in chosen if tp in self._partitions]
+
+    def apply_retention(self) -> int:
+        """Retention over every log below its high watermark; returns the segments deleted. A log
+        that lost segments starts later, which fetch sessions must tell their followers."""
+        deleted = self.log_manager.cleanup_logs(self.high_watermarks().get)
+        if deleted:
+            self.notify_data_changed()
+        return deleted
 
     def checkpoint_high_watermarks(self) -> None:
         """Each log dir's high watermarks to disk (Kafka's checkpointHighWatermarks): a broker that

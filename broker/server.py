@@ -127,7 +127,7 @@ class KafkaServer:
             self.config.replica_high_watermark_checkpoint_interval_ms / 1000,
         )
         self.scheduler.schedule(
-            "kafka-log-retention", lambda: logs.cleanup_logs(replicas.high_watermarks().get),
+            "kafka-log-retention", replicas.apply_retention,
             self.config.log_retention_check_interval_ms / 1000, delay_s=30,
         )
         self.scheduler.schedule("kafka-recovery-point-checkpoint", logs.checkpoint_recovery_points, 60)

@@ -135,12 +135,21 @@ def test_session_ids_are_never_zero_nor_reused() -> None:
     assert open_session(sessions, {}) == 7 and open_session(sessions, {}) == 8
 
 
-def test_the_answered_partitions_move_to_the_back() -> None:
+def test_a_session_reads_only_its_unsettled_and_changed_partitions() -> None:
     sessions = cache()
     session = sessions.sessions[open_session(sessions, {A0: PartitionData(0), A1: PartitionData(0),
                                                         B0: PartitionData(0)})]
-    session.move_to_back([A0, ("x", 9)])
-    assert list(session.partitions) == [A1, B0, A0]
+    assert [c.tp for c in session.to_read(None)] == [A0, A1, B0]  # a full fetch reads them all
+    session.read(A0, idle=True, sent_records=False)
+    session.read(A1, idle=False, sent_records=False)  # an error, or no room left for its records
+    session.read(B0, idle=True, sent_records=False)
+    assert [c.tp for c in session.to_read(set())] == [A1]
+    assert [c.tp for c in session.to_read({B0, ("x", 9)})] == [A1, B0]
+    # Answered with records: read again, and after the others, until the request moves on.
+    session.read(A0, idle=False, sent_records=True)
+    assert list(session.partitions) == [A1, B0, A0] and [c.tp for c in session.to_read(set())] == [A1, A0]
+    gone = session.update({B0: PartitionData(3)}, [A1])
+    assert [c.tp for c in gone] == [A1] and [c.tp for c in session.to_read(set())] == [A0, B0]
 
 
 # -- the leader's answer rule ------------------------------------------------------------------
@@ -168,45 +177,51 @@ def test_an_error_is_always_answered_and_so_is_the_first_answer_after_it() -> No
 # -- the fetcher's handler ---------------------------------------------------------------------
 
 
-def test_the_handler_names_only_what_changed_and_forgets_what_it_no_longer_wants() -> None:
+def test_the_handler_names_only_what_changed_and_forgets_what_it_no_longer_fetches() -> None:
     handler = FetchSessionHandler()
-    full = handler.build({A0: PartitionData(5, 1), A1: PartitionData(7, 1)})
+    assert handler.wants_full
+    full = handler.build_full({A0: PartitionData(5, 1), A1: PartitionData(7, 1)})
     assert full.epoch == INITIAL_EPOCH and full.session_id == INVALID_SESSION_ID and set(full.to_send) == {A0, A1}
-    assert handler.handle_response(full, Errors.NONE, 100)
-    incremental = handler.build({A0: PartitionData(5, 1), A1: PartitionData(9, 1), B0: PartitionData(0, 2)})
-    assert (incremental.session_id, incremental.epoch) == (100, 1)
+    assert handler.handle_response(full, Errors.NONE, 100) and not handler.wants_full
+    incremental = handler.build_incremental({A0: PartitionData(5, 1), A1: PartitionData(9, 1), B0: PartitionData(0, 2)})
+    assert (incremental.session_id, incremental.epoch, incremental.session_size) == (100, 1, 3)
     assert dict(incremental.to_send) == {A1: PartitionData(9, 1), B0: PartitionData(0, 2)}
     assert handler.handle_response(incremental, Errors.NONE, 100)
-    fewer = handler.build({A1: PartitionData(9, 1), B0: PartitionData(0, 3)})
+    fewer = handler.build_incremental({A0: None, B0: PartitionData(0, 3), ("x", 1): None})
     assert fewer.epoch == 2 and dict(fewer.to_send) == {B0: PartitionData(0, 3)} and fewer.to_forget == [A0]
+    assert fewer.session_size == 2
+    handler.handle_response(fewer, Errors.NONE, 100)
+    assert handler.sent == {A1: PartitionData(9, 1), B0: PartitionData(0, 3)}
 
 
 def test_the_handler_starts_over_after_a_session_error_or_a_lost_answer() -> None:
     handler = FetchSessionHandler()
-    handler.handle_response(handler.build({A0: PartitionData(0)}), Errors.NONE, 100)
-    wrong_epoch = handler.build({A0: PartitionData(0)})
+    handler.handle_response(handler.build_full({A0: PartitionData(0)}), Errors.NONE, 100)
+    wrong_epoch = handler.build_incremental({})
     assert not handler.handle_response(wrong_epoch, Errors.INVALID_FETCH_SESSION_EPOCH, 0)
-    again = handler.build({A0: PartitionData(0)})
+    assert handler.wants_full and handler.sent == {}
+    again = handler.build_full({A0: PartitionData(0)})
     assert (again.session_id, again.epoch) == (100, INITIAL_EPOCH) and again.to_send  # closes 100, opens anew
     handler.handle_response(again, Errors.NONE, 101)
-    assert not handler.handle_response(handler.build({}), Errors.FETCH_SESSION_ID_NOT_FOUND, 0)
+    assert not handler.handle_response(handler.build_incremental({}), Errors.FETCH_SESSION_ID_NOT_FOUND, 0)
     assert (handler.session_id, handler.epoch) == (INVALID_SESSION_ID, INITIAL_EPOCH)
-    handler.handle_response(handler.build({A0: PartitionData(0)}), Errors.NONE, 102)
+    handler.handle_response(handler.build_full({A0: PartitionData(0)}), Errors.NONE, 102)
     handler.handle_error()
-    assert handler.build({A0: PartitionData(0)}).epoch == INITIAL_EPOCH
+    assert handler.wants_full and handler.session_id == 102
 
 
 def test_a_leader_without_room_keeps_the_handler_on_full_fetches() -> None:
     handler = FetchSessionHandler()
-    assert handler.handle_response(handler.build({A0: PartitionData(0)}), Errors.NONE, INVALID_SESSION_ID)
-    assert handler.build({A0: PartitionData(0)}).epoch == INITIAL_EPOCH
+    assert handler.handle_response(handler.build_full({A0: PartitionData(0)}), Errors.NONE, INVALID_SESSION_ID)
+    assert handler.wants_full
 
 
 def test_handler_and_cache_agree_on_the_session_over_many_requests() -> None:
     sessions, handler = cache(), FetchSessionHandler()
-    wanted = {A0: PartitionData(0), A1: PartitionData(0)}
+    fetched = {A0: PartitionData(0), A1: PartitionData(0)}
+    changes: dict = {}
     for step in range(6):
-        request = handler.build(wanted)
+        request = handler.build_full(fetched) if handler.wants_full else handler.build_incremental(changes)
         context = sessions.new_context(FOLLOWER, request.session_id, request.epoch, request.to_send,
                                        request.to_forget, step)
         assert context.session is not None
@@ -214,5 +229,7 @@ def test_handler_and_cache_agree_on_the_session_over_many_requests() -> None:
         assert handler.handle_response(request, Errors.NONE, session_id)
         session = sessions.sessions[session_id]
         assert {tp: (c.fetch_offset, c.current_leader_epoch, c.max_bytes) for tp, c in session.partitions.items()} \
-            == {tp: tuple(d) for tp, d in wanted.items()}
-        wanted = {A0: PartitionData(step + 1)} if step % 2 else {A0: PartitionData(step), B0: PartitionData(step)}
+            == {tp: tuple(d) for tp, d in fetched.items()} and request.session_size == len(fetched)
+        changes = {A0: PartitionData(step + 1), B0: None} if step % 2 else {A1: None, B0: PartitionData(step)}
+        fetched = {**fetched, **changes}
+        fetched = {tp: d for tp, d in fetched.items() if d is not None}

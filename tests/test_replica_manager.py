@@ -16,6 +16,7 @@ from broker.log import record_batch as rb
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import PartitionInfo
+from broker.partition import caught_up_ms
 from broker.replica_manager import FetchRequestPartition, FetchResult, ProduceResult, ReplicaManager, now_ms
 
 
@@ -215,32 +216,54 @@ def test_an_incremental_fetch_waits_for_new_records_in_any_of_its_partitions(tmp
     manager = two_partition_leader(tmp_path)
     session_id = open_follower_session(manager)
     context = manager.new_fetch_context(2, session_id, 1, {}, [])
-    follower = manager.partition(T1).followers[2]
-    follower.last_fetch_time_ms = 0
+    assert context.session is not None
+    clock = context.session.clock
+    clock.last_fetch_ms = 0
     answered: list[dict[tuple[str, int], FetchResult]] = []
     waiting = threading.Thread(
         target=lambda: answered.append(manager.fetch_session_messages(context, 10000, 1, 1 << 20)[1])
     )
     started = time.monotonic()
     waiting.start()
-    wait_until(lambda: follower.last_fetch_time_ms > 0, 5, "the fetch to find nothing new and wait")
+    wait_until(lambda: clock.last_fetch_ms > 0, 5, "the fetch to find nothing new and wait")
     manager.append_records(1, 1000, {T1: batch(b"b")})
     waiting.join(10)
     assert time.monotonic() - started < 5 and answered and list(answered[0]) == [T1]
     manager.stop()
 
 
-def test_idle_session_partitions_keep_a_caught_up_follower_in_the_isr(tmp_path: Path) -> None:
-    manager = two_partition_leader(tmp_path)
+def test_idle_session_partitions_keep_a_caught_up_follower_in_the_isr_while_it_fetches(tmp_path: Path) -> None:
+    manager = two_partition_leader(tmp_path)  # replica.lag.time.max.ms 1000
     session_id = open_follower_session(manager)
     partition = manager.partition(T1)
     # As if the follower's last full read was long ago: only the idle fetch below says it is caught up.
     partition.followers[2] = replace(partition.followers[2], last_caught_up_time_ms=0, last_fetch_time_ms=0)
+    clock = partition.followers[2].session_clock
+    assert clock is not None
+    clock.last_fetch_ms = 0
     before = now_ms()
     assert session_fetch(manager, session_id, 1, {})[1] == {}
-    assert partition.followers[2].last_caught_up_time_ms >= before
+    assert caught_up_ms(partition.followers[2]) >= before and partition.followers[2].last_caught_up_time_ms == 0
     manager._maybe_change_isr(partition, now_ms())
     assert partition.isr == (1, 2) and manager.counters.isr_shrinks == 0
+    # The follower stops fetching: its session's clock stops, and it falls out of the ISR in time.
+    manager._maybe_change_isr(partition, now_ms() + 2000)
+    assert partition.isr == (1,) and manager.counters.isr_shrinks == 1
+    manager.stop()
+
+
+def test_a_forgotten_partition_no_longer_counts_its_follower_as_caught_up(tmp_path: Path) -> None:
+    manager = two_partition_leader(tmp_path)
+    session_id = open_follower_session(manager)
+    session_fetch(manager, session_id, 1, {}, forgotten=(T1,))
+    follower = manager.partition(T1).followers[2]
+    assert follower.session_clock is None
+    left_at = caught_up_ms(follower)
+    wait_until(lambda: now_ms() > left_at, 5, "the clock to move")
+    session_fetch(manager, session_id, 2, {})
+    clock = manager.partition(T0).followers[2].session_clock
+    assert clock is not None and clock.last_fetch_ms > left_at
+    assert caught_up_ms(manager.partition(T1).followers[2]) == left_at
     manager.stop()
 
 
