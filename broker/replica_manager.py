@@ -142,6 +142,7 @@ class ReplicaManager:
         self.fetch_sessions = FetchSessionCache(fetch_session_cache_slots)
         self._fetch_sessions_lock = threading.Lock()
         self._checkpointed_high_watermarks: dict[TopicPartition, int] = {}
+        self._high_watermarks_written: dict[TopicPartition, int] | None = None
         for directory in log_manager.log_dirs:
             self._checkpointed_high_watermarks.update(read_offsets(Path(directory) / HW_CHECKPOINT))
 
@@ -709,17 +710,26 @@ class ReplicaManager:
 
     def checkpoint_high_watermarks(self) -> None:
         """Each log dir's high watermarks to disk (Kafka's checkpointHighWatermarks): a broker that
-        restarts and leads again serves consumers no further than it had."""
-        by_dir: dict[Path, dict[TopicPartition, int]] = {Path(d): {} for d in self.log_manager.log_dirs}
+        restarts and leads again serves consumers no further than it had. Skipped while no high
+        watermark moved and no partition came or went since the last one: an idle broker with
+        tens of thousands of partitions would otherwise rewrite and fsync the same files every
+        few seconds."""
         with self._lock:
             partitions = list(self._partitions.items())
+        high_watermarks = {tp: partition.high_watermark for tp, partition in partitions}
+        if high_watermarks == self._high_watermarks_written:
+            return
+        by_dir: dict[Path, dict[TopicPartition, int]] = {Path(d): {} for d in self.log_manager.log_dirs}
         for tp, partition in partitions:
-            by_dir.setdefault(Path(partition.log.dir).parent, {})[tp] = partition.high_watermark
+            by_dir.setdefault(Path(partition.log.dir).parent, {})[tp] = high_watermarks[tp]
+        written = True
         for directory, offsets in by_dir.items():
             try:
                 write_offsets(directory / HW_CHECKPOINT, offsets)
             except OSError as e:
+                written = False
                 log.error("%s Cannot write the high watermarks of %s: %s", self.prefix, directory, e)
+        self._high_watermarks_written = high_watermarks if written else None
 
     def high_watermarks(self) -> dict[TopicPartition, int]:
         with self._lock:
