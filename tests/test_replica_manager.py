@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from broker import replica_manager
 from broker.errors import Errors
 from broker.fetch_session import FetchKind, PartitionData
 from broker.local_cluster import wait_until
@@ -287,3 +288,17 @@ def test_consumers_fetch_without_a_session(tmp_path: Path) -> None:
     manager = leader_manager(tmp_path)
     assert manager.new_fetch_context(-1, 0, 0, {T0: PartitionData(0)}, []).kind is FetchKind.SESSIONLESS
     assert manager.fetch_session_metrics()[0] == 0
+
+
+def test_a_session_that_fell_behind_the_change_log_reads_every_partition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replica_manager, "CHANGE_LOG_SIZE", 4)
+    manager = two_partition_leader(tmp_path)
+    session_id = open_follower_session(manager)
+    produce(manager, batch(b"a"))
+    for i in range(10):  # changes elsewhere push the append out of the log
+        manager.notify_data_changed([("elsewhere", i)])
+    _, answers = session_fetch(manager, session_id, 1, {})
+    assert list(answers) == [T0] and answers[T0].records
+    manager.stop()
