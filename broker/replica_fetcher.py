@@ -84,7 +84,11 @@ class ReplicaFetcherThread:
         self._truncating: set[TopicPartition] = set()
         self._delayed: dict[TopicPartition, float] = {}
         self._changed: set[TopicPartition] = set()
-        self._session = FetchSessionHandler()  # this thread's alone
+        self._session = FetchSessionHandler()  # this thread's alone, as is the next
+        # Whether the leader answered the last request. One that did not is first asked to open
+        # an empty session, and only then sent every partition: a broker that is down is not sent
+        # tens of thousands of partitions at every backoff.
+        self._leader_answered = True
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._channel = grpc.insecure_channel(target, options=OPTIONS)
@@ -176,6 +180,7 @@ class ReplicaFetcherThread:
     def _back_off(self) -> None:
         """A request failed: every partition waits, and the session starts over."""
         self._session.handle_error()
+        self._leader_answered = False
         with self._lock:
             until = time.monotonic() + self.manager.backoff_s
             self._delayed.update(dict.fromkeys(self._states, until))
@@ -250,6 +255,11 @@ class ReplicaFetcherThread:
         with self._lock:
             self._undelay(time.monotonic())
             if self._session.wants_full:
+                if not self._leader_answered:
+                    if len(self._states) <= len(self._truncating | self._delayed.keys()):
+                        return None  # nothing to fetch yet
+                    self._changed.update(self._states)  # all named in the next, incremental request
+                    return self._session.build_full({})
                 self._changed.clear()
                 wanted = {
                     tp: PartitionData(state.partition.log.log_end_offset, state.leader_epoch, max_bytes)
@@ -277,9 +287,11 @@ class ReplicaFetcherThread:
         forgotten: dict[str, list[int]] = {}
         for topic, p in request.to_forget:
             forgotten.setdefault(topic, []).append(p)
+        # An empty session being opened has nothing to wait for.
+        max_wait_ms = 0 if request.is_full and not request.to_send else self.manager.max_wait_ms
         response = self._stub.Fetch(
             kafka_pb2.FetchRequest(
-                replica_id=rm.broker_id, replica_epoch=rm._broker_epoch(), max_wait_ms=self.manager.max_wait_ms,
+                replica_id=rm.broker_id, replica_epoch=rm._broker_epoch(), max_wait_ms=max_wait_ms,
                 min_bytes=self.manager.min_bytes, max_bytes=self.manager.response_max_bytes,
                 topics=[kafka_pb2.FetchTopic(topic=t, partitions=ps) for t, ps in by_topic.items()],
                 session_id=request.session_id, session_epoch=request.epoch,
@@ -287,6 +299,7 @@ class ReplicaFetcherThread:
             ),
             timeout=self.manager.max_wait_ms / 1000 + self.manager.request_timeout_s,
         )
+        self._leader_answered = True
         error = Errors.for_code(response.error_code)
         if not self._session.handle_response(request, error, response.session_id):
             log.info("%s Fetch session %d refused at epoch %d: %s; the next fetch is a full one", self.prefix,
