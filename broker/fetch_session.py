@@ -36,14 +36,14 @@ if TYPE_CHECKING:
 INVALID_SESSION_ID = 0
 INITIAL_EPOCH = 0  # a full fetch that opens a session (closing the one it names, if any)
 FINAL_EPOCH = -1  # a full fetch without a session (closing the one it names, if any)
-MAX_EPOCH = 2**31 - 1
-# Kafka's fetch session eviction time: a session unused this long gives way to any new one.
+INT32_MAX = 2**31 - 1
+# Kafka's fetch session eviction time: a session unused this long is dropped.
 SESSION_EVICTION_MS = 120_000
 
 
 def next_epoch(epoch: int) -> int:
     """The epoch after `epoch`; after the largest int32 comes 1, as 0 would mean a new session."""
-    return 1 if epoch >= MAX_EPOCH else epoch + 1
+    return 1 if epoch >= INT32_MAX else epoch + 1
 
 
 class PartitionData(NamedTuple):
@@ -206,7 +206,7 @@ class FetchSessionCache:
 
     max_slots: int = 1000
     eviction_ms: int = SESSION_EVICTION_MS
-    new_id: Callable[[], int] = field(default=lambda: random.randint(1, MAX_EPOCH))
+    new_id: Callable[[], int] = field(default=lambda: random.randint(1, INT32_MAX))
     sessions: OrderedDict[int, FetchSession] = field(default_factory=OrderedDict)
     evictions: int = 0
     incremental_fetches: int = 0

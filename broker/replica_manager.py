@@ -432,7 +432,7 @@ class ReplicaManager:
 
     def _read_partition(
         self, replica_id: int, request: FetchRequestPartition | CachedPartition, budget: int, now: int
-    ) -> tuple[FetchResult, Partition | None, object]:
+    ) -> tuple[FetchResult, Partition | None, PartitionInfo | None]:
         """One partition of a fetch; with the replica read and its state as it was before the
         read (a change made meanwhile makes a session read it again)."""
         tp = request.tp

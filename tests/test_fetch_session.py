@@ -9,8 +9,8 @@ from broker.errors import Errors
 from broker.fetch_session import (
     FINAL_EPOCH,
     INITIAL_EPOCH,
+    INT32_MAX,
     INVALID_SESSION_ID,
-    MAX_EPOCH,
     CachedPartition,
     FetchKind,
     FetchSessionCache,
@@ -126,7 +126,7 @@ def test_an_idle_session_is_dropped() -> None:
 
 
 def test_epochs_wrap_past_the_largest_int32_to_one() -> None:
-    assert next_epoch(INITIAL_EPOCH) == 1 and next_epoch(41) == 42 and next_epoch(MAX_EPOCH) == 1
+    assert next_epoch(INITIAL_EPOCH) == 1 and next_epoch(41) == 42 and next_epoch(INT32_MAX) == 1
 
 
 def test_session_ids_are_never_zero_nor_reused() -> None:
