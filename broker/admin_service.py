@@ -60,6 +60,7 @@ class AdminService(kafka_pb2_grpc.AdminServicer):
         snapshot = self._metadata.snapshot()
         counters = self._replicas.counters
         hosted = self._replicas.partitions()
+        sessions, cached, evictions, incremental = self._replicas.fetch_session_metrics()
         return kafka_pb2.BrokerMetricsResponse(
             broker_id=self._broker_id,
             active_controller_count=int(active),
@@ -76,6 +77,10 @@ class AdminService(kafka_pb2_grpc.AdminServicer):
             acknowledged_records_truncated=counters.acknowledged_records_truncated,
             truncations=list(counters.truncations),
             **self._group_metrics(),
+            incremental_fetch_sessions=sessions,
+            incremental_fetch_partitions_cached=cached,
+            incremental_fetch_session_evictions=evictions,
+            incremental_fetches=incremental,
         )
 
     def DescribeCluster(

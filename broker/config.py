@@ -222,6 +222,10 @@ CONFIG_DEFS: dict[str, ConfigDef] = {
             "group.initial.rebalance.delay.ms", _non_negative_int, 3000,
             "How long the first rebalance of an empty group waits for more members.",
         ),
+        ConfigDef(
+            "max.incremental.fetch.session.cache.slots", _non_negative_int, 1000,
+            "Incremental fetch sessions (KIP-227) a broker keeps; 0 turns them off.",
+        ),
         ConfigDef("controlled.shutdown.enable", _to_bool, True, "Move leadership away before a clean stop."),
         ConfigDef("controlled.shutdown.max.retries", _non_negative_int, 3, "Attempts before stopping anyway."),
         ConfigDef("controlled.shutdown.retry.backoff.ms", _non_negative_int, 5000, "Pause between attempts."),
@@ -357,6 +361,7 @@ class KafkaConfig:
         self.group_max_session_timeout_ms: int = values["group.max.session.timeout.ms"]
         self.group_max_size: int = values["group.max.size"]
         self.group_initial_rebalance_delay_ms: int = values["group.initial.rebalance.delay.ms"]
+        self.max_incremental_fetch_session_cache_slots: int = values["max.incremental.fetch.session.cache.slots"]
         self.controlled_shutdown_enable: bool = values["controlled.shutdown.enable"]
         self.controlled_shutdown_max_retries: int = values["controlled.shutdown.max.retries"]
         self.controlled_shutdown_retry_backoff_ms: int = values["controlled.shutdown.retry.backoff.ms"]

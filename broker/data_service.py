@@ -13,8 +13,10 @@ import threading
 import grpc
 
 from broker.errors import Errors
+from broker.fetch_session import FINAL_EPOCH, INVALID_SESSION_ID, FetchKind, PartitionData
 from broker.metadata_cache import MetadataCache, TopicPartition
-from broker.replica_manager import FetchRequestPartition, ReplicaManager
+from broker.partition import caught_up_ms
+from broker.replica_manager import FetchRequestPartition, FetchResult, ReplicaManager
 from broker.zk.kafka_zk_client import KafkaZkClient
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
@@ -86,6 +88,32 @@ class DataService(kafka_pb2_grpc.DataServicer):
         return response
 
     def Fetch(self, request: kafka_pb2.FetchRequest, context: grpc.ServicerContext) -> kafka_pb2.FetchResponse:
+        epoch = request.session_epoch if request.HasField("session_epoch") else FINAL_EPOCH
+        max_wait_ms = min(max(request.max_wait_ms, 0), MAX_WAIT_CAP_MS)
+        min_bytes, max_bytes = max(request.min_bytes, 0), request.max_bytes or 52428800
+        if epoch == FINAL_EPOCH and request.session_id == INVALID_SESSION_ID:
+            return self._fetch_without_session(request, max_wait_ms, min_bytes, max_bytes)
+        named = {
+            (topic.topic, p.partition): PartitionData(p.fetch_offset, p.current_leader_epoch,
+                                                      p.partition_max_bytes or 1048576)
+            for topic in request.topics for p in topic.partitions
+        }
+        forgotten = [(topic.topic, p) for topic in request.forgotten_topics for p in topic.partitions]
+        fetch = self._replicas.new_fetch_context(request.replica_id, request.session_id, epoch, named, forgotten)
+        if fetch.kind is FetchKind.ERROR:
+            log.info("Fetch session %d of replica %d refused at epoch %d: %s", request.session_id,
+                     request.replica_id, epoch, fetch.error.name)
+            return kafka_pb2.FetchResponse(error_code=fetch.error.code, session_id=INVALID_SESSION_ID)
+        if fetch.kind is FetchKind.SESSIONLESS:
+            return self._fetch_without_session(request, max_wait_ms, min_bytes, max_bytes)
+        session_id, results = self._replicas.fetch_session_messages(fetch, max_wait_ms, min_bytes, max_bytes)
+        response = kafka_pb2.FetchResponse(session_id=session_id)
+        _add_fetch_results(response, [], results)
+        return response
+
+    def _fetch_without_session(
+        self, request: kafka_pb2.FetchRequest, max_wait_ms: int, min_bytes: int, max_bytes: int
+    ) -> kafka_pb2.FetchResponse:
         wanted: list[FetchRequestPartition] = []
         unknown: list[TopicPartition] = []
         for topic in request.topics:
@@ -97,28 +125,10 @@ class DataService(kafka_pb2_grpc.DataServicer):
                 wanted.append(FetchRequestPartition(tp, p.fetch_offset, p.current_leader_epoch,
                                                     p.partition_max_bytes or 1048576))
         results = self._replicas.fetch_messages(
-            request.replica_id, min(max(request.max_wait_ms, 0), MAX_WAIT_CAP_MS), max(request.min_bytes, 0),
-            request.max_bytes or 52428800, wanted,
+            request.replica_id, max_wait_ms, min_bytes, max_bytes, wanted
         ) if wanted else {}
-        response = kafka_pb2.FetchResponse()
-        by_topic: dict[str, kafka_pb2.FetchTopicResponse] = {}
-
-        def topic_of(name: str) -> kafka_pb2.FetchTopicResponse:
-            if name not in by_topic:
-                by_topic[name] = response.topics.add(topic=name)
-            return by_topic[name]
-
-        for tp in unknown:
-            topic_of(tp[0]).partitions.add(
-                partition=tp[1], error_code=Errors.UNKNOWN_TOPIC_OR_PARTITION.code, high_watermark=-1,
-                log_start_offset=-1, log_end_offset=-1, current_leader_id=-1, current_leader_epoch=-1,
-            )
-        for tp, r in results.items():
-            topic_of(tp[0]).partitions.add(
-                partition=tp[1], error_code=r.error.code, error_message=r.message, high_watermark=r.high_watermark,
-                log_start_offset=r.log_start_offset, records=r.records, current_leader_id=r.leader_id,
-                current_leader_epoch=r.leader_epoch, log_end_offset=r.log_end_offset,
-            )
+        response = kafka_pb2.FetchResponse(session_id=INVALID_SESSION_ID)
+        _add_fetch_results(response, unknown, results)
         return response
 
     def ListOffsets(
@@ -185,7 +195,7 @@ class DataService(kafka_pb2_grpc.DataServicer):
                 answer.replicas.add(broker_id=self._broker_id, log_end_offset=partition.log.log_end_offset)
                 for broker_id, state in sorted(partition.followers.items()):
                     answer.replicas.add(broker_id=broker_id, log_end_offset=state.log_end_offset,
-                                        last_caught_up_time_ms=state.last_caught_up_time_ms)
+                                        last_caught_up_time_ms=caught_up_ms(state))
         return response
 
 
@@ -194,3 +204,26 @@ def _produce_error(partition: int, error: Errors, message: str) -> kafka_pb2.Pro
         partition=partition, error_code=error.code, error_message=message, base_offset=-1, log_start_offset=-1,
         current_leader_id=-1, current_leader_epoch=-1,
     )
+
+
+def _add_fetch_results(
+    response: kafka_pb2.FetchResponse, unknown: list[TopicPartition], results: dict[TopicPartition, FetchResult]
+) -> None:
+    by_topic: dict[str, kafka_pb2.FetchTopicResponse] = {}
+
+    def topic_of(name: str) -> kafka_pb2.FetchTopicResponse:
+        if name not in by_topic:
+            by_topic[name] = response.topics.add(topic=name)
+        return by_topic[name]
+
+    for tp in unknown:
+        topic_of(tp[0]).partitions.add(
+            partition=tp[1], error_code=Errors.UNKNOWN_TOPIC_OR_PARTITION.code, high_watermark=-1,
+            log_start_offset=-1, log_end_offset=-1, current_leader_id=-1, current_leader_epoch=-1,
+        )
+    for tp, r in results.items():
+        topic_of(tp[0]).partitions.add(
+            partition=tp[1], error_code=r.error.code, error_message=r.message, high_watermark=r.high_watermark,
+            log_start_offset=r.log_start_offset, records=r.records, current_leader_id=r.leader_id,
+            current_leader_epoch=r.leader_epoch, log_end_offset=r.log_end_offset,
+        )

@@ -39,6 +39,8 @@ class Errors(Enum):
     NOT_CONTROLLER = (41, "This is not the correct controller for this cluster.")
     INVALID_REQUEST = (42, "This most likely occurs because of a request being malformed by the client library.")
     GROUP_ID_NOT_FOUND = (69, "The group id does not exist.")
+    FETCH_SESSION_ID_NOT_FOUND = (70, "The fetch session ID was not found.")
+    INVALID_FETCH_SESSION_EPOCH = (71, "The fetch session epoch is invalid.")
     OUT_OF_ORDER_SEQUENCE_NUMBER = (45, "The broker received an out of order sequence number.")
     INVALID_PRODUCER_EPOCH = (47, "Producer attempted to produce with an old epoch.")
     UNKNOWN_PRODUCER_ID = (59, "This exception is raised by the broker if it could not locate the producer metadata associated with the producerId in question.")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from broker.errors import Errors
+from broker.fetch_session import FetchClock
 from broker.log import record_batch
 from broker.log.log_config import LogConfig
 from broker.log.producer_state import ProducerStateManager, SequenceCheck
@@ -28,7 +29,7 @@ UNKNOWN_OFFSET = -1
 # -- decisions ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class FollowerState:
     """What a leader knows of one follower (Kafka's Replica): its log end offset as of its last
     fetch, and when it was last caught up."""
@@ -37,12 +38,32 @@ class FollowerState:
     last_caught_up_time_ms: int = 0
     last_fetch_leader_log_end_offset: int = UNKNOWN_OFFSET
     last_fetch_time_ms: int = 0
+    # Set while the follower fetches this partition in a fetch session that found it caught up
+    # and has not seen it change since: it was caught up at each of the session's fetches too.
+    session_clock: FetchClock | None = None
+
+
+def caught_up_ms(state: FollowerState) -> int:
+    """When the follower was last caught up, its fetch session's latest fetch included."""
+    clock = state.session_clock
+    return state.last_caught_up_time_ms if clock is None else max(state.last_caught_up_time_ms, clock.last_fetch_ms)
+
+
+def settled(state: FollowerState) -> FollowerState:
+    """The state with its fetch session's latest fetch written in: a fetch from the leader's log
+    end offset, then and there."""
+    clock = state.session_clock
+    if clock is None:
+        return state
+    at = max(state.last_fetch_time_ms, clock.last_fetch_ms)
+    return FollowerState(state.log_end_offset, caught_up_ms(state), state.log_end_offset, at)
 
 
 def after_fetch(state: FollowerState, fetch_offset: int, leader_log_end_offset: int, now_ms: int) -> FollowerState:
     """Kafka's Replica.updateFetchState: a follower that fetches from the leader's log end offset
     is caught up now; one that fetches from where the log ended at its previous fetch was
     caught up then."""
+    state = settled(state)
     if fetch_offset >= leader_log_end_offset:
         caught_up = now_ms
     elif fetch_offset >= state.last_fetch_leader_log_end_offset:
@@ -71,7 +92,7 @@ def out_of_sync(isr: Iterable[int], leader_id: int, followers: Mapping[int, Foll
     """Kafka's getOutOfSyncReplicas: ISR followers not caught up within replica.lag.time.max.ms."""
     return sorted(
         r for r in isr
-        if r != leader_id and now_ms - followers.get(r, FollowerState()).last_caught_up_time_ms > lag_time_max_ms
+        if r != leader_id and now_ms - caught_up_ms(followers.get(r, FollowerState())) > lag_time_max_ms
     )
 
 
@@ -229,6 +250,26 @@ class Partition:
             return moved, replica_id not in self.isr and may_join_isr(
                 state, self.high_watermark, self.leader_epoch_start_offset
             )
+
+    def follower_idle_in_session(self, replica_id: int, fetch_offset: int, now_ms: int, clock: FetchClock) -> None:
+        """A follower's fetch session found this partition idle: the follower still fetches from
+        `fetch_offset`, which is still this log's end, so it is caught up now (after_fetch's first
+        rule, which leaves its log end offset and the high watermark as they are), and at the
+        session's later fetches while the partition does not change. Without the lock: this
+        moves times forward in the state of one follower, whose fetches come one at a time, and
+        does nothing if that state was replaced by one for another offset meanwhile."""
+        state = self.followers.get(replica_id)
+        if state is not None and state.log_end_offset == fetch_offset:
+            state.last_caught_up_time_ms = state.last_fetch_time_ms = now_ms
+            state.last_fetch_leader_log_end_offset = fetch_offset
+            state.session_clock = clock
+
+    def follower_left_session(self, replica_id: int, clock: FetchClock) -> None:
+        """The follower's session no longer holds this partition: its clock stops counting here."""
+        with self.lock:
+            state = self.followers.get(replica_id)
+            if state is not None and state.session_clock is clock:
+                self.followers[replica_id] = settled(state)
 
     def expansion_candidates(self) -> list[int]:
         with self.lock:

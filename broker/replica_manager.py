@@ -8,9 +8,13 @@ than the one the broker holds is ignored.
 
 Produce appends to the leader's log; acks=all waits until the high watermark passes the
 write. Fetch serves consumers (below the high watermark) and followers (whose fetch offsets
-move the high watermark and decide the ISR). Waiting requests are woken by one condition that
-every append and high watermark move notifies. The ISR thread is the one writer of this
-broker's ISR changes to ZooKeeper.
+move the high watermark and decide the ISR). Followers fetch in incremental fetch sessions
+(KIP-227, broker/fetch_session.py): a session reads only the partitions its request names, those
+not idle at their last read, and those changed since its last fetch, as a log of changed
+partitions tells; an idle partition costs nothing and counts as fetched by a caught-up follower.
+Every change a fetch may answer (an append, a high watermark move, a leadership change) goes in
+that log and wakes the waiting requests through one condition. The ISR thread is the one writer
+of this broker's ISR changes to ZooKeeper.
 """
 
 from __future__ import annotations
@@ -18,18 +22,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.errors import Errors
+from broker.fetch_session import (
+    CachedPartition,
+    FetchContext,
+    FetchKind,
+    FetchSession,
+    FetchSessionCache,
+    PartitionData,
+)
 from broker.log.checkpoint_file import read_offsets, write_offsets
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.log.record_batch import CorruptRecordError, UnsupportedCompressionError
 from broker.log.unified_log import OffsetOutOfRangeError, RecordTooLargeError
 from broker.metadata_cache import MetadataCache, PartitionInfo, TopicPartition
-from broker.partition import Partition
+from broker.partition import Partition, caught_up_ms
 from broker.replica_fetcher import ReplicaFetcherManager
 
 log = logging.getLogger(__name__)
@@ -39,6 +52,8 @@ EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
 CONSUMER_REPLICA_ID = -1
 HW_CHECKPOINT = "replication-offset-checkpoint"
+# Changes kept for fetch sessions to catch up on; one that falls further behind reads every partition.
+CHANGE_LOG_SIZE = 20000
 
 
 def now_ms() -> int:
@@ -108,6 +123,7 @@ class ReplicaManager:
         topic_config: Callable[[str], dict[str, str]] = lambda _topic: {},
         replica_lag_time_max_ms: int = 30000,
         fetcher_config: dict[str, int] | None = None,
+        fetch_session_cache_slots: int = 1000,
     ) -> None:
         self.broker_id = broker_id
         self._broker_epoch = broker_epoch
@@ -121,6 +137,8 @@ class ReplicaManager:
         # the requests waiting for one (Kafka's purgatories, reduced to one condition).
         self._data_changed = threading.Condition()
         self._data_version = 0
+        # (data version, the partitions that changed, or None for any): what fetch sessions read.
+        self._changes: deque[tuple[int, tuple[TopicPartition, ...] | None]] = deque(maxlen=CHANGE_LOG_SIZE)
         self._isr_check = threading.Event()
         self._stopped = threading.Event()
         self.controller_epoch = 0
@@ -128,6 +146,10 @@ class ReplicaManager:
         self.counters = ReplicaManagerCounters()
         self.prefix = f"[Broker id={broker_id}]"
         self.fetchers = ReplicaFetcherManager(self, **(fetcher_config or {}))
+        # The cache is shared by the request threads; a session is used by one request at a time
+        # (its epoch is bumped as the request is accepted), so only the cache needs the lock.
+        self.fetch_sessions = FetchSessionCache(fetch_session_cache_slots)
+        self._fetch_sessions_lock = threading.Lock()
         self._checkpointed_high_watermarks: dict[TopicPartition, int] = {}
         self._delayed_produces: list[_DelayedProduce] = []
         self._delayed_produce_thread = threading.Thread(
@@ -138,6 +160,7 @@ class ReplicaManager:
         self.leadership_listeners: list[
             Callable[[list[tuple[TopicPartition, int]], list[TopicPartition]], None]
         ] = []
+        self._high_watermarks_written: dict[TopicPartition, int] | None = None
         for directory in log_manager.log_dirs:
             self._checkpointed_high_watermarks.update(read_offsets(Path(directory) / HW_CHECKPOINT))
 
@@ -161,10 +184,31 @@ class ReplicaManager:
             partitions = list(self._partitions.items())
         return sorted(tp for tp, p in partitions if p.is_leader and p.state and len(p.isr) < len(p.state.replicas))
 
-    def notify_data_changed(self) -> None:
+    def notify_data_changed(self, tps: Iterable[TopicPartition] | None = None) -> None:
+        """Records appended, a high watermark or log start moved, a replica's state changed: in
+        the partitions `tps`, or anywhere when None."""
         with self._data_changed:
             self._data_version += 1
+            self._changes.append((self._data_version, None if tps is None else tuple(tps)))
             self._data_changed.notify_all()
+
+    def _changes_since(self, seen: int) -> tuple[int, set[TopicPartition] | None]:
+        """The current data version and the partitions changed since version `seen`; None when
+        that is no longer known, or anything may have changed."""
+        with self._data_changed:
+            version = self._data_version
+            if seen >= version:
+                return version, set()
+            if not self._changes or self._changes[0][0] > seen + 1:
+                return version, None
+            changed: set[TopicPartition] = set()
+            for at, tps in reversed(self._changes):
+                if at <= seen:
+                    break
+                if tps is None:
+                    return version, None
+                changed.update(tps)
+            return version, changed
 
     def _wait_for_change(self, seen: int, timeout_s: float) -> None:
         """Wait until something changed since version `seen`, or the timeout."""
@@ -254,7 +298,7 @@ class ReplicaManager:
             if state.leader >= 0:
                 started.append(partition)
         self.fetchers.add_partitions(started)
-        self.notify_data_changed()
+        self.notify_data_changed((p.topic, p.partition) for p, _ in leaders + followers)
         self._isr_check.set()
         self._leadership_changed(
             [((p.topic, p.partition), state.leader_epoch) for p, state in leaders],
@@ -313,14 +357,15 @@ class ReplicaManager:
                 results[tp] = Errors.NONE
         self.fetchers.remove_partitions([tp for tp, _, _ in stopped])
         for tp, current, delete in stopped:
-            if delete:
-                self.log_manager.delete_log(tp)
-            elif current is not None and current.state is not None:
-                # Stopped but kept: it no longer leads or follows anyone.
+            if current is not None and current.state is not None:
+                # It no longer leads or follows anyone; a new state also tells the fetch sessions
+                # that still name it to read it again (and answer with the error).
                 with current.lock:
                     current.state = current.state._replace(leader=-1)
+            if delete:
+                self.log_manager.delete_log(tp)
             state_change_log.info("%s Stopped replica %s-%d (delete: %s)", self.prefix, tp[0], tp[1], delete)
-        self.notify_data_changed()
+        self.notify_data_changed(tp for tp, _, _ in stopped)
         self._leadership_changed([], [tp for tp, _, _ in stopped])
         return Errors.NONE, results
 
@@ -350,8 +395,7 @@ class ReplicaManager:
         deadline = time.monotonic() + timeout_ms / 1000
         with self._data_changed:
             self._delayed_produces.append(_DelayedProduce(waiting, results, deadline, timeout_ms, callback))
-            self._data_version += 1
-            self._data_changed.notify_all()
+        self.notify_data_changed(())  # wakes the delayed-produce thread; no partition changed
 
     def _append_to_leaders(
         self, acks: int, entries: dict[TopicPartition, bytes]
@@ -378,7 +422,7 @@ class ReplicaManager:
             results[tp] = ProduceResult(Errors.NONE, base_offset=appended.base_offset, log_start_offset=start)
             if acks == -1:
                 waiting[tp] = (partition, appended.required_offset, min_isr)
-        self.notify_data_changed()
+        self.notify_data_changed(entries)
         return results, waiting
 
     def _replication_done(
@@ -471,35 +515,139 @@ class ReplicaManager:
     def _read(
         self, replica_id: int, max_bytes: int, partitions: list[FetchRequestPartition]
     ) -> dict[TopicPartition, FetchResult]:
-        follower = replica_id >= 0
         results: dict[TopicPartition, FetchResult] = {}
         budget = max_bytes
         now = now_ms()
         for request in partitions:
-            tp = request.tp
-            error, partition = self._leader(tp, request.current_leader_epoch)
-            if partition is None:
-                results[tp] = self._fetch_error(tp, error)
-                continue
-            if follower:
-                moved, expand = partition.update_follower_fetch_state(replica_id, request.fetch_offset, now)
-                if moved:
-                    self.notify_data_changed()
-                if expand:
-                    self._isr_check.set()
-            start, high_watermark, log_end = partition.offsets()
-            try:
-                records = b"" if budget <= 0 else partition.read(
-                    request.fetch_offset, min(request.max_bytes, budget), up_to_high_watermark=not follower
-                )
-            except OffsetOutOfRangeError as e:
-                results[tp] = FetchResult(Errors.OFFSET_OUT_OF_RANGE, str(e), high_watermark, start, log_end)
-                continue
-            budget -= len(records)
-            results[tp] = FetchResult(
-                Errors.NONE, "", high_watermark, start, log_end, records, partition.leader_id, partition.leader_epoch
-            )
+            results[request.tp] = result = self._read_partition(replica_id, request, budget, now)[0]
+            budget -= len(result.records)
         return results
+
+    def _read_partition(
+        self, replica_id: int, request: FetchRequestPartition | CachedPartition, budget: int, now: int
+    ) -> tuple[FetchResult, Partition | None, PartitionInfo | None]:
+        """One partition of a fetch; with the replica read and its state as it was before the
+        read (a change made meanwhile makes a session read it again)."""
+        tp = request.tp
+        replica = self._partitions.get(tp)
+        state = replica.state if replica is not None else None
+        error, partition = self._leader(tp, request.current_leader_epoch)
+        if partition is None:
+            return self._fetch_error(tp, error), None, None
+        follower = replica_id >= 0
+        if follower:
+            moved, expand = partition.update_follower_fetch_state(replica_id, request.fetch_offset, now)
+            if moved:
+                self.notify_data_changed((tp,))
+            if expand:
+                self._isr_check.set()
+        start, high_watermark, log_end = partition.offsets()
+        try:
+            records = b"" if budget <= 0 else partition.read(
+                request.fetch_offset, min(request.max_bytes, budget), up_to_high_watermark=not follower
+            )
+        except OffsetOutOfRangeError as e:
+            return FetchResult(Errors.OFFSET_OUT_OF_RANGE, str(e), high_watermark, start, log_end), None, None
+        result = FetchResult(
+            Errors.NONE, "", high_watermark, start, log_end, records, partition.leader_id, partition.leader_epoch
+        )
+        return result, partition, state
+
+    # -- fetch sessions (KIP-227) --------------------------------------------------------------
+
+    def new_fetch_context(
+        self, replica_id: int, session_id: int, session_epoch: int, named: dict[TopicPartition, PartitionData],
+        forgotten: list[TopicPartition],
+    ) -> FetchContext:
+        """How to answer a fetch: without a session, opening one, or from one. Only followers open
+        sessions; consumers fetch without."""
+        with self._fetch_sessions_lock:
+            context = self.fetch_sessions.new_context(
+                replica_id, session_id, session_epoch, named, forgotten, now_ms(), may_open=replica_id >= 0
+            )
+        if context.kind is FetchKind.INCREMENTAL and forgotten:
+            assert context.session is not None
+            for cached in context.forgotten:
+                if cached.replica is not None:
+                    cached.replica.follower_left_session(replica_id, context.session.clock)
+        return context
+
+    def fetch_session_messages(
+        self, context: FetchContext, max_wait_ms: int, min_bytes: int, max_bytes: int
+    ) -> tuple[int, dict[TopicPartition, FetchResult]]:
+        """A full fetch that opens a session (answered as a sessionless one, then cached) or an
+        incremental one (answered once any partition has something new, or at max_wait_ms).
+        Returns the session id to answer with."""
+        session = context.session
+        assert session is not None and context.kind in (FetchKind.FULL, FetchKind.INCREMENTAL)
+        full = context.kind is FetchKind.FULL
+        deadline = time.monotonic() + max_wait_ms / 1000
+        while True:
+            now = now_ms()
+            version, changed = (self._data_version, None) if full else self._changes_since(session.changes_seen)
+            results = self._read_session(session, max_bytes, now, changed, answer_all=full)
+            session.changes_seen = version
+            if full:
+                size = sum(len(r.records) for r in results.values())
+                done = size >= min_bytes or any(r.error is not Errors.NONE for r in results.values())
+            else:
+                done = bool(results)
+            remaining = deadline - time.monotonic()
+            if done or remaining <= 0 or self._stopped.is_set():
+                break
+            self._wait_for_change(version, remaining)
+        if not full:
+            return session.id, results
+        with self._fetch_sessions_lock:
+            return self.fetch_sessions.add(session, now_ms()), results
+
+    def _read_session(
+        self, session: FetchSession, max_bytes: int, now: int, changed: set[TopicPartition] | None,
+        answer_all: bool,
+    ) -> dict[TopicPartition, FetchResult]:
+        """Read the partitions of a session that may have something new (every one when changed
+        is None), answering (unless answer_all) only those that do. A partition whose replica
+        keeps the state it had at its last read, whose log ends at the fetch offset and whose
+        high watermark and log start offset are those last sent is idle without a read; an idle
+        partition's follower is caught up, now and at the session's later fetches while it stays
+        unchanged (the session's clock)."""
+        replica_id = session.replica_id
+        clock = session.clock
+        results: dict[TopicPartition, FetchResult] = {}
+        budget = max_bytes
+        for cached in session.to_read(changed):
+            replica = cached.replica
+            if (
+                not answer_all
+                and replica is not None
+                and replica.state is cached.replica_state
+                and replica.log.log_end_offset == cached.fetch_offset
+                and replica.high_watermark == cached.high_watermark
+                and replica.log.log_start_offset == cached.log_start_offset
+            ):
+                replica.follower_idle_in_session(replica_id, cached.fetch_offset, now, clock)
+                session.read(cached.tp, idle=True, sent_records=False)
+                continue
+            result, partition, state = self._read_partition(replica_id, cached, budget, now)
+            if cached.must_respond(result.error, bool(result.records), result.high_watermark,
+                                   result.log_start_offset) or answer_all:
+                results[cached.tp] = result
+            idle = False
+            if partition is not None:
+                cached.replica, cached.replica_state = partition, state
+                idle = not result.records and cached.fetch_offset == result.log_end_offset
+                if idle:
+                    partition.follower_idle_in_session(replica_id, cached.fetch_offset, now, clock)
+            session.read(cached.tp, idle, bool(result.records))
+            budget -= len(result.records)
+        clock.last_fetch_ms = now
+        return results
+
+    def fetch_session_metrics(self) -> tuple[int, int, int, int]:
+        """(sessions, partitions cached, evictions, incremental fetches)."""
+        with self._fetch_sessions_lock:
+            cache = self.fetch_sessions
+            return len(cache.sessions), cache.partitions_cached(), cache.evictions, cache.incremental_fetches
 
     def _fetch_error(self, tp: TopicPartition, error: Errors) -> FetchResult:
         hint = self._not_leader(tp, error)
@@ -601,7 +749,7 @@ class ReplicaManager:
         if leaving:
             self.counters.isr_shrinks += 1
             lags = ", ".join(
-                f"{r} (last caught up {now - partition.followers[r].last_caught_up_time_ms} ms ago, "
+                f"{r} (last caught up {now - caught_up_ms(partition.followers[r])} ms ago, "
                 f"log end offset {partition.followers[r].log_end_offset})" for r in leaving
             )
             state_change_log.info(
@@ -616,7 +764,7 @@ class ReplicaManager:
                 self.prefix, partition.name, ",".join(map(str, state.isr)), ",".join(map(str, new_isr)),
                 partition.high_watermark,
             )
-        self.notify_data_changed()
+        self.notify_data_changed(((partition.topic, partition.partition),))
 
     # -- follower truncation -------------------------------------------------------------------
 
@@ -646,19 +794,36 @@ class ReplicaManager:
             chosen = tps or sorted(tp for tp, p in self._partitions.items() if p.is_leader)
             return [(tp, self._partitions[tp]) for tp in chosen if tp in self._partitions]
 
+    def apply_retention(self) -> int:
+        """Retention over every log below its high watermark; returns the segments deleted. A log
+        that lost segments starts later, which fetch sessions must tell their followers."""
+        deleted = self.log_manager.cleanup_logs(self.high_watermarks().get)
+        if deleted:
+            self.notify_data_changed()
+        return deleted
+
     def checkpoint_high_watermarks(self) -> None:
         """Each log dir's high watermarks to disk (Kafka's checkpointHighWatermarks): a broker that
-        restarts and leads again serves consumers no further than it had."""
-        by_dir: dict[Path, dict[TopicPartition, int]] = {Path(d): {} for d in self.log_manager.log_dirs}
+        restarts and leads again serves consumers no further than it had. Skipped while no high
+        watermark moved and no partition came or went since the last one: an idle broker with
+        tens of thousands of partitions would otherwise rewrite and fsync the same files every
+        few seconds."""
         with self._lock:
             partitions = list(self._partitions.items())
+        high_watermarks = {tp: partition.high_watermark for tp, partition in partitions}
+        if high_watermarks == self._high_watermarks_written:
+            return
+        by_dir: dict[Path, dict[TopicPartition, int]] = {Path(d): {} for d in self.log_manager.log_dirs}
         for tp, partition in partitions:
-            by_dir.setdefault(Path(partition.log.dir).parent, {})[tp] = partition.high_watermark
+            by_dir.setdefault(Path(partition.log.dir).parent, {})[tp] = high_watermarks[tp]
+        written = True
         for directory, offsets in by_dir.items():
             try:
                 write_offsets(directory / HW_CHECKPOINT, offsets)
             except OSError as e:
+                written = False
                 log.error("%s Cannot write the high watermarks of %s: %s", self.prefix, directory, e)
+        self._high_watermarks_written = high_watermarks if written else None
 
     def high_watermarks(self) -> dict[TopicPartition, int]:
         with self._lock:

@@ -104,6 +104,7 @@ class KafkaServer:
                 "response_max_bytes": self.config.replica_fetch_response_max_bytes,
                 "backoff_ms": self.config.replica_fetch_backoff_ms,
             },
+            fetch_session_cache_slots=self.config.max_incremental_fetch_session_cache_slots,
         )
         metadata = self.metadata_cache
         self.group_coordinator = GroupMetadataManager(
@@ -146,7 +147,7 @@ class KafkaServer:
             self.config.replica_high_watermark_checkpoint_interval_ms / 1000,
         )
         self.scheduler.schedule(
-            "kafka-log-retention", lambda: logs.cleanup_logs(replicas.high_watermarks().get),
+            "kafka-log-retention", replicas.apply_retention,
             self.config.log_retention_check_interval_ms / 1000, delay_s=30,
         )
         self.scheduler.schedule("kafka-recovery-point-checkpoint", logs.checkpoint_recovery_points, 60)

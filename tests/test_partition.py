@@ -3,7 +3,8 @@ has fallen out of it (pure functions, no logs)."""
 
 from __future__ import annotations
 
-from broker.partition import FollowerState, after_fetch, high_watermark, may_join_isr, out_of_sync
+from broker.fetch_session import FetchClock
+from broker.partition import FollowerState, after_fetch, caught_up_ms, high_watermark, may_join_isr, out_of_sync
 from broker.replica_fetcher import truncation_offset
 
 
@@ -32,6 +33,18 @@ def test_fetching_from_where_the_log_ended_at_the_previous_fetch_means_caught_up
     assert second.last_caught_up_time_ms == 100  # it had everything the leader had at the first fetch
     behind = after_fetch(second, fetch_offset=12, leader_log_end_offset=30, now_ms=400)
     assert behind.last_caught_up_time_ms == 100
+
+
+def test_a_follower_idle_in_a_fetch_session_is_caught_up_at_the_sessions_latest_fetch() -> None:
+    clock = FetchClock(last_fetch_ms=100)
+    idle = FollowerState(10, 100, 10, 100, session_clock=clock)
+    clock.last_fetch_ms = 700  # later fetches of the session, the partition unchanged
+    assert caught_up_ms(idle) == 700
+    assert out_of_sync((1, 2), 1, {2: idle}, now_ms=1500, lag_time_max_ms=1000) == []
+    # Records arrive; the follower's next fetch, still from offset 10, was caught up at the last one.
+    behind = after_fetch(idle, fetch_offset=10, leader_log_end_offset=15, now_ms=900)
+    assert behind.last_caught_up_time_ms == 700 and behind.session_clock is None
+    assert out_of_sync((1, 2), 1, {2: behind}, now_ms=1800, lag_time_max_ms=1000) == [2]
 
 
 def test_a_follower_joins_the_isr_once_at_the_high_watermark_and_in_the_current_epoch() -> None:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from broker import replica_manager
 from broker.errors import Errors
+from broker.fetch_session import FetchKind, PartitionData
 from broker.local_cluster import wait_until
 from broker.log import record_batch as rb
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import PartitionInfo
+from broker.partition import caught_up_ms
 from broker.replica_manager import FetchRequestPartition, FetchResult, ProduceResult, ReplicaManager, now_ms
 
 
@@ -164,3 +169,136 @@ def test_a_lagging_follower_leaves_the_isr_and_returns_once_caught_up(tmp_path: 
     manager._maybe_change_isr(manager.partition(T0), now_ms())
     assert manager.partition(T0).isr == (1, 2) and manager.counters.isr_expands == 1
     assert manager.isr_writes == [(1,), (1, 2)]  # type: ignore[attr-defined]
+
+
+# -- fetch sessions (KIP-227) --------------------------------------------------------------------
+
+T1 = ("t", 1)
+
+
+def two_partition_leader(tmp_path: Path) -> ReplicaManager:
+    manager = leader_manager(tmp_path)
+    other = PartitionInfo("t", 1, 1, 0, isr=(1, 2), replicas=(1, 2), zk_version=0, controller_epoch=1)
+    assert manager.become_leader_or_follower(9, 1, -1, [other])[1] == {T1: Errors.NONE}
+    return manager
+
+
+def session_fetch(
+    manager: ReplicaManager, session_id: int, epoch: int, named: dict[tuple[str, int], PartitionData],
+    forgotten: tuple[tuple[str, int], ...] = (), wait_ms: int = 0,
+) -> tuple[int, dict[tuple[str, int], FetchResult]]:
+    context = manager.new_fetch_context(2, session_id, epoch, named, list(forgotten))
+    assert context.kind in (FetchKind.FULL, FetchKind.INCREMENTAL), context.error
+    return manager.fetch_session_messages(context, wait_ms, 1, 1 << 20)
+
+
+def open_follower_session(manager: ReplicaManager) -> int:
+    session_id, answers = session_fetch(manager, 0, 0, {T0: PartitionData(0, 0), T1: PartitionData(0, 0)})
+    assert session_id != 0 and set(answers) == {T0, T1}  # a full fetch answers every partition
+    return session_id
+
+
+def test_an_incremental_fetch_answers_only_new_records_and_high_watermarks(tmp_path: Path) -> None:
+    manager = two_partition_leader(tmp_path)
+    session_id = open_follower_session(manager)
+    assert session_fetch(manager, session_id, 1, {}, wait_ms=20) == (session_id, {})  # idle: nothing to say
+    produce(manager, batch(b"a"))
+    _, answers = session_fetch(manager, session_id, 2, {})
+    assert list(answers) == [T0] and [r.value for r in rb.read_records(answers[T0].records)] == [b"a"]
+    # The follower has it: its new fetch offset moves the high watermark, which is answered once.
+    _, answers = session_fetch(manager, session_id, 3, {T0: PartitionData(1, 0)})
+    assert list(answers) == [T0] and answers[T0].high_watermark == 1 and answers[T0].records == b""
+    assert session_fetch(manager, session_id, 4, {}, wait_ms=20)[1] == {}
+    assert manager.fetch_session_metrics() == (1, 2, 0, 4)
+    manager.stop()
+
+
+def test_an_incremental_fetch_waits_for_new_records_in_any_of_its_partitions(tmp_path: Path) -> None:
+    manager = two_partition_leader(tmp_path)
+    session_id = open_follower_session(manager)
+    context = manager.new_fetch_context(2, session_id, 1, {}, [])
+    assert context.session is not None
+    clock = context.session.clock
+    clock.last_fetch_ms = 0
+    answered: list[dict[tuple[str, int], FetchResult]] = []
+    waiting = threading.Thread(
+        target=lambda: answered.append(manager.fetch_session_messages(context, 10000, 1, 1 << 20)[1])
+    )
+    started = time.monotonic()
+    waiting.start()
+    wait_until(lambda: clock.last_fetch_ms > 0, 5, "the fetch to find nothing new and wait")
+    manager.append_records(1, 1000, {T1: batch(b"b")})
+    waiting.join(10)
+    assert time.monotonic() - started < 5 and answered and list(answered[0]) == [T1]
+    manager.stop()
+
+
+def test_idle_session_partitions_keep_a_caught_up_follower_in_the_isr_while_it_fetches(tmp_path: Path) -> None:
+    manager = two_partition_leader(tmp_path)  # replica.lag.time.max.ms 1000
+    session_id = open_follower_session(manager)
+    partition = manager.partition(T1)
+    # As if the follower's last full read was long ago: only the idle fetch below says it is caught up.
+    partition.followers[2] = replace(partition.followers[2], last_caught_up_time_ms=0, last_fetch_time_ms=0)
+    clock = partition.followers[2].session_clock
+    assert clock is not None
+    clock.last_fetch_ms = 0
+    before = now_ms()
+    assert session_fetch(manager, session_id, 1, {})[1] == {}
+    assert caught_up_ms(partition.followers[2]) >= before and partition.followers[2].last_caught_up_time_ms == 0
+    manager._maybe_change_isr(partition, now_ms())
+    assert partition.isr == (1, 2) and manager.counters.isr_shrinks == 0
+    # The follower stops fetching: its session's clock stops, and it falls out of the ISR in time.
+    manager._maybe_change_isr(partition, now_ms() + 2000)
+    assert partition.isr == (1,) and manager.counters.isr_shrinks == 1
+    manager.stop()
+
+
+def test_a_forgotten_partition_no_longer_counts_its_follower_as_caught_up(tmp_path: Path) -> None:
+    manager = two_partition_leader(tmp_path)
+    session_id = open_follower_session(manager)
+    session_fetch(manager, session_id, 1, {}, forgotten=(T1,))
+    follower = manager.partition(T1).followers[2]
+    assert follower.session_clock is None
+    left_at = caught_up_ms(follower)
+    wait_until(lambda: now_ms() > left_at, 5, "the clock to move")
+    session_fetch(manager, session_id, 2, {})
+    clock = manager.partition(T0).followers[2].session_clock
+    assert clock is not None and clock.last_fetch_ms > left_at
+    assert caught_up_ms(manager.partition(T1).followers[2]) == left_at
+    manager.stop()
+
+
+def test_a_partition_the_leader_no_longer_leads_comes_back_with_its_error(tmp_path: Path) -> None:
+    manager = two_partition_leader(tmp_path)
+    session_id = open_follower_session(manager)
+    manager.become_leader_or_follower(9, 1, -1, [
+        PartitionInfo("t", 0, 1, 1, isr=(1,), replicas=(1, 2), zk_version=1, controller_epoch=1)
+    ])
+    _, answers = session_fetch(manager, session_id, 1, {})
+    assert {tp: a.error for tp, a in answers.items()} == {T0: Errors.FENCED_LEADER_EPOCH}
+    assert session_fetch(manager, session_id, 2, {})[1][T0].error is Errors.FENCED_LEADER_EPOCH  # every time
+    assert session_fetch(manager, session_id, 3, {}, forgotten=(T0,), wait_ms=20)[1] == {}
+    manager.stop_replicas(9, 1, -1, [("t", 1, -2, True)])
+    _, answers = session_fetch(manager, session_id, 4, {})
+    assert {tp: a.error for tp, a in answers.items()} == {T1: Errors.UNKNOWN_TOPIC_OR_PARTITION}
+    manager.stop()
+
+
+def test_consumers_fetch_without_a_session(tmp_path: Path) -> None:
+    manager = leader_manager(tmp_path)
+    assert manager.new_fetch_context(-1, 0, 0, {T0: PartitionData(0)}, []).kind is FetchKind.SESSIONLESS
+    assert manager.fetch_session_metrics()[0] == 0
+
+
+def test_a_session_that_fell_behind_the_change_log_reads_every_partition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replica_manager, "CHANGE_LOG_SIZE", 4)
+    manager = two_partition_leader(tmp_path)
+    session_id = open_follower_session(manager)
+    produce(manager, batch(b"a"))
+    for i in range(10):  # changes elsewhere push the append out of the log
+        manager.notify_data_changed([("elsewhere", i)])
+    _, answers = session_fetch(manager, session_id, 1, {})
+    assert list(answers) == [T0] and answers[T0].records
+    manager.stop()

@@ -62,10 +62,18 @@ def metrics(cluster: ClusterHarness, broker_id: int) -> kafka_pb2.BrokerMetricsR
 
 
 def restart(cluster: ClusterHarness, broker_id: int) -> None:
-    """Start a SIGKILLed broker again once ZooKeeper has expired its old session."""
+    """Start a SIGKILLed broker again once ZooKeeper has expired its old session, and wait until
+    it knows every topic again: a client may bootstrap from it next."""
     wait_until(lambda: cluster.zk.exists(f"/brokers/ids/{broker_id}") is None, ELECTION_WAIT_S,
                f"broker {broker_id}'s old registration to expire")
     cluster.start_broker(broker_id)
+    topics = cluster.zk.get_children("/brokers/topics")
+
+    def knows_every_topic() -> bool:
+        metadata = cluster.admin(broker_id).metadata(topics)
+        return all(t.error_code == 0 and t.partitions for t in metadata.topics)
+
+    wait_until(knows_every_topic, ELECTION_WAIT_S, f"broker {broker_id} to learn the topics again")
 
 
 def bootstrap(cluster: ClusterHarness) -> str:
