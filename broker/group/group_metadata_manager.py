@@ -131,7 +131,6 @@ class GroupMetadataManager:
         self._loading: dict[int, int] = {}  # partition -> the leader epoch it is loaded for
         self._joins: dict[str, Future[JoinGroupResult]] = {}
         self._syncs: dict[str, Future[SyncGroupResult]] = {}
-        self.last_load: tuple[int, int, float] | None = None  # (partition, records, ms) of the latest load
 
     # -- life ------------------------------------------------------------------------------------
 
@@ -489,7 +488,6 @@ class GroupMetadataManager:
                             group.group_id, OFFSETS_TOPIC, partition)
                 continue
             self._apply(self._rules.load_group(group, now))
-        self.last_load = (partition, replayed, took_ms)
         log.info("%s Finished loading offsets and group metadata from %s-%d in %d milliseconds, of which %d "
                  "milliseconds was spent in the scheduler (%d records, %d groups).", self.prefix, OFFSETS_TOPIC,
                  partition, took_ms, waited_ms, replayed, len(result.groups))
