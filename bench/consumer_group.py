@@ -29,11 +29,10 @@ import time
 from pathlib import Path
 
 import grpc
-from kazoo.client import KazooClient
 
 from broker.errors import Errors
 from broker.grpc_options import OPTIONS
-from broker.local_cluster import BrokerProcess, ZooKeeperServer, wait_until
+from broker.local_cluster import LocalCluster, wait_until
 from client.admin import AdminClient
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
@@ -48,25 +47,15 @@ RETRIABLE = {Errors.NOT_COORDINATOR.code, Errors.COORDINATOR_NOT_AVAILABLE.code,
 
 class Cluster:
     def __init__(self, work: Path) -> None:
-        self.zookeeper = ZooKeeperServer(work / "zookeeper")
-        self.zookeeper.start()
         overrides = {
             "auto.leader.rebalance.enable": "false", "group.initial.rebalance.delay.ms": "0",
             "group.min.session.timeout.ms": str(SESSION_MS), "zookeeper.session.timeout.ms": str(ZK_SESSION_MS),
         }
-        self.brokers = {b: BrokerProcess(b, self.zookeeper.connect, work / f"broker-{b}", overrides=overrides)
-                        for b in (1, 2, 3)}
-        for broker in self.brokers.values():
-            broker.start()
-        zk = KazooClient(hosts=self.zookeeper.connect)
-        zk.start()
-        try:
-            wait_until(lambda: len(zk.get_children("/brokers/ids")) == 3 and zk.exists("/controller"), 60,
-                       "three brokers and a controller")
-        finally:
-            zk.stop()
-            zk.close()
-        self.admin = AdminClient(",".join(b.address for b in self.brokers.values()), timeout_s=120)
+        self.local = LocalCluster(work, 3, overrides=overrides)
+        self.local.start()
+        self.local.wait_ready()
+        self.brokers = {b.broker_id: b for b in self.local.brokers}
+        self.admin = AdminClient(self.local.bootstrap_servers, timeout_s=120)
         self._stubs: dict[int, kafka_pb2_grpc.GroupStub] = {}
         self._lock = threading.Lock()
 
@@ -90,9 +79,7 @@ class Cluster:
         return None
 
     def stop(self) -> None:
-        for broker in self.brokers.values():
-            broker.kill()
-        self.zookeeper.stop()
+        self.local.kill()
 
 
 class Member:

@@ -20,9 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from kazoo.client import KazooClient
-
-from broker.local_cluster import BrokerProcess, ZooKeeperServer, wait_until
+from broker.local_cluster import LocalCluster
 from client.admin import AdminClient
 from client.consumer import KafkaConsumer
 from client.producer import KafkaProducer
@@ -35,22 +33,10 @@ PARTITIONS = 3
 
 class Cluster:
     def __init__(self, work: Path) -> None:
-        self.zookeeper = ZooKeeperServer(work / "zookeeper")
-        self.zookeeper.start()
-        overrides = {"auto.leader.rebalance.enable": "false"}
-        self.brokers = [BrokerProcess(b, self.zookeeper.connect, work / f"broker-{b}", overrides=overrides)
-                        for b in (1, 2, 3)]
-        for broker in self.brokers:
-            broker.start()
-        zk = KazooClient(hosts=self.zookeeper.connect)
-        zk.start()
-        try:
-            wait_until(lambda: len(zk.get_children("/brokers/ids")) == 3 and zk.exists("/controller"), 60,
-                       "three brokers and a controller")
-        finally:
-            zk.stop()
-            zk.close()
-        self.bootstrap = ",".join(b.address for b in self.brokers)
+        self.local = LocalCluster(work, 3, overrides={"auto.leader.rebalance.enable": "false"})
+        self.local.start()
+        self.local.wait_ready()
+        self.bootstrap = self.local.bootstrap_servers
         self.admin = AdminClient(self.bootstrap, timeout_s=60)
         self._topics = 0
 
@@ -63,9 +49,7 @@ class Cluster:
         return name
 
     def stop(self) -> None:
-        for broker in self.brokers:
-            broker.kill()
-        self.zookeeper.stop()
+        self.local.kill()
 
 
 def producer(cluster: Cluster, acks: str, record_size: int, linger_ms: float) -> KafkaProducer:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from kazoo.client import KazooClient
+
 T = TypeVar("T")
 
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
@@ -292,6 +294,23 @@ class LocalCluster:
         self.zookeeper.start()
         for broker in self.brokers:
             broker.start()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until every broker is registered in ZooKeeper and a controller is elected."""
+        zk = KazooClient(hosts=self.zookeeper.connect)
+        zk.start()
+        try:
+            wait_until(lambda: len(zk.get_children("/brokers/ids")) == len(self.brokers) and zk.exists("/controller"),
+                       timeout, "every broker registered and a controller")
+        finally:
+            zk.stop()
+            zk.close()
+
+    def kill(self) -> None:
+        """SIGKILL every broker, then stop ZooKeeper: a benchmark's quick end."""
+        for broker in self.brokers:
+            broker.kill()
+        self.zookeeper.stop()
 
     def stop(self) -> None:
         for broker in self.brokers:
