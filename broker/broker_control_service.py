@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import grpc
 
+from broker import heap
 from broker.errors import Errors
 from broker.metadata_cache import BrokerEndpoint, MetadataCache, PartitionInfo
 from broker.replica_manager import ReplicaManager
@@ -52,6 +53,7 @@ class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
         error, results = self._replicas.become_leader_or_follower(
             request.controller_id, request.controller_epoch, request.broker_epoch, states
         )
+        heap.settle()
         return kafka_pb2.LeaderAndIsrResponse(error_code=error.code, partition_errors=_partition_errors(results))
 
     def UpdateMetadata(
@@ -69,6 +71,7 @@ class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
                 [(tp.topic, tp.partition) for tp in request.deleted_partitions],
             )
             self._replicas.fetchers.retry_pending()
+            heap.settle()
         return kafka_pb2.UpdateMetadataResponse(error_code=error.code)
 
     def StopReplica(
@@ -78,6 +81,8 @@ class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
             request.controller_id, request.controller_epoch, request.broker_epoch,
             [(p.topic, p.partition, p.leader_epoch, p.delete_partition) for p in request.partitions],
         )
+        # A deleted partition's frozen objects may hold cycles only a full collection frees.
+        heap.settle(reclaim=any(p.delete_partition for p in request.partitions))
         return kafka_pb2.StopReplicaResponse(error_code=error.code, partition_errors=_partition_errors(results))
 
     def ControlledShutdown(

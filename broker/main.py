@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 
+from broker import heap
 from broker.config import ConfigError, KafkaConfig
 from broker.server import FatalBrokerError, KafkaServer
 from broker.zk.kafka_zk_client import BrokerIdInUseError, ZooKeeperClientTimeoutError
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
+    heap.configure()
     server = KafkaServer(config)
     try:
         server.startup()

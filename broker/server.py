@@ -12,6 +12,7 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from broker import heap
 from broker.admin_service import AdminService
 from broker.broker_control_service import BrokerControlService
 from broker.config import EndPoint, KafkaConfig
@@ -136,6 +137,7 @@ class KafkaServer:
         self._schedule_log_tasks()
         if self.config.auto_leader_rebalance_enable:
             self.controller.schedule_auto_leader_rebalance(self.config.leader_imbalance_check_interval_seconds)
+        heap.settle()  # the logs loaded and everything built at startup
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("%s started", prefix)
 

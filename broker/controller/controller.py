@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from kazoo.protocol.states import EventType, WatchedEvent
 
+from broker import heap
 from broker.controller import controller_election
 from broker.controller.channel_manager import ControllerChannelManager
 from broker.controller.controller_context import ControllerContext, TopicPartition
@@ -341,6 +342,7 @@ class KafkaController:
             "Initialized %d topics, %d partitions, %d offline",
             len(self.context.topics), len(self.context.assignments), len(self.context.offline_partitions()),
         )
+        heap.settle()  # the whole cluster's state, kept until this broker resigns
         live = self.context.live_or_shutting_down_broker_ids()
         # As Kafka: every broker learns the new controller and the whole state first, then the
         # replicas come online and the offline partitions are elected.
