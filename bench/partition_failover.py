@@ -9,7 +9,9 @@
    loaded from ZooKeeper and sent, as Kafka sends it before any election), and to "Ready to
    serve" (offline partitions elected, dead replicas out of the ISRs, requests queued).
 
-    python bench/partition_failover.py [--leader-sizes 1000,10000] [--controller-sizes 10000,50000]
+   Each leader failover size runs --trials times (3); the median is printed.
+
+    python bench/partition_failover.py [--leader-sizes 1000,10000] [--controller-sizes 10000,50000] [--trials 3]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import statistics
 import sys
 import tempfile
 import threading
@@ -171,6 +174,7 @@ def main() -> int:
     parser.add_argument("--leader-sizes", default="1000,10000")
     parser.add_argument("--controller-sizes", default="10000,50000")
     parser.add_argument("--session-timeout-ms", type=int, default=4000)
+    parser.add_argument("--trials", type=int, default=3, help="leader failover runs per size")
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     sizes = [int(s) for s in args.leader_sizes.split(",") if s]
@@ -179,12 +183,18 @@ def main() -> int:
     print(f"Partition leader failover (SIGKILL the leader of a third; replication 3; session "
           f"{args.session_timeout_ms} ms, not counted)")
     for n in sizes:
-        with tempfile.TemporaryDirectory(prefix="minikafka-bench-") as work:
-            total, led = leader_failover(Path(work), n, args.session_timeout_ms)
-        per = total * 1000 / max(led, 1)
-        print(f"  {n:6d} partitions: {led:5d} re-elected in {total * 1000:8.0f} ms = {per:.3f} ms per partition "
-              f"(goal < {PER_PARTITION_GOAL_MS} ms: {'met' if per < PER_PARTITION_GOAL_MS else 'MISSED'})",
-              flush=True)
+        # A few hundred partitions move in tens of milliseconds, where one scheduling hiccup on a
+        # busy machine shows: the median of several runs is the figure.
+        runs = []
+        for _ in range(args.trials):
+            with tempfile.TemporaryDirectory(prefix="minikafka-bench-") as work:
+                runs.append(leader_failover(Path(work), n, args.session_timeout_ms))
+        per_runs = sorted(total * 1000 / max(led, 1) for total, led in runs)
+        total, led = sorted(runs)[len(runs) // 2]
+        per = statistics.median(per_runs)
+        print(f"  {n:6d} partitions: {led:5d} re-elected in {total * 1000:8.0f} ms = {per:.3f} ms per partition, "
+              f"median of {len(runs)} (runs {per_runs[0]:.3f}-{per_runs[-1]:.3f}; goal < {PER_PARTITION_GOAL_MS} ms: "
+              f"{'met' if per < PER_PARTITION_GOAL_MS else 'MISSED'})", flush=True)
     print("Controller failover (from the new controller's election)")
     for n in controller_sizes:
         with tempfile.TemporaryDirectory(prefix="minikafka-bench-") as work:
