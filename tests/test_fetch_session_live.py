@@ -74,18 +74,23 @@ def in_sync(cluster: ClusterHarness, topic: str, brokers: tuple[int, ...]) -> bo
     return len(brokers) < 3 or all(metrics(cluster, b).under_replicated_partitions == 0 for b in brokers)
 
 
+def three_brokers_and_a_replicated_topic(cluster: ClusterHarness, topic: str, min_insync_replicas: int) -> None:
+    """Brokers 1-3 and `topic` (replication 3) with a first record in every partition on every replica."""
+    cluster.start_brokers(1, 2, 3, **BROKER_CONFIG)
+    cluster.wait_for_controller()
+    result = cluster.admin().create_topic(topic, PARTITIONS, 3, {"min.insync.replicas": str(min_insync_replicas)})
+    assert result.error_code == 0, result.error_message
+    write_one_record_per_partition(cluster, topic, "first")
+    wait_until(lambda: fully_replicated(cluster, topic), 30, "the first records on every replica")
+
+
 def test_idle_followers_stay_in_the_isr_past_the_lag_time_while_their_fetches_name_nothing(
     cluster: ClusterHarness,
 ) -> None:
-    cluster.start_brokers(1, 2, 3, **BROKER_CONFIG)
-    cluster.wait_for_controller()
-    result = cluster.admin().create_topic("idle", PARTITIONS, 3, {"min.insync.replicas": "3"})
-    assert result.error_code == 0, result.error_message
-    write_one_record_per_partition(cluster, "idle", "before")
+    three_brokers_and_a_replicated_topic(cluster, "idle", min_insync_replicas=3)
     # Each broker leads some partitions and is fetched by the two others, each in its session.
     wait_until(lambda: all(metrics(cluster, b).incremental_fetch_sessions == 2 for b in (1, 2, 3)), 30,
                "two fetch sessions at every leader")
-    wait_until(lambda: fully_replicated(cluster, "idle"), 30, "the first records on every replica")
     before = {b: metrics(cluster, b).incremental_fetches for b in (1, 2, 3)}
 
     holds_for(lambda: in_sync(cluster, "idle", (1, 2, 3)), 3 * LAG_MS / 1000, "a full ISR while idle")
@@ -103,12 +108,7 @@ def test_idle_followers_stay_in_the_isr_past_the_lag_time_while_their_fetches_na
 def test_partitions_that_change_leader_move_between_fetch_sessions_and_keep_replicating(
     cluster: ClusterHarness,
 ) -> None:
-    cluster.start_brokers(1, 2, 3, **BROKER_CONFIG)
-    cluster.wait_for_controller()
-    result = cluster.admin().create_topic("moving", PARTITIONS, 3, {"min.insync.replicas": "2"})
-    assert result.error_code == 0, result.error_message
-    write_one_record_per_partition(cluster, "moving", "first")
-    wait_until(lambda: fully_replicated(cluster, "moving"), 30, "the first records on every replica")
+    three_brokers_and_a_replicated_topic(cluster, "moving", min_insync_replicas=2)
 
     # A leader goes: its partitions join the survivors' sessions with each other.
     cluster.brokers[3].kill()
