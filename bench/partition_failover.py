@@ -5,9 +5,10 @@
    every partition having a live leader in the third broker's metadata cache. Total and per partition
    re-elected.
 2. Controller failover: topics totalling N partitions; SIGKILL the controller; time from the new
-   controller's election (its log line) to every live broker's cache naming it (the whole state
-   loaded from ZooKeeper and sent, as Kafka sends it before any election), and to "Ready to
-   serve" (offline partitions elected, dead replicas out of the ISRs, requests queued).
+   controller's election (its log line) to every live broker's cache naming it (sent before the
+   new controller reads the cluster's state), and to "Ready to serve" (the whole state loaded
+   from ZooKeeper, offline partitions elected, dead replicas out of the ISRs, and the whole
+   state queued to every broker with the elections' results).
 
    Each leader failover size runs --trials times (3); the median is printed.
 
@@ -93,6 +94,26 @@ class Cluster:
         self.zookeeper.stop()
 
 
+class LogTail:
+    """A broker log from a given point on, read as it grows: at 50,000 partitions a log holds
+    tens of megabytes, and reading it whole at every poll would take a core from the cluster
+    being measured."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb")
+        self._file.seek(0, 2)
+        self._partial = b""
+        self._lines: list[str] = []
+
+    def find(self, text: str) -> str | None:
+        """The first line since the start that contains `text`, or None yet."""
+        data = self._partial + self._file.read()
+        complete, _, self._partial = data.rpartition(b"\n")
+        if complete:
+            self._lines.extend(complete.decode(errors="replace").splitlines())
+        return next((line for line in self._lines if text in line), None)
+
+
 def gone_at(zk: KazooClient, path: str) -> tuple[threading.Event, list[float]]:
     """Record when `path` is deleted, as seen by a watch."""
     seen, at = threading.Event(), []
@@ -138,6 +159,7 @@ def controller_failover(work: Path, partitions: int, session_timeout_ms: int) ->
         cluster.create_partitions(partitions)
         old = cluster.controller()
         wait_until(lambda: len(cluster.leaders(old)) == partitions, 600, "every partition in the metadata")
+        tails = {b: LogTail(broker.log_path) for b, broker in cluster.brokers.items() if b != old}
         cluster.brokers[old].kill()
         new = wait_until(lambda: (c := cluster.controller_or_none()) not in (None, old) and c, 120, "a new controller")
         survivors = [b for b in (1, 2, 3) if b != old]
@@ -150,13 +172,9 @@ def controller_failover(work: Path, partitions: int, session_timeout_ms: int) ->
 
         watcher = threading.Thread(target=watch_survivors)
         watcher.start()
-        log = cluster.brokers[new].log_path
-
-        def line(text: str) -> str | None:
-            return next((ln for ln in log.read_text().splitlines() if text in ln), None)
-
-        elected = log_time(wait_until(lambda: line("Epoch incremented to 2 "), 60, "the election line"))
-        ready = log_time(wait_until(lambda: line("Ready to serve as the new controller with epoch 2"), 600,
+        log = tails[new]
+        elected = log_time(wait_until(lambda: log.find("Epoch incremented to 2 "), 60, "the election line"))
+        ready = log_time(wait_until(lambda: log.find("Ready to serve as the new controller with epoch 2"), 600,
                                     "the ready line"))
         watcher.join()
         return ready - elected, informed[0] - elected
@@ -200,8 +218,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="minikafka-bench-") as work:
             loaded, sent = controller_failover(Path(work), n, args.session_timeout_ms)
         total = max(loaded, sent)
-        print(f"  {n:6d} partitions: state loaded and at every broker in {sent * 1000:8.0f} ms, elections done in "
-              f"{loaded * 1000:8.0f} ms (goal < {CONTROLLER_FAILOVER_GOAL_S:.0f} s: "
+        print(f"  {n:6d} partitions: every broker knows the new controller in {sent * 1000:8.0f} ms, state loaded, "
+              f"elected and sent in {loaded * 1000:8.0f} ms (goal < {CONTROLLER_FAILOVER_GOAL_S:.0f} s: "
               f"{'met' if total < CONTROLLER_FAILOVER_GOAL_S else 'MISSED'})", flush=True)
     return 0
 

@@ -344,10 +344,13 @@ class KafkaController:
         )
         heap.settle()  # the whole cluster's state, kept until this broker resigns
         live = self.context.live_or_shutting_down_broker_ids()
-        # As Kafka: every broker learns the new controller and the whole state first, then the
-        # replicas come online and the offline partitions are elected.
-        self.batch.add_update_metadata(live, self.context.assignments)
+        # Every broker learns the new controller and the live brokers at once; the whole state
+        # follows in the batch that carries the elections' results. Kafka sends the whole state
+        # twice, before the elections and (what they changed) after: each copy costs a broker
+        # a second of a 50,000-partition failover here, on the machine the controller shares.
+        self.batch.add_update_metadata(live)
         self.batch.send()
+        self.batch.add_update_metadata(live, self.context.assignments)
         self.replica_state_machine.online(live, with_metadata=False)
         self.partition_state_machine.trigger_online_partition_state_change()
         # Replicas on brokers that are gone leave the ISRs (ReplicaStateMachine.startup).

@@ -9,9 +9,9 @@ They run on the controller's event thread only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from kazoo.exceptions import BadVersionError, NodeExistsError
 
@@ -89,29 +89,49 @@ class _ZkStateMachine:
 
     def _write(
         self, updates: dict[TopicPartition, LeaderAndIsr], what: str
-    ) -> tuple[dict[TopicPartition, LeaderAndIsr], list[TopicPartition]]:
-        """Write `updates` fenced and conditional on each zk version. Returns the states written
-        (with their new zk versions, also kept in the context) and the partitions whose version
-        moved meanwhile (to read and decide again). Any other failure is logged and dropped."""
+    ) -> Callable[[], tuple[dict[TopicPartition, LeaderAndIsr], list[TopicPartition]]]:
+        """Send `updates`, fenced and conditional on each zk version; calling the function
+        returned waits for the answers and gives the states written (with their new zk versions,
+        also kept in the context) and the partitions whose version moved meanwhile (to read and
+        decide again). Any other failure is logged and dropped.
+
+        A mass change decides and sends its partitions a slice at a time, so ZooKeeper writes
+        one slice while the controller decides the next."""
         if not updates:
-            return {}, []
+            return lambda: ({}, [])
         epoch = self._context.epoch
-        answers = self._zk.update_partition_states(
+        answered = self._zk.update_partition_states_async(
             self._context.epoch_zk_version,
             {tp: (zk_data.encode_partition_state(s.leader, s.leader_epoch, s.isr, epoch), s.zk_version)
              for tp, s in updates.items()},
         )
-        written, moved = {}, []
-        for tp, answer in answers.items():
-            if isinstance(answer, BadVersionError):
-                moved.append(tp)
-            elif isinstance(answer, Exception):
-                log.error("%s Failed to write %s of %s: %r", self._prefix(), what, tp_name(tp), answer)
-            else:
-                state = updates[tp]
-                written[tp] = LeaderAndIsr(state.leader, state.leader_epoch, state.isr, answer)
-                self._context.leadership[tp] = written[tp]
-        return written, moved
+
+        def gather() -> tuple[dict[TopicPartition, LeaderAndIsr], list[TopicPartition]]:
+            written, moved = {}, []
+            for tp, answer in answered().items():
+                if isinstance(answer, BadVersionError):
+                    moved.append(tp)
+                elif isinstance(answer, Exception):
+                    log.error("%s Failed to write %s of %s: %r", self._prefix(), what, tp_name(tp), answer)
+                else:
+                    state = updates[tp]
+                    written[tp] = LeaderAndIsr(state.leader, state.leader_epoch, state.isr, answer)
+                    self._context.leadership[tp] = written[tp]
+            return written, moved
+
+        return gather
+
+
+T = TypeVar("T")
+
+# Partitions decided and sent to ZooKeeper at a time in a mass change: small enough that
+# ZooKeeper starts writing early, large enough to be few multis (kafka_zk_client.MULTI_OPS).
+WRITE_SLICE = 1000
+
+
+def _slices(items: list[T]) -> Iterator[list[T]]:
+    for start in range(0, len(items), WRITE_SLICE):
+        yield items[start:start + WRITE_SLICE]
 
 
 class PartitionStateMachine(_ZkStateMachine):
@@ -233,48 +253,54 @@ class PartitionStateMachine(_ZkStateMachine):
         stale: set[TopicPartition] = set()
         while remaining:
             current_states = self._current(remaining, stale)
-            decided: dict[TopicPartition, ElectionResult] = {}
-            for tp in remaining:
-                if tp not in current_states:
-                    log.error("%s No partition state for %s in ZooKeeper", self._prefix(), tp_name(tp))
-                    results[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
-                    continue
-                current, written_by = current_states[tp]
-                if written_by > self._context.epoch:
-                    log.warning(
-                        "%s Aborted leader election for partition %s since its state was written by controller "
-                        "epoch %d, newer than %d",
-                        self._prefix(), tp_name(tp), written_by, self._context.epoch,
-                    )
-                    results[tp] = Errors.NOT_CONTROLLER
-                    continue
-                result = self._elect(tp, current, election)
-                if result.leader_and_isr is None:
-                    results[tp] = self._no_leader(tp, current, election)
-                    if election is Election.OFFLINE:
-                        self._set(tp, PartitionState.OFFLINE_PARTITION)
-                    continue
-                decided[tp] = result
-            written, remaining = self._write(
-                {tp: r.leader_and_isr for tp, r in decided.items() if r.leader_and_isr is not None}, "the state"
-            )
-            stale.update(remaining)
-            for tp in decided.keys() - written.keys() - set(remaining):
-                results[tp] = Errors.UNKNOWN_SERVER_ERROR
-            for tp, new_state in written.items():
-                result = decided[tp]
-                if result.unclean:
-                    self._controller.unclean_elections += 1
-                    log.warning(
-                        "%s Unclean leader election for partition %s: broker %d was not in the ISR %s; "
-                        "records acknowledged by the old ISR may be lost",
-                        self._prefix(), tp_name(tp), new_state.leader, list(current_states[tp][0].isr),
-                    )
-                self._set(tp, PartitionState.ONLINE_PARTITION,
-                          f" with state {describe(new_state)} ({election.value} election"
-                          f"{', unclean' if result.unclean else ''})")
-                self._batch.add_leader_and_isr(result.live_replicas, tp)
-                results[tp] = Errors.NONE
+            sent = []
+            for part in _slices(remaining):
+                decided: dict[TopicPartition, ElectionResult] = {}
+                for tp in part:
+                    if tp not in current_states:
+                        log.error("%s No partition state for %s in ZooKeeper", self._prefix(), tp_name(tp))
+                        results[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
+                        continue
+                    current, written_by = current_states[tp]
+                    if written_by > self._context.epoch:
+                        log.warning(
+                            "%s Aborted leader election for partition %s since its state was written by "
+                            "controller epoch %d, newer than %d",
+                            self._prefix(), tp_name(tp), written_by, self._context.epoch,
+                        )
+                        results[tp] = Errors.NOT_CONTROLLER
+                        continue
+                    result = self._elect(tp, current, election)
+                    if result.leader_and_isr is None:
+                        results[tp] = self._no_leader(tp, current, election)
+                        if election is Election.OFFLINE:
+                            self._set(tp, PartitionState.OFFLINE_PARTITION)
+                        continue
+                    decided[tp] = result
+                sent.append((decided, self._write(
+                    {tp: r.leader_and_isr for tp, r in decided.items() if r.leader_and_isr is not None}, "the state"
+                )))
+            remaining = []
+            for decided, answered in sent:
+                written, moved = answered()
+                remaining.extend(moved)
+                stale.update(moved)
+                for tp in decided.keys() - written.keys() - set(moved):
+                    results[tp] = Errors.UNKNOWN_SERVER_ERROR
+                for tp, new_state in written.items():
+                    result = decided[tp]
+                    if result.unclean:
+                        self._controller.unclean_elections += 1
+                        log.warning(
+                            "%s Unclean leader election for partition %s: broker %d was not in the ISR %s; "
+                            "records acknowledged by the old ISR may be lost",
+                            self._prefix(), tp_name(tp), new_state.leader, list(current_states[tp][0].isr),
+                        )
+                    self._set(tp, PartitionState.ONLINE_PARTITION,
+                              f" with state {describe(new_state)} ({election.value} election"
+                              f"{', unclean' if result.unclean else ''})")
+                    self._batch.add_leader_and_isr(result.live_replicas, tp)
+                    results[tp] = Errors.NONE
         return results
 
     def _no_leader(self, tp: TopicPartition, current: LeaderAndIsr, election: Election) -> Errors:
@@ -300,10 +326,12 @@ class ReplicaStateMachine(_ZkStateMachine):
 
     def online(self, broker_ids: Iterable[int], with_metadata: bool = True) -> None:
         """OnlineReplica: tell each broker the state of every partition it holds a replica of."""
+        leadership = self._context.leadership
         for broker_id in broker_ids:
-            for tp in self._context.partitions_on_broker(broker_id):
-                if tp in self._context.leadership:
-                    self._batch.add_leader_and_isr([broker_id], tp, with_metadata=with_metadata)
+            self._batch.add_leader_and_isr_to_broker(
+                broker_id, [tp for tp in self._context.partitions_on_broker(broker_id) if tp in leadership],
+                with_metadata=with_metadata,
+            )
 
     def offline(self, broker_ids: Iterable[int], stop_replicas: bool = False) -> None:
         """OfflineReplica: take the brokers' replicas out of every ISR (never the last member),
@@ -320,18 +348,25 @@ class ReplicaStateMachine(_ZkStateMachine):
             stale: set[TopicPartition] = set()
             removed = 0
             while remaining:
-                updates = {}
-                for tp, (current, _) in self._current(remaining, stale).items():
-                    new_state = elections.remove_replica_from_isr(current, broker_id)
-                    if new_state != current:
-                        updates[tp] = new_state
-                written, remaining = self._write(updates, f"the ISR without replica {broker_id}")
-                stale.update(remaining)
-                for tp, new_state in written.items():
-                    # Kafka logs replica state changes at TRACE.
-                    log.debug("%s Removed replica %d from the ISR of partition %s: %s",
-                              self._prefix(), broker_id, tp_name(tp), describe(new_state))
-                    self._batch.add_leader_and_isr([r for r in self._context.assignments[tp] if r != broker_id], tp)
-                removed += len(written)
+                sent = []
+                for part in _slices(list(self._current(remaining, stale).items())):
+                    updates = {}
+                    for tp, (current, _) in part:
+                        new_state = elections.remove_replica_from_isr(current, broker_id)
+                        if new_state != current:
+                            updates[tp] = new_state
+                    sent.append(self._write(updates, f"the ISR without replica {broker_id}"))
+                remaining = []
+                for answered in sent:
+                    written, moved = answered()
+                    remaining.extend(moved)
+                    stale.update(moved)
+                    for tp, new_state in written.items():
+                        # Kafka logs replica state changes at TRACE.
+                        log.debug("%s Removed replica %d from the ISR of partition %s: %s",
+                                  self._prefix(), broker_id, tp_name(tp), describe(new_state))
+                        self._batch.add_leader_and_isr([r for r in self._context.assignments[tp] if r != broker_id],
+                                                       tp)
+                    removed += len(written)
             if removed:
                 log.info("%s Removed replica %d from the ISR of %d partitions", self._prefix(), broker_id, removed)

@@ -53,6 +53,19 @@ class ControllerBrokerRequestBatch:
             self._update_metadata_to_all_live = True
             self._update_metadata_partitions.add(tp)
 
+    def add_leader_and_isr_to_broker(
+        self, broker_id: int, partitions: list[TopicPartition], with_metadata: bool = True
+    ) -> None:
+        """`add_leader_and_isr` of many partitions to one broker, none of them new, in a few dict
+        operations: a controller failover queues every partition of the cluster."""
+        queued = self._leader_and_isr[broker_id]
+        merged = dict.fromkeys(partitions, False)
+        merged.update(queued)  # a partition already queued as new stays new
+        self._leader_and_isr[broker_id] = merged
+        if with_metadata:
+            self._update_metadata_to_all_live = True
+            self._update_metadata_partitions.update(partitions)
+
     def add_stop_replica(self, broker_ids: Iterable[int], tp: TopicPartition, delete: bool) -> None:
         for broker_id in broker_ids:
             self._stop_replica[broker_id][tp] = delete or self._stop_replica[broker_id].get(tp, False)
@@ -68,17 +81,6 @@ class ControllerBrokerRequestBatch:
     def _context(self) -> ControllerContext:
         return self._context_of()
 
-    def _partition_state(self, tp: TopicPartition, is_new: bool, live: set[int]) -> kafka_pb2.PartitionState | None:
-        context = self._context()
-        leadership = context.leadership.get(tp)
-        replicas = context.assignments.get(tp)
-        if leadership is None or replicas is None:
-            return None
-        return kafka_pb2.PartitionState(
-            topic=tp[0], partition=tp[1], controller_epoch=context.epoch, leader=leadership.leader,
-            leader_epoch=leadership.leader_epoch, isr=leadership.isr, zk_version=leadership.zk_version,
-            replicas=replicas, offline_replicas=[r for r in replicas if r not in live], is_new=is_new,
-        )
 
     def send(self) -> None:
         context = self._context()
@@ -89,12 +91,27 @@ class ControllerBrokerRequestBatch:
         # Each partition's state is built once and shared by every request that carries it:
         # building protobuf messages is what a mass change costs most here.
         built: dict[tuple[TopicPartition, bool], kafka_pb2.PartitionState | None] = {}
+        # A cluster has few distinct replica lists (six for three replicas on three brokers).
+        offline: dict[tuple[int, ...], list[int]] = {}
+        leadership, assignments, epoch = context.leadership, context.assignments, context.epoch
 
         def state_of(tp: TopicPartition, is_new: bool = False) -> kafka_pb2.PartitionState | None:
             key = (tp, is_new)
-            if key not in built:
-                built[key] = self._partition_state(tp, is_new, live)
-            return built[key]
+            state = built.get(key, _UNBUILT)
+            if state is _UNBUILT:
+                current, replicas = leadership.get(tp), assignments.get(tp)
+                if current is None or replicas is None:
+                    state = None
+                else:
+                    if replicas not in offline:
+                        offline[replicas] = [r for r in replicas if r not in live]
+                    state = kafka_pb2.PartitionState(
+                        topic=tp[0], partition=tp[1], controller_epoch=epoch, leader=current.leader,
+                        leader_epoch=current.leader_epoch, isr=current.isr, zk_version=current.zk_version,
+                        replicas=replicas, offline_replicas=offline[replicas], is_new=is_new,
+                    )
+                built[key] = state
+            return state
 
         if self._update_metadata_to_all_live:
             self._update_metadata_brokers.update(live)
@@ -162,6 +179,9 @@ class ControllerBrokerRequestBatch:
                 )
 
         return callback
+
+
+_UNBUILT = object()
 
 
 class _NoEpoch:

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
@@ -537,35 +537,47 @@ class KafkaZkClient:
         An answer is a result or the exception ZooKeeper gave for it; requests lost to a
         connection problem are sent again once the session is usable, like Kafka's
         retryRequestsUntilConnected over a batch."""
-        results: list[Any] = [None] * len(requests)
-        pending = list(range(len(requests)))
-        delay = 0.02
-        while pending:
-            if self._closing.is_set():
-                raise ZooKeeperClosedError("ZooKeeper client closed")
-            futures = []
-            for i in pending:
-                try:
-                    futures.append((i, requests[i]()))
-                except _RETRIABLE as e:
-                    futures.append((i, e))
-            retry = []
-            for i, future in futures:
-                if isinstance(future, Exception):
-                    retry.append(i)
-                    continue
-                try:
-                    results[i] = future.get()
-                except _RETRIABLE:
-                    retry.append(i)
-                except Exception as e:  # ZooKeeper's answer for this request
-                    results[i] = e
-            pending = retry
-            if pending:
+        return self.pipelined_async(requests)()
+
+    def pipelined_async(self, requests: Sequence[Callable[[], Any]]) -> Callable[[], list[Any]]:
+        """`pipelined` in two halves: the requests leave now, and calling the function returned
+        waits for their answers. The caller works while ZooKeeper does."""
+        sent = self._send_all(requests, range(len(requests)))
+
+        def gather() -> list[Any]:
+            results: list[Any] = [None] * len(requests)
+            in_flight, delay = sent, 0.02
+            while True:
+                retry = []
+                for i, future in in_flight:
+                    if isinstance(future, Exception):
+                        retry.append(i)
+                        continue
+                    try:
+                        results[i] = future.get()
+                    except _RETRIABLE:
+                        retry.append(i)
+                    except Exception as e:  # ZooKeeper's answer for this request
+                        results[i] = e
+                if not retry:
+                    return results
                 self._live.wait()
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
-        return results
+                in_flight = self._send_all(requests, retry)
+
+        return gather
+
+    def _send_all(self, requests: Sequence[Callable[[], Any]], indexes: Iterable[int]) -> list[tuple[int, Any]]:
+        if self._closing.is_set():
+            raise ZooKeeperClosedError("ZooKeeper client closed")
+        sent: list[tuple[int, Any]] = []
+        for i in indexes:
+            try:
+                sent.append((i, requests[i]()))
+            except _RETRIABLE as e:
+                sent.append((i, e))
+        return sent
 
     def get_many(self, paths: Sequence[str]) -> list[Any]:
         """(data, stat) or the exception for each path: ZooKeeper's multiRead in chunks of
@@ -657,36 +669,43 @@ class KafkaZkClient:
         thousand partitions cost a handful of round trips instead of a thousand. A multi fails
         whole: the items whose own operation failed get that error, the others are sent again.
         Returns each item's operation results (or the exception for the one that failed)."""
+        return self._fenced_chunks_async(epoch_zk_version, items)()
+
+    def _fenced_chunks_async(
+        self, epoch_zk_version: int, items: dict[Any, list[Op]]
+    ) -> Callable[[], dict[Any, list[Any]]]:
+        """`_fenced_chunks` in two halves: the multis leave now, and calling the function
+        returned waits for them (and sends again, synchronously, what a failed multi rolled back)."""
         if epoch_zk_version < 0:
             # ZooKeeper reads version -1 as "any version": that would be no fence at all.
             raise ControllerMovedError("this broker holds no controller epoch")
         fence = self._root(zk_data.CONTROLLER_EPOCH_PATH)
-        results: dict[Any, list[Any]] = {}
-        pending = list(items)
-        while pending:
-            chunks: list[list[Any]] = [[]]
-            size = 0
-            for key in pending:
-                if size + len(items[key]) > MULTI_OPS and chunks[-1]:
-                    chunks.append([])
-                    size = 0
-                chunks[-1].append(key)
-                size += len(items[key])
+        chunks: list[list[Any]] = [[]]
+        size = 0
+        for key in items:
+            if size + len(items[key]) > MULTI_OPS and chunks[-1]:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(key)
+            size += len(items[key])
 
-            def request(chunk: list[Any]) -> Callable[[], Any]:
-                def send() -> Any:
-                    ops: list[Any] = [CheckVersion(fence, epoch_zk_version)]
-                    for key in chunk:
-                        ops.extend(items[key])
-                    result = self._kazoo.handler.async_result()
-                    self._kazoo._call(Transaction(ops), result)
-                    return result
+        def request(chunk: list[Any]) -> Callable[[], Any]:
+            def send() -> Any:
+                ops: list[Any] = [CheckVersion(fence, epoch_zk_version)]
+                for key in chunk:
+                    ops.extend(items[key])
+                result = self._kazoo.handler.async_result()
+                self._kazoo._call(Transaction(ops), result)
+                return result
 
-                return send
+            return send
 
-            answers = self.pipelined([request(chunk) for chunk in chunks])
-            pending = []
-            for chunk, answer in zip(chunks, answers, strict=True):
+        answered = self.pipelined_async([request(chunk) for chunk in chunks])
+
+        def gather() -> dict[Any, list[Any]]:
+            results: dict[Any, list[Any]] = {}
+            rolled_back: dict[Any, list[Op]] = {}
+            for chunk, answer in zip(chunks, answered(), strict=True):
                 if isinstance(answer, Exception):
                     raise answer
                 if isinstance(answer[0], (BadVersionError, NoNodeError)):
@@ -700,10 +719,14 @@ class KafkaZkClient:
                     if failure is not None:
                         results[key] = [failure]
                     elif any(isinstance(r, RolledBackError) for r in ops):
-                        pending.append(key)
+                        rolled_back[key] = items[key]
                     else:
                         results[key] = list(ops)
-        return results
+            if rolled_back:
+                results.update(self._fenced_chunks(epoch_zk_version, rolled_back))
+            return results
+
+        return gather
 
     def _raise_controller_moved(self, epoch_zk_version: int) -> None:
         current = self.get_controller_epoch()
@@ -748,15 +771,26 @@ class KafkaZkClient:
         """Conditional updates of partition state znodes (expected zk version each), fenced and
         packed into few multis; returns each one's new zk version, or BadVersionError when its
         partition epoch moved."""
-        answers = self._fenced_chunks(
+        return self.update_partition_states_async(epoch_zk_version, states)()
+
+    def update_partition_states_async(
+        self, epoch_zk_version: int, states: dict[tuple[str, int], tuple[bytes, int]]
+    ) -> Callable[[], dict[tuple[str, int], int | Exception]]:
+        """`update_partition_states` in two halves: the writes leave now, and calling the
+        function returned waits for their answers."""
+        answered = self._fenced_chunks_async(
             epoch_zk_version,
             {tp: [self.op_set_data(zk_data.partition_state_path(*tp), data, version)]
              for tp, (data, version) in states.items()},
         )
-        return {
-            tp: (answer[0] if isinstance(answer[0], Exception) else answer[0].version)
-            for tp, answer in answers.items()
-        }
+
+        def gather() -> dict[tuple[str, int], int | Exception]:
+            return {
+                tp: (answer[0] if isinstance(answer[0], Exception) else answer[0].version)
+                for tp, answer in answered().items()
+            }
+
+        return gather
 
     def create_topic(self, assignment: zk_data.TopicAssignment, config: dict[str, str]) -> None:
         """AdminZkClient.createTopicWithAssignment: config first, then the assignment the
