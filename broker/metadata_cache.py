@@ -84,12 +84,21 @@ class MetadataCache:
             partitions[(info.topic, info.partition)] = info
         brokers = {b.broker_id: b for b in live_brokers} if live_brokers else current.brokers
         if set(brokers) != set(current.brokers):
-            # Offline replicas follow from the live brokers: when those change, recompute them all.
+            # Offline replicas follow from the live brokers: when those change, recompute them all
+            # (once per distinct replica list: a cluster has few), and rebuild only the partitions
+            # whose offline replicas changed. A new controller's first request does this for
+            # every partition.
             live = set(brokers)
-            partitions = {
-                tp: info._replace(offline_replicas=tuple(r for r in info.replicas if r not in live))
-                for tp, info in partitions.items()
-            }
+            offline_of: dict[tuple[int, ...], tuple[int, ...]] = {}
+            for tp, info in list(partitions.items()):
+                offline = offline_of.get(info.replicas)
+                if offline is None:
+                    offline = offline_of[info.replicas] = tuple(r for r in info.replicas if r not in live)
+                if offline != info.offline_replicas:
+                    partitions[tp] = PartitionInfo(
+                        info.topic, info.partition, info.leader, info.leader_epoch, info.isr, info.replicas,
+                        offline, info.zk_version, info.controller_epoch,
+                    )
         with self._changed:
             self._snapshot = MetadataSnapshot(controller_id, controller_epoch, brokers, partitions)
             self._changed.notify_all()

@@ -34,6 +34,9 @@ from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+# How soon leader epoch changes reach their checkpoint files (LogManager.checkpoint_leader_epochs).
+LEADER_EPOCH_CHECKPOINT_INTERVAL_S = 1.0
+
 
 class FatalBrokerError(Exception):
     """The broker cannot run; the message is one line for the operator."""
@@ -153,6 +156,8 @@ class KafkaServer:
             self.config.log_retention_check_interval_ms / 1000, delay_s=30,
         )
         self.scheduler.schedule("kafka-recovery-point-checkpoint", logs.checkpoint_recovery_points, 60)
+        self.scheduler.schedule("kafka-leader-epoch-checkpoint", logs.checkpoint_leader_epochs,
+                                LEADER_EPOCH_CHECKPOINT_INTERVAL_S)
         self.scheduler.start()
 
     def _bind_grpc(self) -> grpc.Server:

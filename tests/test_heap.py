@@ -47,3 +47,24 @@ def test_configure_raises_only_the_young_generation_threshold() -> None:
         assert gc.get_threshold() == (heap.GEN0_THRESHOLD, *before[1:])
     finally:
         gc.set_threshold(*before)
+
+
+def test_no_collection_while_paused_and_a_settle_after() -> None:
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        with heap.collection_paused():
+            for _ in range(3 * heap.GEN0_THRESHOLD):
+                Node()  # each a cycle, enough to set off young collections
+            assert collections == []
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        assert collections[-1] == 2  # the settle's full collection
+    finally:
+        gc.callbacks.remove(count)
+        gc.unfreeze()

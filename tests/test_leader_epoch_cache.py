@@ -207,3 +207,21 @@ def test_a_malformed_checkpoint_is_refused(tmp_path: Path, text: str) -> None:
 
 def test_checkpoint_file_of_a_missing_path_is_empty(tmp_path: Path) -> None:
     assert CheckpointFile(tmp_path / "nothing").read() == []
+
+
+def test_changes_wait_for_a_flush_when_written_later(tmp_path: Path) -> None:
+    path = tmp_path / "leader-epoch-checkpoint"
+    asked: list[LeaderEpochFileCache] = []
+    cache = LeaderEpochFileCache(path, write_later=asked.append)
+    cache.assign(2, 10)
+    cache.assign(3, 12)
+    assert asked == [cache]  # once until the next flush
+    assert not path.exists()
+    cache.flush()
+    assert CheckpointFile(path).read() == ["2 10", "3 12"]
+    cache.flush()  # nothing new: nothing asked, nothing written
+    cache.truncate_from_end(12)
+    assert asked == [cache, cache]
+    cache.close()
+    cache.flush()  # closed: its directory may be gone or hold another log
+    assert CheckpointFile(path).read() == ["2 10", "3 12"]

@@ -769,3 +769,29 @@ def test_cleanup_logs_runs_retention_where_the_high_watermark_is_known(tmp_path:
     manager.update_config(("t", 1), LogConfig(segment_bytes=300, retention_bytes=-1))
     assert manager.cleanup_logs(lambda tp: 10**9, now_ms=0) == 0
     manager.shutdown()
+
+
+def test_leader_epochs_reach_their_checkpoint_files_at_the_next_checkpoint(tmp_path: Path) -> None:
+    manager = LogManager([str(tmp_path)], SMALL)
+    logs = [manager.get_or_create_log(("t", p)) for p in range(3)]
+    for log_ in logs:
+        log_.assign_epoch_start_offset(4, 0)
+    checkpoints = [log_.dir / "leader-epoch-checkpoint" for log_ in logs]
+    assert not any(path.exists() for path in checkpoints)  # a LeaderAndIsr writes no file
+    assert all(log_.leader_epoch_cache.latest_epoch() == 4 for log_ in logs)  # and serves the epoch at once
+    manager.checkpoint_leader_epochs()
+    assert [path.read_text() for path in checkpoints] == ["0\n1\n4 0\n"] * 3
+    logs[0].assign_epoch_start_offset(5, 0)
+    manager.shutdown()  # a clean shutdown writes what is pending
+    assert checkpoints[0].read_text() == "0\n2\n4 0\n5 0\n"
+
+
+def test_a_deleted_logs_pending_leader_epochs_are_never_written(tmp_path: Path) -> None:
+    manager = LogManager([str(tmp_path)], SMALL)
+    manager.get_or_create_log(("t", 0)).assign_epoch_start_offset(7, 0)
+    assert manager.delete_log(("t", 0))
+    recreated = manager.get_or_create_log(("t", 0))
+    manager.checkpoint_leader_epochs()
+    assert not (recreated.dir / "leader-epoch-checkpoint").exists()
+    assert recreated.leader_epoch_cache.latest_epoch() == -1
+    manager.shutdown()

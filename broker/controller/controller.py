@@ -319,7 +319,12 @@ class KafkaController:
         self._on_controller_failover()
 
     def _on_controller_failover(self) -> None:
-        """Read the cluster back from ZooKeeper and take charge (onControllerFailover)."""
+        """Read the cluster back from ZooKeeper and take charge (onControllerFailover). The whole
+        cluster's state is built here and kept until this broker resigns (heap.py)."""
+        with heap.collection_paused():
+            self._take_charge()
+
+    def _take_charge(self) -> None:
         self.log.info("Registering handlers")
         brokers = {b.broker_id: b for b in self._read_live_brokers()}
         # What changed since this broker last looked: the old controller is often among the
@@ -334,6 +339,14 @@ class KafkaController:
         self.log.info("Currently active brokers in the cluster: %s", _ids(self.context.live_brokers))
         for info in brokers.values():
             self.channels.add_broker(info)
+        live = self.context.live_or_shutting_down_broker_ids()
+        # Every broker learns the new controller and the live brokers at once, before the state
+        # is read; the whole state follows in the batch that carries the elections' results.
+        # Kafka sends the whole state twice, before the elections and (what they changed) after:
+        # each copy costs a broker a second of a 50,000-partition failover here, on the machine
+        # the controller shares.
+        self.batch.add_update_metadata(live)
+        self.batch.send()
         self.log.info("Deleting isr change notifications")
         self._process_isr_change_notification()
         self._load_topics(self._zk.get_all_topics(watch=self._on_topics_watch))
@@ -342,14 +355,6 @@ class KafkaController:
             "Initialized %d topics, %d partitions, %d offline",
             len(self.context.topics), len(self.context.assignments), len(self.context.offline_partitions()),
         )
-        heap.settle()  # the whole cluster's state, kept until this broker resigns
-        live = self.context.live_or_shutting_down_broker_ids()
-        # Every broker learns the new controller and the live brokers at once; the whole state
-        # follows in the batch that carries the elections' results. Kafka sends the whole state
-        # twice, before the elections and (what they changed) after: each copy costs a broker
-        # a second of a 50,000-partition failover here, on the machine the controller shares.
-        self.batch.add_update_metadata(live)
-        self.batch.send()
         self.batch.add_update_metadata(live, self.context.assignments)
         self.replica_state_machine.online(live, with_metadata=False)
         self.partition_state_machine.trigger_online_partition_state_change()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,9 +36,14 @@ class EpochEntry(NamedTuple):
 class LeaderEpochFileCache:
     """Thread-safe: the log's writer assigns and truncates while request threads look up."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, write_later: Callable[[LeaderEpochFileCache], None] | None = None) -> None:
+        """`write_later`: changes are not written at once; this is called with the cache (once
+        until its next `flush`), and its caller flushes the cache soon after."""
         self.checkpoint = CheckpointFile(path)
         self._lock = threading.RLock()
+        self._write_later = write_later
+        self._unwritten = False
+        self._closed = False
         self._epochs: list[EpochEntry] = []
         for line in self.checkpoint.read():
             parts = line.split()
@@ -157,7 +163,27 @@ class LeaderEpochFileCache:
                 self._epochs = []
                 self._write()
 
+    def flush(self) -> None:
+        """Write the checkpoint if a change has waited for it since the last flush."""
+        with self._lock:
+            if self._unwritten and not self._closed:
+                self._unwritten = False
+                self._write_now()
+
+    def close(self) -> None:
+        """The log is closed or deleted: nothing is written any more (its directory may be gone,
+        or hold a new log of the same partition)."""
+        with self._lock:
+            self._closed = True
+
     def _write(self) -> None:
+        if self._write_later is None:
+            self._write_now()
+        elif not self._unwritten:
+            self._unwritten = True
+            self._write_later(self)
+
+    def _write_now(self) -> None:
         # Not fsynced (as Kafka since 3.7, KAFKA-15046): a leader change writes one file per
         # partition, thousands at a failover, and recovery after a machine crash rebuilds the
         # entries from the epochs stamped on the batches.

@@ -106,6 +106,7 @@ class Log:
         clean_shutdown: bool = True,
         *,
         time_ms: Callable[[], int] = _now_ms,
+        write_epochs_later: Callable[[LeaderEpochFileCache], None] | None = None,
     ) -> None:
         self.dir = Path(dir)
         self.config = config
@@ -115,7 +116,7 @@ class Log:
         self._truncations = 0  # lets a flush tell whether what it synced is still the log
         self.dir.mkdir(parents=True, exist_ok=True)
         self._remove_leftovers()
-        self.leader_epoch_cache = LeaderEpochFileCache(self.dir / LEADER_EPOCH_CHECKPOINT_FILE)
+        self.leader_epoch_cache = LeaderEpochFileCache(self.dir / LEADER_EPOCH_CHECKPOINT_FILE, write_epochs_later)
         self._view = _Segments(self._load_segments(recovery_point, clean_shutdown))
         self._recovery_point = self.log_end_offset
         # A leader epoch cannot start past the data that survived, nor before the log's start.
@@ -517,6 +518,7 @@ class Log:
             if self._closed:
                 return
             self._closed = True
+            self.leader_epoch_cache.close()
             for segment in self._view.segments:
                 segment.close()
 
