@@ -81,7 +81,6 @@ class ControllerBrokerRequestBatch:
     def _context(self) -> ControllerContext:
         return self._context_of()
 
-
     def send(self) -> None:
         context = self._context()
         live = context.live_or_shutting_down_broker_ids()
@@ -97,20 +96,19 @@ class ControllerBrokerRequestBatch:
 
         def state_of(tp: TopicPartition, is_new: bool = False) -> kafka_pb2.PartitionState | None:
             key = (tp, is_new)
-            state = built.get(key, _UNBUILT)
-            if state is _UNBUILT:
-                current, replicas = leadership.get(tp), assignments.get(tp)
-                if current is None or replicas is None:
-                    state = None
-                else:
-                    if replicas not in offline:
-                        offline[replicas] = [r for r in replicas if r not in live]
-                    state = kafka_pb2.PartitionState(
-                        topic=tp[0], partition=tp[1], controller_epoch=epoch, leader=current.leader,
-                        leader_epoch=current.leader_epoch, isr=current.isr, zk_version=current.zk_version,
-                        replicas=replicas, offline_replicas=offline[replicas], is_new=is_new,
-                    )
-                built[key] = state
+            if key in built:
+                return built[key]
+            current, replicas = leadership.get(tp), assignments.get(tp)
+            state = None
+            if current is not None and replicas is not None:
+                if replicas not in offline:
+                    offline[replicas] = [r for r in replicas if r not in live]
+                state = kafka_pb2.PartitionState(
+                    topic=tp[0], partition=tp[1], controller_epoch=epoch, leader=current.leader,
+                    leader_epoch=current.leader_epoch, isr=current.isr, zk_version=current.zk_version,
+                    replicas=replicas, offline_replicas=offline[replicas], is_new=is_new,
+                )
+            built[key] = state
             return state
 
         if self._update_metadata_to_all_live:
@@ -179,9 +177,6 @@ class ControllerBrokerRequestBatch:
                 )
 
         return callback
-
-
-_UNBUILT = object()
 
 
 class _NoEpoch:
