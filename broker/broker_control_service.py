@@ -11,7 +11,7 @@ import grpc
 from broker import heap
 from broker.errors import Errors
 from broker.metadata_cache import BrokerEndpoint, MetadataCache, PartitionInfo
-from broker.replica_manager import ReplicaManager
+from broker.replica_manager import ReplicaManager, state_change_log
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,12 @@ class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
                 [broker_endpoint(b) for b in request.live_brokers],
                 [partition_info(s) for s in request.partition_states],
                 [(tp.topic, tp.partition) for tp in request.deleted_partitions],
+            )
+            state_change_log.info(
+                "%s Add %d partitions and deleted %d partitions from metadata cache in response to "
+                "UpdateMetadata request sent by controller %d epoch %d",
+                self._replicas.prefix, len(request.partition_states), len(request.deleted_partitions),
+                request.controller_id, request.controller_epoch,
             )
             self._replicas.fetchers.retry_pending()
             heap.settle()

@@ -250,6 +250,8 @@ class ReplicaManager:
             results: dict[TopicPartition, Errors] = {}
             leaders: list[tuple[Partition, PartitionInfo]] = []
             followers: list[tuple[Partition, PartitionInfo]] = []
+            # Read once per topic and request: a new topic's LeaderAndIsr carries all its partitions.
+            configs: dict[str, LogConfig] = {}
             for state in states:
                 tp = (state.topic, state.partition)
                 if self.broker_id not in state.replicas:
@@ -267,7 +269,7 @@ class ReplicaManager:
                     results[tp] = Errors.STALE_CONTROLLER_EPOCH
                     continue
                 try:
-                    partition = current or self._create_partition(tp)
+                    partition = current or self._create_partition(tp, configs)
                 except Exception as e:  # a log that cannot be opened fails this partition only
                     log.error("%s Cannot open the log of %s-%d: %s", self.prefix, tp[0], tp[1], e)
                     results[tp] = Errors.UNKNOWN_SERVER_ERROR
@@ -315,8 +317,10 @@ class ReplicaManager:
             except Exception:
                 log.exception("%s A leadership listener failed", self.prefix)
 
-    def _create_partition(self, tp: TopicPartition) -> Partition:
-        config = self.topic_log_config(tp[0])
+    def _create_partition(self, tp: TopicPartition, configs: dict[str, LogConfig]) -> Partition:
+        config = configs.get(tp[0])
+        if config is None:
+            config = configs[tp[0]] = self.topic_log_config(tp[0])
         log_ = self.log_manager.get_or_create_log(tp, config)
         return self._partitions.setdefault(
             tp, Partition(tp[0], tp[1], self.broker_id, log_, config, self._checkpointed_high_watermarks.get(tp, 0))

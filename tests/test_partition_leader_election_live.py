@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -95,6 +96,13 @@ def test_sigkilled_leader_is_replaced_from_the_isr_with_the_next_leader_epoch(cl
     state = cluster.read_json(f"/brokers/topics/payments/partitions/{tp}/state")
     assert (state["leader"], state["leader_epoch"]) == (after[tp].leader, before[tp].leader_epoch + 1)
     assert all(p.leader != victim for p in after.values())
+    # Each broker says in its state-change log when an UpdateMetadata reached its cache, as Kafka's do.
+    for broker_id in {1, 2, 3} - {victim}:
+        assert re.search(
+            rf"\[Broker id={broker_id}\] Add \d+ partitions and deleted 0 partitions from metadata cache in "
+            rf"response to UpdateMetadata request sent by controller {controller} epoch \d+",
+            cluster.brokers[broker_id].log_text(),
+        )
 
 
 def take_partition_offline(cluster: ClusterHarness, topic: str, **configs: str) -> tuple[int, int, int, int]:

@@ -60,6 +60,18 @@ def test_stop_replica_with_delete_forgets_the_partition(manager: ReplicaManager)
     assert manager.partitions() == {}
 
 
+def test_a_new_topic_s_config_is_read_once_per_leader_and_isr(tmp_path: Path) -> None:
+    reads: list[str] = []
+    manager = ReplicaManager(
+        1, lambda: 100, LogManager([str(tmp_path)], LogConfig()),
+        topic_config=lambda topic: reads.append(topic) or {"segment.bytes": "4096"},
+    )
+    states = [state(0)._replace(topic=topic, partition=p) for topic in ("a", "b") for p in range(3)]
+    assert set(manager.become_leader_or_follower(9, 1, -1, states)[1].values()) == {Errors.NONE}
+    assert reads == ["a", "b"]
+    assert {manager.partition(tp).log.config.segment_bytes for tp in manager.partitions()} == {4096}
+
+
 # -- the data path, leader and follower in one process -------------------------------------------
 
 T0 = ("t", 0)
