@@ -5,6 +5,8 @@ Both start once every broker has opened a log for every partition.
    third of them; time from its session expiry (its registration vanishing from ZooKeeper) to
    every partition having a live leader in the third broker's metadata cache (the time that
    broker logs for the UpdateMetadata that made it so). Total and per partition re-elected.
+   Then the broker starts again: time from its registration to every ISR being whole again in
+   that cache (its followers caught up, and the leaders' ISR changes written and announced).
 2. Controller failover: topics totalling N partitions; SIGKILL the controller; time from the new
    controller's election (its log line) to every live broker's cache naming it (sent before the
    new controller reads the cluster's state), and to "Ready to serve" (the whole state loaded
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -129,8 +132,8 @@ class LogTail:
         return [line for line in self._lines if text in line]
 
 
-def gone_at(zk: KazooClient, path: str) -> tuple[threading.Event, list[float]]:
-    """Record when `path` is deleted, as seen by a watch."""
+def changed_at(zk: KazooClient, path: str) -> tuple[threading.Event, list[float]]:
+    """Record when `path` is created or deleted, as seen by a watch."""
     seen, at = threading.Event(), []
 
     def watch(event: object) -> None:
@@ -148,7 +151,7 @@ def log_time(line: str) -> float:
     return time.mktime(stamp.timetuple()) + int(match[2]) / 1000
 
 
-def leader_failover(work: Path, partitions: int, session_timeout_ms: int) -> tuple[float, int]:
+def leader_failover(work: Path, partitions: int, session_timeout_ms: int) -> tuple[float, int, float]:
     cluster = Cluster(work, session_timeout_ms)
     try:
         cluster.create_partitions(partitions)
@@ -158,37 +161,45 @@ def leader_failover(work: Path, partitions: int, session_timeout_ms: int) -> tup
         # Watch the third broker's cache: asking the controller's would slow the controller down.
         observer = next(b for b in (1, 2, 3) if b not in (controller, victim))
         led = sum(1 for leader in cluster.leaders(observer).values() if leader == victim)
-        watch = LeadersWatch(cluster, observer, victim)
-        seen, at = gone_at(cluster.zk, f"/brokers/ids/{victim}")
+        watch = CacheWatch(cluster, observer)
+        seen, at = changed_at(cluster.zk, f"/brokers/ids/{victim}")
         cluster.brokers[victim].kill()
         assert seen.wait(session_timeout_ms / 1000 * 3 + 30)
-        done = wait_until(watch.all_led_at, 600, "every partition to have a live leader", interval=0.01)
-        return done - at[0], led
+        done = wait_until(lambda: watch.reached_at(lambda ps: all(p.leader not in (victim, -1) for p in ps)), 600,
+                          "every partition to have a live leader", interval=0.01)
+        failover = done - at[0]
+        # The broker returns: its followers catch up and rejoin every ISR they left.
+        back, back_at = changed_at(cluster.zk, f"/brokers/ids/{victim}")
+        cluster.brokers[victim].start()
+        assert back.wait(120)
+        whole = wait_until(lambda: watch.reached_at(lambda ps: all(len(p.isr) == 3 for p in ps)), 1200,
+                           "every ISR whole again", interval=0.01)
+        return failover, led, whole - back_at[0]
     finally:
         cluster.stop()
 
 
-class LeadersWatch:
-    """When a broker's cache came to give every partition a live leader. Its cache changes only
-    with an UpdateMetadata, each logged as applied, so the cache is asked once after each new one:
-    a full Metadata of 10,000 partitions costs a broker 40 ms of CPU, and asking every 10 ms would
-    take a core from the failover being measured."""
+class CacheWatch:
+    """When a broker's cache came to satisfy a condition. Its cache changes only with an
+    UpdateMetadata, each logged as applied, so the cache is asked once after each new one: a full
+    Metadata of 10,000 partitions costs a broker 40 ms of CPU, and asking every 10 ms would take a
+    core from the failover being measured."""
 
-    def __init__(self, cluster: Cluster, observer: int, victim: int) -> None:
-        self._cluster, self._observer, self._victim = cluster, observer, victim
+    def __init__(self, cluster: Cluster, observer: int) -> None:
+        self._cluster, self._observer = cluster, observer
         self._updates = LogTail(cluster.brokers[observer].log_path)
         self._checked = 0
 
-    def all_led_at(self) -> float | None:
-        """The time of the UpdateMetadata after which every partition had a live leader, or None yet."""
+    def reached_at(self, condition: Callable[[list[kafka_pb2.PartitionMetadata]], bool]) -> float | None:
+        """The time of the UpdateMetadata after which `condition` held, or None yet."""
         applied = self._updates.matching(METADATA_APPLIED)
         if len(applied) == self._checked:
             return None
-        leaders = self._cluster.leaders(self._observer).values()
+        metadata = self._cluster.stub(self._observer).Metadata(kafka_pb2.MetadataRequest(), timeout=60)
         if len(self._updates.matching(METADATA_APPLIED)) != len(applied):
             return None  # another arrived meanwhile: which one the answer shows is unknown, so ask again
         self._checked = len(applied)
-        return log_time(applied[-1]) if all(leader not in (self._victim, -1) for leader in leaders) else None
+        return log_time(applied[-1]) if condition([p for t in metadata.topics for p in t.partitions]) else None
 
 
 def controller_failover(work: Path, partitions: int, session_timeout_ms: int) -> tuple[float, float]:
@@ -245,12 +256,15 @@ def main() -> int:
             with tempfile.TemporaryDirectory(prefix="minikafka-bench-") as work:
                 runs.append(leader_failover(Path(work), n, args.session_timeout_ms))
         runs.sort(key=lambda run: run[0] / max(run[1], 1))
-        per_runs = [total * 1000 / max(led, 1) for total, led in runs]
-        total, led = runs[len(runs) // 2]
+        per_runs = [total * 1000 / max(led, 1) for total, led, _ in runs]
+        total, led, _ = runs[len(runs) // 2]
         per = per_runs[len(runs) // 2]
         print(f"  {n:6d} partitions: {led:5d} re-elected in {total * 1000:8.0f} ms = {per:.3f} ms per partition, "
               f"median of {len(runs)} (runs {per_runs[0]:.3f}-{per_runs[-1]:.3f}; goal < {PER_PARTITION_GOAL_MS} ms: "
               f"{'met' if per < PER_PARTITION_GOAL_MS else 'MISSED'})", flush=True)
+        rejoined = sorted(run[2] for run in runs)
+        print(f"  {n:6d} partitions: the broker restarted, every ISR whole again in "
+              f"{rejoined[len(rejoined) // 2] * 1000:8.0f} ms after it registered, median of {len(runs)}", flush=True)
     print("Controller failover (from the new controller's election)")
     for n in controller_sizes:
         with tempfile.TemporaryDirectory(prefix="minikafka-bench-") as work:

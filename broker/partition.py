@@ -165,12 +165,18 @@ class Partition:
             self.leader_epoch_start_offset = UNKNOWN_OFFSET
             return previous is None or previous.leader != state.leader or previous.leader == self.broker_id
 
-    def update_isr(self, isr: tuple[int, ...], zk_version: int) -> None:
-        """The ISR this leader just wrote to ZooKeeper."""
+    def update_isr(self, isr: tuple[int, ...], zk_version: int, written_over: PartitionInfo) -> bool:
+        """The ISR this leader just wrote to ZooKeeper over the state `written_over`. False, and
+        nothing changes, when a newer state from the controller arrived during the write."""
         with self.lock:
-            if self.state is not None:
-                self.state = self.state._replace(isr=isr, zk_version=zk_version)
-                self._maybe_increment_high_watermark()
+            current = self.state
+            if current is None or (current.leader_epoch, current.zk_version) != (
+                written_over.leader_epoch, written_over.zk_version
+            ):
+                return False
+            self.state = current._replace(isr=isr, zk_version=zk_version)
+            self._maybe_increment_high_watermark()
+            return True
 
     def check_leader_epoch(self, current_leader_epoch: int) -> Errors:
         """KIP-320: a request made for an older leader epoch is fenced; one for a newer epoch

@@ -99,6 +99,17 @@ class _DelayedProduce:
     callback: Callable[[dict[TopicPartition, ProduceResult]], None]
 
 
+@dataclass(frozen=True)
+class IsrChange:
+    """A leader's decision to change a partition's ISR, made over `state`, not yet written."""
+
+    partition: Partition
+    state: PartitionInfo
+    new_isr: tuple[int, ...]
+    joining: tuple[int, ...]
+    leaving: tuple[int, ...]
+
+
 @dataclass
 class ReplicaManagerCounters:
     """Kafka's IsrShrinksPerSec and IsrExpandsPerSec, and the records follower truncations
@@ -119,7 +130,7 @@ class ReplicaManager:
         broker_epoch: Callable[[], int],
         log_manager: LogManager,
         metadata_cache: MetadataCache | None = None,
-        write_isr: Callable[[PartitionInfo, tuple[int, ...]], int | None] | None = None,
+        write_isr: Callable[[list[tuple[PartitionInfo, tuple[int, ...]]]], list[int | None]] | None = None,
         topic_config: Callable[[str], dict[str, str]] = lambda _topic: {},
         replica_lag_time_max_ms: int = 30000,
         fetcher_config: dict[str, int] | None = None,
@@ -718,21 +729,40 @@ class ReplicaManager:
             now = now_ms()
             with self._lock:
                 leaders = [p for p in self._partitions.values() if p.is_leader]
-            for partition in leaders:
-                try:
-                    self._maybe_change_isr(partition, now)
-                except Exception:
-                    log.exception("%s Failed to update the ISR of %s", self.prefix, partition.name)
+            try:
+                self._change_isrs(leaders, now)
+            except Exception:
+                log.exception("%s Failed to update the ISRs of the partitions it leads", self.prefix)
 
-    def _maybe_change_isr(self, partition: Partition, now: int) -> None:
+    def _change_isrs(self, leaders: list[Partition], now: int) -> None:
+        """Decide each leader's ISR change, write them all at once (a restarted follower catches
+        up on thousands of partitions together: one write after another took minutes), then keep
+        and log those written."""
+        changes = [change for partition in leaders if (change := self._isr_change(partition, now))]
+        if not changes:
+            return
+        assert self._write_isr is not None
+        versions = self._write_isr([(change.state, change.new_isr) for change in changes])
+        for change, zk_version in zip(changes, versions, strict=True):
+            if zk_version is None or not change.partition.update_isr(change.new_isr, zk_version, change.state):
+                self.counters.failed_isr_updates += 1
+                log.info(
+                    "%s Cached zkVersion %d of partition %s not equal to that in zookeeper, skip updating ISR",
+                    self.prefix, change.state.zk_version, change.partition.name,
+                )
+                continue
+            self._log_isr_change(change, now)
+        self.notify_data_changed((change.partition.topic, change.partition.partition) for change in changes)
+
+    def _isr_change(self, partition: Partition, now: int) -> IsrChange | None:
         joining = partition.expansion_candidates()
         leaving = partition.out_of_sync_replicas(now, self.replica_lag_time_max_ms)
         if not joining and not leaving:
-            return
+            return None
         with partition.lock:
             state = partition.state
             if state is None or not partition.is_leader:
-                return
+                return None
             new_isr = tuple(r for r in state.isr if r not in leaving) + tuple(r for r in joining if r not in state.isr)
             if not leaving:
                 for r in joining:
@@ -740,35 +770,27 @@ class ReplicaManager:
                     follower = partition.followers[r]
                     state_change_log.debug("%s %s: follower %d caught up at offset %d", self.prefix, partition.name,
                                            r, follower.log_end_offset)
-        assert self._write_isr is not None
-        zk_version = self._write_isr(state, new_isr)
-        if zk_version is None:
-            self.counters.failed_isr_updates += 1
-            log.info(
-                "%s Cached zkVersion %d of partition %s not equal to that in zookeeper, skip updating ISR",
-                self.prefix, state.zk_version, partition.name,
-            )
-            return
-        partition.update_isr(new_isr, zk_version)
-        if leaving:
+        return IsrChange(partition, state, new_isr, tuple(joining), tuple(leaving))
+
+    def _log_isr_change(self, change: IsrChange, now: int) -> None:
+        partition, old_isr = change.partition, ",".join(map(str, change.state.isr))
+        if change.leaving:
             self.counters.isr_shrinks += 1
             lags = ", ".join(
                 f"{r} (last caught up {now - caught_up_ms(partition.followers[r])} ms ago, "
-                f"log end offset {partition.followers[r].log_end_offset})" for r in leaving
+                f"log end offset {partition.followers[r].log_end_offset})" for r in change.leaving
             )
             state_change_log.info(
                 "%s Shrinking ISR of partition %s from %s to %s. Out of sync replicas: %s. High watermark %d",
-                self.prefix, partition.name, ",".join(map(str, state.isr)), ",".join(map(str, new_isr)), lags,
+                self.prefix, partition.name, old_isr, ",".join(map(str, change.new_isr)), lags,
                 partition.high_watermark,
             )
-        if joining:
+        if change.joining:
             self.counters.isr_expands += 1
             state_change_log.info(
                 "%s Expanding ISR of partition %s from %s to %s. High watermark %d",
-                self.prefix, partition.name, ",".join(map(str, state.isr)), ",".join(map(str, new_isr)),
-                partition.high_watermark,
+                self.prefix, partition.name, old_isr, ",".join(map(str, change.new_isr)), partition.high_watermark,
             )
-        self.notify_data_changed(((partition.topic, partition.partition),))
 
     # -- follower truncation -------------------------------------------------------------------
 

@@ -25,9 +25,10 @@ from broker.group_service import GroupService, OffsetsTopicCreator
 from broker.grpc_options import OPTIONS, target
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
-from broker.metadata_cache import MetadataCache, TopicPartition
+from broker.metadata_cache import MetadataCache, PartitionInfo, TopicPartition
 from broker.replica_manager import ReplicaManager
 from broker.scheduler import KafkaScheduler
+from broker.zk import zk_data
 from broker.zk.kafka_zk_client import KafkaZkClient
 from broker.zk.zk_data import BrokerInfo
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
@@ -96,9 +97,7 @@ class KafkaServer:
             lambda: self.controller.broker_epoch,
             self.log_manager,
             self.metadata_cache,
-            write_isr=lambda p, isr: zk.update_leader_and_isr(
-                p.topic, p.partition, p.leader, p.leader_epoch, isr, p.controller_epoch, p.zk_version,
-            ),
+            write_isr=lambda changes: write_isrs(zk, changes),
             topic_config=lambda topic: zk.get_topic_configs([topic]).get(topic, {}),
             replica_lag_time_max_ms=self.config.replica_lag_time_max_ms,
             fetcher_config={
@@ -348,3 +347,14 @@ def check_meta_properties(log_dirs: list[str], broker_id: int, cluster_id: str) 
             continue
         with open(path, "w", encoding="utf-8") as f:
             f.write(f"version=0\nbroker.id={broker_id}\ncluster.id={cluster_id}\n")
+
+
+def write_isrs(zk: KafkaZkClient, changes: list[tuple[PartitionInfo, tuple[int, ...]]]) -> list[int | None]:
+    """The replica manager's ISR changes in ZooKeeper: each partition's new zk version, or None."""
+    written = zk.update_leader_and_isrs({
+        (p.topic, p.partition): (
+            zk_data.encode_partition_state(p.leader, p.leader_epoch, list(isr), p.controller_epoch), p.zk_version
+        )
+        for p, isr in changes
+    })
+    return [written[(p.topic, p.partition)] for p, _ in changes]

@@ -1,8 +1,13 @@
-"""The pure parts of the ZooKeeper adapter."""
+"""The ZooKeeper adapter: its pure parts, and leaders' ISR writes against a real ZooKeeper."""
 
 from __future__ import annotations
 
-from broker.zk.kafka_zk_client import bounded_handshake_hosts, parse_zk_connect
+import json
+import uuid
+
+from broker.local_cluster import ZooKeeperServer
+from broker.zk import zk_data
+from broker.zk.kafka_zk_client import KafkaZkClient, bounded_handshake_hosts, parse_zk_connect
 
 
 def test_chroot_is_split_from_the_servers() -> None:
@@ -16,3 +21,25 @@ def test_each_handshake_is_bounded_whatever_the_session_timeout() -> None:
     assert hosts == ",".join(["zk:2181"] * 9) + "/kafka"
     assert bounded_handshake_hosts("a:1,b:2,c:3", None, 6000) == "a:1,b:2,c:3"
     assert bounded_handshake_hosts("a:1", None, 1000) == "a:1"
+
+
+def test_isr_changes_are_written_conditionally_and_announced_together(zookeeper: ZooKeeperServer) -> None:
+    zk = KafkaZkClient(f"{zookeeper.connect}/isr-{uuid.uuid4().hex[:8]}", 10000, 10000)
+    zk.start()
+    try:
+        kazoo = zk._kazoo
+        state = zk_data.encode_partition_state(1, 0, [1, 2], 1)
+        for p in range(3):
+            kazoo.create(zk_data.partition_state_path("t", p), state, makepath=True)
+        kazoo.set(zk_data.partition_state_path("t", 2), state)  # moved on: version 1
+        kazoo.ensure_path(zk_data.ISR_CHANGE_NOTIFICATION_PATH)  # a broker creates it at startup
+        shrunk = zk_data.encode_partition_state(1, 0, [1], 1)
+        versions = zk.update_leader_and_isrs({("t", p): (shrunk, 0) for p in range(3)})
+        assert versions == {("t", 0): 1, ("t", 1): 1, ("t", 2): None}
+        assert json.loads(kazoo.get(zk_data.partition_state_path("t", 1))[0])["isr"] == [1]
+        assert json.loads(kazoo.get(zk_data.partition_state_path("t", 2))[0])["isr"] == [1, 2]
+        (notification,) = kazoo.get_children(zk_data.ISR_CHANGE_NOTIFICATION_PATH)
+        data, _ = kazoo.get(f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{notification}")
+        assert zk_data.decode_partitions_list(notification, data) == [("t", 0), ("t", 1)]
+    finally:
+        zk.close()

@@ -81,7 +81,7 @@ def leader_manager(tmp_path: Path, isr: tuple[int, ...] = (1, 2), **topic_config
     written: list[tuple[int, ...]] = []
     manager = ReplicaManager(
         1, lambda: 100, LogManager([str(tmp_path)], LogConfig()),
-        write_isr=lambda state, new_isr: written.append(new_isr) or state.zk_version + 1,
+        write_isr=lambda changes: [written.append(new_isr) or state.zk_version + 1 for state, new_isr in changes],
         topic_config=lambda _topic: dict(topic_config), replica_lag_time_max_ms=1000,
     )
     manager.isr_writes = written  # type: ignore[attr-defined]
@@ -174,13 +174,46 @@ def test_fetch_errors_name_the_epoch_and_the_range(tmp_path: Path) -> None:
 def test_a_lagging_follower_leaves_the_isr_and_returns_once_caught_up(tmp_path: Path) -> None:
     manager = leader_manager(tmp_path)
     produce(manager, batch(b"a"))
-    manager._maybe_change_isr(manager.partition(T0), now_ms() + 5000)
+    manager._change_isrs([manager.partition(T0)], now_ms() + 5000)
     assert manager.partition(T0).isr == (1,) and manager.counters.isr_shrinks == 1
     assert manager.partition(T0).high_watermark == 1  # the follower no longer holds it back
     fetch(manager, 1, replica_id=2)
-    manager._maybe_change_isr(manager.partition(T0), now_ms())
+    manager._change_isrs([manager.partition(T0)], now_ms())
     assert manager.partition(T0).isr == (1, 2) and manager.counters.isr_expands == 1
     assert manager.isr_writes == [(1,), (1, 2)]  # type: ignore[attr-defined]
+
+
+def test_isr_changes_of_many_partitions_are_written_in_one_go(tmp_path: Path) -> None:
+    calls: list[int] = []
+    manager = ReplicaManager(
+        1, lambda: 100, LogManager([str(tmp_path)], LogConfig()),
+        write_isr=lambda changes: calls.append(len(changes)) or [s.zk_version + 1 for s, _ in changes],
+        replica_lag_time_max_ms=1000,
+    )
+    states = [PartitionInfo("t", p, 1, 0, isr=(1, 2), replicas=(1, 2), zk_version=0, controller_epoch=1)
+              for p in range(50)]
+    manager.become_leader_or_follower(9, 1, -1, states)
+    leaders = [manager.partition(("t", p)) for p in range(50)]
+    manager._change_isrs(leaders, now_ms() + 5000)
+    assert calls == [50] and manager.counters.isr_shrinks == 50
+    assert {p.isr for p in leaders} == {(1,)} and {p.state.zk_version for p in leaders} == {1}
+
+
+def test_an_isr_written_while_the_controller_sent_a_newer_state_is_not_kept(tmp_path: Path) -> None:
+    """The controller's LeaderAndIsr wins over the leader's own ISR write that raced it."""
+    manager: ReplicaManager
+
+    def write_isr(changes: list[tuple[PartitionInfo, tuple[int, ...]]]) -> list[int | None]:
+        newer = PartitionInfo("t", 0, 1, 1, isr=(1, 2), replicas=(1, 2), zk_version=5, controller_epoch=1)
+        manager.become_leader_or_follower(9, 1, -1, [newer])
+        return [1 for _ in changes]
+
+    manager = ReplicaManager(1, lambda: 100, LogManager([str(tmp_path)], LogConfig()), write_isr=write_isr,
+                             replica_lag_time_max_ms=1000)
+    manager.become_leader_or_follower(9, 1, -1, [state(0)._replace(isr=(1, 2))])
+    manager._change_isrs([manager.partition(T0)], now_ms() + 5000)
+    assert manager.partition(T0).state.isr == (1, 2) and manager.partition(T0).state.zk_version == 5
+    assert manager.counters.failed_isr_updates == 1 and manager.counters.isr_shrinks == 0
 
 
 # -- fetch sessions (KIP-227) --------------------------------------------------------------------
@@ -257,10 +290,10 @@ def test_idle_session_partitions_keep_a_caught_up_follower_in_the_isr_while_it_f
     before = now_ms()
     assert session_fetch(manager, session_id, 1, {})[1] == {}
     assert caught_up_ms(partition.followers[2]) >= before and partition.followers[2].last_caught_up_time_ms == 0
-    manager._maybe_change_isr(partition, now_ms())
+    manager._change_isrs([partition], now_ms())
     assert partition.isr == (1, 2) and manager.counters.isr_shrinks == 0
     # The follower stops fetching: its session's clock stops, and it falls out of the ISR in time.
-    manager._maybe_change_isr(partition, now_ms() + 2000)
+    manager._change_isrs([partition], now_ms() + 2000)
     assert partition.isr == (1,) and manager.counters.isr_shrinks == 1
     manager.stop()
 

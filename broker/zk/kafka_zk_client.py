@@ -10,7 +10,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
@@ -48,6 +48,9 @@ Op = Create | SetData | Delete
 
 # Operations in one multi: well under ZooKeeper's 1 MB request limit for partition states.
 MULTI_OPS = 500
+# Partitions named by one ISR change notification: about 40 bytes each, well under ZooKeeper's
+# 1 MB znode limit.
+ISR_NOTIFICATION_PARTITIONS = 10_000
 
 # Failures after which the same request is tried again once the session is usable.
 _RETRIABLE = (ConnectionLoss, OperationTimeoutError, SessionExpiredError, ConnectionClosedError)
@@ -841,27 +844,34 @@ class KafkaZkClient:
     def delete_preferred_replica_election(self, epoch_zk_version: int) -> None:
         self.fenced_write(epoch_zk_version, [self.op_delete(zk_data.PREFERRED_REPLICA_ELECTION_PATH)])
 
-    def update_leader_and_isr(
-        self, topic: str, partition: int, leader: int, leader_epoch: int, isr: Sequence[int],
-        controller_epoch: int, zk_version: int,
-    ) -> int | None:
-        """A partition leader's own ISR change: conditional on the partition's zk version, then
-        announced under /isr_change_notification. None when the version moved (the controller
-        wrote meanwhile; its next LeaderAndIsr brings the new version)."""
-        data = zk_data.encode_partition_state(leader, leader_epoch, list(isr), controller_epoch)
-        try:
-            stat = self.retry(
-                self._kazoo.set, zk_data.partition_state_path(topic, partition), data, version=zk_version
+    def update_leader_and_isrs(
+        self, states: Mapping[tuple[str, int], tuple[bytes, int]]
+    ) -> dict[tuple[str, int], int | None]:
+        """Partition leaders' own ISR changes, each conditional on its partition's zk version and
+        all in flight at once, then announced under /isr_change_notification in as few znodes as
+        fit (Kafka's propagateIsrChanges). Each partition's new zk version, or None when the
+        version moved (the controller wrote meanwhile; its next LeaderAndIsr brings the new one)."""
+        paths = list(states)
+        answers = self.pipelined([
+            lambda tp=tp: self._kazoo.set_async(zk_data.partition_state_path(*tp), *states[tp]) for tp in paths
+        ])
+        versions: dict[tuple[str, int], int | None] = {}
+        for tp, answer in zip(paths, answers, strict=True):
+            if isinstance(answer, Exception):
+                if not isinstance(answer, (BadVersionError, NoNodeError)):
+                    log.error("Failed to write the ISR of %s-%d: %r", tp[0], tp[1], answer)
+                versions[tp] = None
+            else:
+                versions[tp] = answer.version
+        changed = [tp for tp, version in versions.items() if version is not None]
+        for start in range(0, len(changed), ISR_NOTIFICATION_PARTITIONS):
+            self.retry(
+                self._kazoo.create,
+                f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/isr_change_",
+                zk_data.encode_partitions_list(changed[start:start + ISR_NOTIFICATION_PARTITIONS]),
+                sequence=True,
             )
-        except (BadVersionError, NoNodeError):
-            return None
-        self.retry(
-            self._kazoo.create,
-            f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/isr_change_",
-            zk_data.encode_partitions_list([(topic, partition)]),
-            sequence=True,
-        )
-        return stat.version
+        return versions
 
     def allocate_producer_id_block(self, broker_id: int) -> zk_data.ProducerIdBlock:
         """Kafka's ZkProducerIdManager: reserve the next block of producer ids with a conditional
