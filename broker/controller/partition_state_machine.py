@@ -357,14 +357,16 @@ class ReplicaStateMachine(_ZkStateMachine):
                             updates[tp] = new_state
                     sent.append(self._write(updates, f"the ISR without replica {broker_id}"))
                 remaining = []
+                # Kafka logs replica state changes at TRACE; the line is built only when it is shown.
+                traced = log.isEnabledFor(logging.DEBUG)
                 for answered in sent:
                     written, moved = answered()
                     remaining.extend(moved)
                     stale.update(moved)
                     for tp, new_state in written.items():
-                        # Kafka logs replica state changes at TRACE.
-                        log.debug("%s Removed replica %d from the ISR of partition %s: %s",
-                                  self._prefix(), broker_id, tp_name(tp), describe(new_state))
+                        if traced:
+                            log.debug("%s Removed replica %d from the ISR of partition %s: %s",
+                                      self._prefix(), broker_id, tp_name(tp), describe(new_state))
                         self._batch.add_leader_and_isr([r for r in self._context.assignments[tp] if r != broker_id],
                                                        tp)
                     removed += len(written)
