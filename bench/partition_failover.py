@@ -1,5 +1,5 @@
 """Partition leader failover and controller failover at scale, on a 3-broker local cluster.
-Both start once every broker has opened a log for every partition.
+Both start once every broker has opened a log for every partition and gone idle.
 
 1. Leader failover: topics totalling N partitions (replication 3); SIGKILL the broker leading a
    third of them; time from its session expiry (its registration vanishing from ZooKeeper) to
@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 TOPIC_SIZE = 1000  # partitions per topic: a topic's assignment znode must stay under ZooKeeper's 1 MB
 PER_PARTITION_GOAL_MS = 0.2
 CONTROLLER_FAILOVER_GOAL_S = 5.0
+IDLE_CPU_S = 0.1  # a broker using less CPU than this in a second is idle
 METADATA_APPLIED = "from metadata cache in response to UpdateMetadata request"
 LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]")
 
@@ -76,6 +78,10 @@ class Cluster:
                 raise RuntimeError(f"cannot create bench-{i}: {result.error_code} {result.error_message}")
         wait_until(lambda: all(logs_on(broker) >= total for broker in self.brokers.values()), 1200,
                    "every broker to open a log for every partition", interval=0.5)
+        # Then the brokers' checkpoints of the new logs (the leader epochs' files, written by the
+        # scheduler) must be done too.
+        wait_until(lambda: all(busy < IDLE_CPU_S for busy in cpu_seconds_in(1.0, self.brokers.values())), 1200,
+                   "every broker to be idle")
 
     def stub(self, broker_id: int) -> kafka_pb2_grpc.AdminStub:
         """One channel per broker: polled every 10 ms, a new connection per poll would cost the
@@ -101,6 +107,18 @@ class Cluster:
             broker.kill()
         self.zk.stop()
         self.zookeeper.stop()
+
+
+def cpu_seconds_in(period_s: float, brokers: Iterable[BrokerProcess]) -> list[float]:
+    """The CPU time each broker process used over the next `period_s`."""
+    def used(pid: int | None) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    pids = [broker.pid for broker in brokers]
+    before = [used(pid) for pid in pids]
+    time.sleep(period_s)
+    return [used(pid) - start for pid, start in zip(pids, before, strict=True)]
 
 
 def logs_on(broker: BrokerProcess) -> int:
