@@ -136,6 +136,10 @@ class LogTail:
         self._file.seek(0, 2)
         self._partial = b""
         self._lines: list[str] = []
+        # Per text looked for: the lines found so far, and how many lines have been searched.
+        # Polled every 10 ms while a broker logs a line or more per partition, each new line is
+        # searched once.
+        self._found: dict[str, tuple[list[str], int]] = {}
 
     def find(self, text: str) -> str | None:
         """The first line since the start that contains `text`, or None yet."""
@@ -147,7 +151,10 @@ class LogTail:
         complete, _, self._partial = data.rpartition(b"\n")
         if complete:
             self._lines.extend(complete.decode(errors="replace").splitlines())
-        return [line for line in self._lines if text in line]
+        found, searched = self._found.get(text, ([], 0))
+        found.extend(line for line in self._lines[searched:] if text in line)
+        self._found[text] = (found, len(self._lines))
+        return list(found)
 
 
 def changed_at(zk: KazooClient, path: str) -> tuple[threading.Event, list[float]]:
