@@ -743,6 +743,7 @@ class ReplicaManager:
             return
         assert self._write_isr is not None
         versions = self._write_isr([(change.state, change.new_isr) for change in changes])
+        kept = []
         for change, zk_version in zip(changes, versions, strict=True):
             if zk_version is None or not change.partition.update_isr(change.new_isr, zk_version, change.state):
                 self.counters.failed_isr_updates += 1
@@ -752,7 +753,9 @@ class ReplicaManager:
                 )
                 continue
             self._log_isr_change(change, now)
-        self.notify_data_changed((change.partition.topic, change.partition.partition) for change in changes)
+            kept.append((change.partition.topic, change.partition.partition))
+        if kept:
+            self.notify_data_changed(kept)
 
     def _isr_change(self, partition: Partition, now: int) -> IsrChange | None:
         joining = partition.expansion_candidates()
