@@ -13,6 +13,13 @@ Three layers, as aiokafka splits them:
   thread, `HeartbeatThread`, sends heartbeats and *reports* what it learnt through a queue that
   the consumer's next poll() drains: the consumer's thread stays the one owner of the group state.
 
+Losing the coordinator (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
+a lost connection or a request timeout) is Kafka's markCoordinatorUnknown: the member finds the
+coordinator again and goes on heartbeating there with the generation it has, as the new
+coordinator loaded the group Stable from the offsets log (onGroupLoaded). It rejoins only if the
+coordinator answers that it does not know the member or the generation, or is rebalancing; a
+rebalance round cut short by the loss is started again.
+
 Kafka's configuration names and defaults: `session.timeout.ms` 45000, `heartbeat.interval.ms`
 3000, `max.poll.interval.ms` 300000 (the rebalance timeout), `partition.assignment.strategy`
 [range] (Kafka 3.x adds cooperative-sticky, which is not implemented here), `enable.auto.commit`
@@ -20,10 +27,6 @@ true, `auto.commit.interval.ms` 5000, `retry.backoff.ms` 100, `group.instance.id
 membership, KIP-345).
 
 Differences from Kafka, on purpose:
-- Losing the coordinator (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
-  a lost connection or a request timeout) finds it again and *rejoins*; Kafka keeps its generation
-  and only rejoins if the new coordinator does not know it. The rejoin is cheap for a follower
-  (the coordinator answers a known member with unchanged metadata at once) and always safe.
 - The heartbeat thread does not look for a new coordinator itself: it stops and the next poll()
   does, so a consumer that is not polled is dropped after `session.timeout.ms`.
 - Only the eager rebalance protocol (revoke everything before a rejoin); no cooperative rebalancing.
@@ -708,10 +711,19 @@ class ConsumerCoordinator:
         self._check_fatal()
         self.record_poll()  # each pass of the consumer's poll loop: the application is in poll()
         self._handle_events()
-        if self.subscribed and not self._ensure_active_group(deadline):
-            return False
+        if self.subscribed:
+            self._ensure_coordinator_known()
+            if not self._ensure_active_group(deadline):
+                return False
         self._maybe_auto_commit()
         return True
+
+    def _ensure_coordinator_known(self) -> None:
+        """Kafka's ensureCoordinatorReady for a member between rebalances: once the coordinator is
+        lost, look for it (every retry.backoff.ms) and heartbeat there with the same generation."""
+        if self._coordinator is None and self._state is MemberState.STABLE and self._round is None \
+                and time.monotonic() >= self._retry_at:
+            self._find_coordinator()
 
     def _ensure_active_group(self, deadline: float) -> bool:
         while self.rejoin_needed():
@@ -765,15 +777,22 @@ class ConsumerCoordinator:
                     self._retry_backoff_s * 1000)
             self._retry_at = time.monotonic() + self._retry_backoff_s
             return False
-        self._coordinator, self._last_find_error = coordinator, None
-        log.info("Discovered group coordinator %s for group %s", coordinator, self.group_id)
+        self._last_find_error = None
+        self._coordinator_found(coordinator)
         return True
 
     def _ensure_coordinator(self) -> Coordinator:
         if self._coordinator is None:
-            self._coordinator = self.client.find_coordinator(self.group_id)
-            log.info("Discovered group coordinator %s for group %s", self._coordinator, self.group_id)
+            self._coordinator_found(self.client.find_coordinator(self.group_id))
+        assert self._coordinator is not None
         return self._coordinator
+
+    def _coordinator_found(self, coordinator: Coordinator) -> None:
+        """A member between rebalances heartbeats to the coordinator found, with its generation."""
+        self._coordinator = coordinator
+        log.info("Discovered group coordinator %s for group %s", coordinator, self.group_id)
+        if self._state is MemberState.STABLE and self._round is None:
+            self._heartbeat.start(_HeartbeatTarget(coordinator, self._generation))
 
     def _start_round(self) -> None:
         assert self._coordinator is not None
@@ -944,14 +963,13 @@ class ConsumerCoordinator:
         self._state = MemberState.UNJOINED
 
     def coordinator_dead(self, cause: str) -> None:
-        """Kafka's markCoordinatorUnknown; here the member also rejoins (see the module docstring)."""
+        """Kafka's markCoordinatorUnknown: heartbeats stop until the coordinator is found again; the
+        generation, the assignment and the fetching of it stay (see the module docstring)."""
         if self._coordinator is not None:
             log.info("Group coordinator %s of group %s is unavailable or invalid due to %s, will attempt "
                      "rediscovery", self._coordinator, self.group_id, cause)
             self._coordinator = None
         self._heartbeat.stop()
-        if self._state is not MemberState.UNJOINED:
-            self._request_rejoin(f"the group coordinator was lost ({cause})")
 
     def _report(self, event: object) -> None:
         self._events.put(event)

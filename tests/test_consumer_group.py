@@ -237,31 +237,73 @@ def test_rebalance_in_progress_commits_revokes_and_rejoins_with_the_callbacks(
     assert rejoin.member_id == member_id  # a known member rejoins under its id
 
 
-def test_not_coordinator_finds_the_coordinator_again_after_backoff_and_rejoins(
+def heartbeating_at(cluster: FakeCluster, consumer: KafkaConsumer, broker_id: int, after: int) -> bool:
+    """The member heartbeats to `broker_id` (beyond the first `after` heartbeats it ever sent)."""
+    state = consumer.group_state()
+    return state.coordinator is not None and state.coordinator.node_id == broker_id \
+        and len(cluster.seen("Heartbeat", broker_id=broker_id)) > after
+
+
+def test_not_coordinator_finds_the_coordinator_again_and_keeps_the_generation(
     cluster: FakeCluster, make_consumer: Callable[..., KafkaConsumer]
 ) -> None:
     consumer = joined(make_consumer(retry_backoff_ms=100))
     finds_before = len(cluster.seen("FindCoordinator"))
     cluster.group_script["FindCoordinator"].extend([Errors.COORDINATOR_NOT_AVAILABLE] * 2)
     cluster.move_coordinator("g", 2)  # broker 1's heartbeat answers NOT_COORDINATOR now
-    poll_until([consumer], lambda: stable(consumer) and consumer.group_state().coordinator.node_id == 2,  # type: ignore[union-attr]
-               what="a rejoin at broker 2")
+    poll_until([consumer], lambda: heartbeating_at(cluster, consumer, 2, after=0), what="heartbeats at broker 2")
     finds = cluster.seen_at("FindCoordinator")[finds_before:]
     assert len(finds) == 3
     assert all(b - a >= 0.09 for a, b in itertools.pairwise(finds))  # retry.backoff.ms between them
-    assert cluster.seen("JoinGroup", broker_id=2) and cluster.seen("SyncGroup", broker_id=2)
-    assert consumer.group_state().generation_id == 2
+    # Kafka's markCoordinatorUnknown: no rejoin, the same generation at the new coordinator.
+    assert not cluster.seen("JoinGroup", broker_id=2) and not cluster.seen("SyncGroup", broker_id=2)
+    assert stable(consumer, generation=1)
+    assert {hb.generation_id for hb in cluster.seen("Heartbeat", broker_id=2)} == {1}
 
 
-def test_a_lost_connection_to_the_coordinator_finds_it_again_and_rejoins(
+def test_a_lost_connection_to_the_coordinator_finds_it_again_and_keeps_the_generation(
     cluster: FakeCluster, make_consumer: Callable[..., KafkaConsumer]
 ) -> None:
     consumer = joined(make_consumer())
     cluster.move_coordinator("g", 3)
     cluster.stop_broker(1)  # the old coordinator: its connection is lost
-    poll_until([consumer], lambda: stable(consumer) and consumer.group_state().coordinator.node_id == 3,  # type: ignore[union-attr]
-               what="a rejoin at broker 3")
-    assert cluster.seen("JoinGroup", broker_id=3)
+    poll_until([consumer], lambda: heartbeating_at(cluster, consumer, 3, after=0), what="heartbeats at broker 3")
+    assert not cluster.seen("JoinGroup", broker_id=3)
+    assert stable(consumer, generation=1) and len(consumer.assignment()) == 3  # nothing revoked
+
+
+def test_a_commit_that_times_out_finds_the_coordinator_again_without_a_rebalance(
+    cluster: FakeCluster, make_consumer: Callable[..., KafkaConsumer]
+) -> None:
+    """The commit to a coordinator whose offsets partition waits for a dead follower times out:
+    the member looks the coordinator up again, commits there and keeps its generation."""
+    revoked: list[set[TopicPartition]] = []
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, partitions: set[TopicPartition]) -> None:
+            revoked.append(partitions)
+
+    consumer = joined(make_consumer(enable_auto_commit=False), Listener())
+    joins = len(cluster.seen("JoinGroup"))
+    finds = len(cluster.seen("FindCoordinator"))
+    cluster.group_script["OffsetCommit"].append(Errors.REQUEST_TIMED_OUT)
+    consumer.commit({T0: 5})
+    assert cluster.committed("g")[T0] == 5
+    assert len(cluster.seen("FindCoordinator")) == finds + 1
+    heartbeats = len(cluster.seen("Heartbeat", broker_id=1))
+    poll_until([consumer], lambda: heartbeating_at(cluster, consumer, 1, after=heartbeats), what="heartbeats again")
+    assert len(cluster.seen("JoinGroup")) == joins and not revoked
+    assert stable(consumer, generation=1)
+
+
+def test_a_coordinator_that_does_not_know_the_generation_makes_the_member_rejoin(
+    cluster: FakeCluster, make_consumer: Callable[..., KafkaConsumer]
+) -> None:
+    consumer = joined(make_consumer())
+    joins = len(cluster.seen("JoinGroup"))
+    cluster.group_script["Heartbeat"].extend([Errors.NOT_COORDINATOR, Errors.UNKNOWN_MEMBER_ID])
+    poll_until([consumer], lambda: len(cluster.seen("JoinGroup")) > joins, what="a rejoin after UNKNOWN_MEMBER_ID")
+    assert cluster.seen("JoinGroup")[joins].member_id == ""  # the member id was forgotten
 
 
 def test_join_group_errors_back_off_and_try_again(

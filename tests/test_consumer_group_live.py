@@ -235,12 +235,13 @@ def test_the_coordinator_broker_sigkilled_the_group_moves_and_resumes_from_commi
     writer = SteadyWriter(cluster, "payments")
     try:
         consumers += [GroupConsumer(cluster, "ledger", "payments", name) for name in ("x", "y")]
-        wait_until(lambda: settled(consumers, all_partitions("payments", 4)), REBALANCE_WAIT_S,
-                   "two members sharing the four partitions")
+        generation = wait_until(lambda: settled(consumers, all_partitions("payments", 4)), REBALANCE_WAIT_S,
+                                "two members sharing the four partitions")
         wait_until(lambda: sum(len(c.consumed()) for c in consumers) > 500, 60, "records consumed")
         coordinator = find_coordinator(cluster, "ledger")
         offsets_partition = partition_for("ledger", OFFSETS_PARTITIONS)
         before = sum(len(c.consumed()) for c in consumers)
+        joins = [c.joins() for c in consumers]
 
         cluster.brokers[coordinator].kill()
         new_coordinator = wait_until(
@@ -254,6 +255,11 @@ def test_the_coordinator_broker_sigkilled_the_group_moves_and_resumes_from_commi
         # The members find the new coordinator and carry on consuming.
         wait_until(lambda: sum(len(c.consumed()) for c in consumers) > before + 500, COORDINATOR_WAIT_S,
                    "consumption to continue under the new coordinator")
+        # The new coordinator loaded the group Stable: the members heartbeat there in the same
+        # generation, nothing is revoked and nobody rejoins (Kafka's onGroupLoaded).
+        wait_until(lambda: heartbeats_at(cluster, new_coordinator, "ledger", generation), COORDINATOR_WAIT_S,
+                   "the members' heartbeats at the new coordinator")
+        assert [c.joins() for c in consumers] == joins, "a member rejoined"
     finally:
         writer.stop()
     acked = set(writer.acked)
@@ -269,6 +275,51 @@ def test_the_coordinator_broker_sigkilled_the_group_moves_and_resumes_from_commi
     assert duplicates < len(acked) // 2, f"{duplicates} of {len(values)} records were read twice\n" + "\n".join(
         f"{c.name}: {line}" for c in consumers for line in c.log if "BROKER_NOT_AVAILABLE" not in line)
     assert_no_partition_owned_twice_in_a_generation(consumers)
+
+
+def heartbeats_at(cluster: ClusterHarness, broker_id: int, group: str, generation: int) -> bool:
+    """The group is Stable at `broker_id` in `generation`, and `broker_id` coordinates it."""
+    with contextlib.suppress(grpc.RpcError):
+        described = group_stub(cluster, broker_id).DescribeGroups(
+            kafka_pb2.DescribeGroupsRequest(groups=[group]), timeout=5).groups[0]
+        return described.error_code == 0 and described.group_state == "Stable" and described.generation_id == generation
+    return False
+
+
+def test_a_broker_dying_away_from_the_coordinator_does_not_rebalance_the_group(
+    cluster: ClusterHarness, consumers: list[GroupConsumer]
+) -> None:
+    """Killing a broker that is neither the controller nor the coordinator leaves the coordinator's
+    offsets partition waiting for a dead follower until the ISR shrinks: commits time out meanwhile
+    (here offsets.commit.timeout.ms is shorter than the ZooKeeper session, as 5 s is shorter than
+    Kafka's 18 s) and the members look the coordinator up again, but keep their generation and
+    partitions."""
+    cluster.start_brokers(1, 2, 3, **{
+        "group.initial.rebalance.delay.ms": "0", "auto.leader.rebalance.enable": "false",
+        "offsets.topic.num.partitions": str(OFFSETS_PARTITIONS), "offsets.commit.timeout.ms": "1000",
+    })
+    cluster.wait_for_controller()
+    create(cluster, "events", 4, 3)
+    writer = SteadyWriter(cluster, "events")
+    try:
+        consumers += [GroupConsumer(cluster, "audit", "events", name) for name in ("p", "q")]
+        generation = wait_until(lambda: settled(consumers, all_partitions("events", 4)), REBALANCE_WAIT_S,
+                                "two members sharing the four partitions")
+        coordinator = find_coordinator(cluster, "audit")
+        controller = cluster.wait_for_controller().controller_id
+        victim = min(set(cluster.brokers) - {coordinator, controller})  # three brokers: one at least
+        before = sum(len(c.consumed()) for c in consumers)
+        joins = [c.joins() for c in consumers]
+        cluster.brokers[victim].kill()
+        wait_until(lambda: victim not in cluster.registered_ids(), 30, f"broker {victim}'s session to expire")
+        wait_until(lambda: sum(len(c.consumed()) for c in consumers) > before + 500, COORDINATOR_WAIT_S,
+                   "consumption to go on")
+        wait_until(lambda: heartbeats_at(cluster, coordinator, "audit", generation), 30, "the group Stable")
+        logs = "\n".join(f"{c.name}: {line}" for c in consumers for line in c.log)
+        assert "REQUEST_TIMED_OUT" in logs, "no commit timed out\n" + logs
+        assert [c.joins() for c in consumers] == joins, "a member rejoined\n" + logs
+    finally:
+        writer.stop()
 
 
 # -- bad input ------------------------------------------------------------------------------------
