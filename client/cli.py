@@ -397,6 +397,7 @@ CONSUMER_PROPERTIES: dict[str, tuple[str, Callable[[str], object]]] = {
                                       lambda v: tuple(x.strip() for x in v.split(",") if x.strip())),
     "client.id": ("client_id", str),
     "request.timeout.ms": ("request_timeout_ms", int),
+    "stall.warning.ms": ("stall_warning_ms", int),
 }
 
 

@@ -20,6 +20,12 @@ log's range (OFFSET_OUT_OF_RANGE) is reset by auto.offset.reset, as is a partiti
 Unlike Kafka's, this consumer does not check its position against the new leader's log after a
 leader change (OffsetsForLeaderEpoch, KIP-320's truncation detection): a position past the new
 leader's log end comes back as OFFSET_OUT_OF_RANGE and is reset by auto.offset.reset.
+
+A partition never stalls silently: one that makes no progress for stall.warning.ms of fetching
+(its position does not move, and no fetch finds it caught up with the leader's high watermark)
+gets one WARNING per episode naming it, its position and why (no leader known, a fetch to a
+broker failing, a fetch left unanswered, a high watermark above the position but no records).
+Kafka's consumer retries such failures and says so at DEBUG only.
 Not thread-safe, as Kafka's.
 """
 
@@ -30,7 +36,7 @@ import queue
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import grpc
@@ -46,6 +52,9 @@ log = logging.getLogger(__name__)
 EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
 OFFSET_RESET_STRATEGIES = ("earliest", "latest", "none")
+# How often poll() looks for stalled partitions: a pass over the assignment, no allocation.
+STALL_CHECK_INTERVAL_S = 1.0
+NO_LEADER = "no leader known"
 
 
 class ConsumerRecord(NamedTuple):
@@ -63,10 +72,46 @@ class _PartitionState:
     position: int | None = None  # the offset of the next record poll() returns
     reset: str | None = None  # a pending reset: earliest or latest (seek_to_beginning/end)
     fetching: bool = False
+    fetch_broker: int = -1  # where the fetch in flight went
     buffered: bool = False
     backoff_until: float = 0.0
     high_watermark: int = -1
     awaiting_committed: bool = False  # in a group: the committed offset is looked up first
+    # When it last made progress (its position moved, or a fetch found it caught up), what went
+    # wrong since, and whether poll() warned of it in this episode.
+    progress_at: float = field(default_factory=time.monotonic)
+    problem: str | None = None
+    stall_warned: bool = False
+
+
+def stall_warning(tp: TopicPartition, state: _PartitionState, now: float, window_s: float) -> str | None:
+    """The warning to give about a partition that made no progress for `window_s`, or None (not
+    stalled, or already warned of in this episode). The reason is the last failure seen, else
+    what the partition waits for."""
+    if state.stall_warned or now - state.progress_at < window_s:
+        return None
+    if state.position is None:
+        where = "without a position"
+    elif state.high_watermark >= 0:
+        where = f"at position {state.position} (the leader's high watermark is {state.high_watermark})"
+    else:
+        where = f"at position {state.position}"
+    if state.problem is not None:
+        why = state.problem
+    elif state.fetching:
+        why = f"no answer from broker {state.fetch_broker} to its fetch"
+    elif state.position is None:
+        why = "waiting for the group's committed offset" if state.awaiting_committed else "its offset not found yet"
+    elif state.high_watermark > state.position:
+        why = "fetches bring no records below the high watermark"
+    else:
+        why = "no fetch answered"
+    return f"Partition {tp} has made no progress for {now - state.progress_at:.0f} s {where}: {why}"
+
+
+def _restart_stall_clock(state: _PartitionState) -> None:
+    """A seek starts the partition afresh: a new episode."""
+    state.progress_at, state.problem, state.stall_warned = time.monotonic(), None, False
 
 
 class _Fetch(NamedTuple):
@@ -99,6 +144,8 @@ class KafkaConsumer:
     - default_api_timeout_ms (`default.api.timeout.ms`): how long position() and the offsets
       look-ups may block.
     - check_crcs (`check.crcs`): verify each batch's CRC-32C.
+    - stall_warning_ms (`stall.warning.ms`, minikafka's own, 30000): a partition that makes no
+      progress for this long while poll() fetches is logged once, with why, as a WARNING.
 
     Consumer groups (all need `group_id`):
 
@@ -128,6 +175,7 @@ class KafkaConsumer:
         max_poll_records: int = 500,
         default_api_timeout_ms: int = 60000,
         check_crcs: bool = True,
+        stall_warning_ms: int = 30000,
         group_id: str | None = None,
         group_instance_id: str | None = None,
         client_id: str | None = None,
@@ -153,6 +201,8 @@ class KafkaConsumer:
         self._max_poll_records = max_poll_records
         self._default_api_timeout_s = default_api_timeout_ms / 1000
         self._check_crcs = check_crcs
+        self._stall_warning_s = stall_warning_ms / 1000
+        self._next_stall_check = time.monotonic() + STALL_CHECK_INTERVAL_S
         self._cluster = ClusterMetadata(bootstrap_servers, request_timeout_ms)
         self._assignment: dict[TopicPartition, _PartitionState] = {}
         self._buffer: deque[_Completed] = deque()
@@ -285,12 +335,14 @@ class KafkaConsumer:
             raise ValueError(f"offset must not be negative, not {offset}")
         state = self._state(tp)
         state.position, state.reset = offset, None
+        _restart_stall_clock(state)
         self._drop_buffered(TopicPartition(*tp))
 
     def _seek_to(self, strategy: str, partitions: Iterable[tuple[str, int]] | None) -> None:
         for tp in self._assignment if partitions is None else [TopicPartition(*tp) for tp in partitions]:
             state = self._state(tp)
             state.position, state.reset = None, strategy
+            _restart_stall_clock(state)
             self._drop_buffered(tp)
 
     def seek_to_beginning(self, partitions: Iterable[tuple[str, int]] | None = None) -> None:
@@ -340,6 +392,7 @@ class KafkaConsumer:
             if state is not None and state.position is None:
                 log.info("Resetting offset for partition %s to position %d", tp, offset)
                 state.position, state.reset = offset, None
+                self._progressed(tp, state)
         for tp in failed:
             self._assignment[tp].backoff_until = time.monotonic() + self._retry_backoff_s
 
@@ -361,6 +414,7 @@ class KafkaConsumer:
             if not e.retriable:
                 raise
             log.info("Fetching committed offsets of %s failed: %s", ", ".join(map(str, wanted)), e)
+            self._note_problem(wanted, f"looking up its committed offset failing: {e}")
             self._back_off(wanted)
             return
         for tp in wanted:
@@ -372,6 +426,7 @@ class KafkaConsumer:
             if offset is not None:
                 log.info("Setting offset for partition %s to the committed offset %d", tp, offset)
                 state.position = offset
+                self._progressed(tp, state)
 
     # -- metadata and offsets ----------------------------------------------------------------------
 
@@ -459,7 +514,9 @@ class KafkaConsumer:
             try:
                 response = call.result()
             except (grpc.RpcError, grpc.FutureCancelledError) as e:
-                self._retriable_or_raise(transport_error(e, f"broker {leader}"), tps)
+                error = transport_error(e, f"broker {leader}")
+                self._retriable_or_raise(error, tps)
+                self._note_problem(tps, f"offset lookup at broker {leader} failing: {error}")
                 failed.extend(tps)
                 continue
             for topic in response.topics:
@@ -468,7 +525,9 @@ class KafkaConsumer:
                     if p.error_code == Errors.NONE.code:
                         found[tp] = p.offset
                     else:
-                        self._retriable_or_raise(KafkaError(Errors.for_code(p.error_code), p.error_message), [tp])
+                        error = KafkaError(Errors.for_code(p.error_code), p.error_message)
+                        self._retriable_or_raise(error, [tp])
+                        self._note_problem([tp], f"offset lookup at broker {leader} answered {error}")
                         failed.append(tp)
             failed.extend(tp for tp in tps if tp not in found and tp not in failed)
         return found, failed
@@ -477,6 +536,10 @@ class KafkaConsumer:
         info = self._cluster.leader(tp)
         if info is None or info.leader < 0 or info.leader not in self._cluster.brokers:
             self._metadata_due = True
+            state = self._assignment.get(tp)
+            if state is not None:
+                state.problem = NO_LEADER if info is None or info.leader < 0 else \
+                    f"its leader, broker {info.leader}, is not among the brokers the metadata lists"
             return None
         return info.leader
 
@@ -505,6 +568,7 @@ class KafkaConsumer:
         while True:
             if coordinator is not None and not coordinator.poll(deadline):
                 return []  # still joining at the deadline
+            self._warn_of_stalls(time.monotonic())
             taken = self._take()
             if taken:
                 return taken
@@ -540,7 +604,36 @@ class KafkaConsumer:
             wake = min(wake, max(self._metadata_retry_at, time.monotonic() + 0.001))
         if self._coordinator is not None:
             wake = min(wake, max(self._coordinator.next_wakeup(), time.monotonic() + 0.001))
-        return wake
+        return min(wake, self._next_stall_check)
+
+    def _warn_of_stalls(self, now: float) -> None:
+        """Once a second in poll(): warn of each partition that stalled. Time outside poll() (not
+        called, or joining the group) beyond that second does not count, as nothing is fetched
+        then: a check that comes late moves every partition's last progress forward by the delay."""
+        if now < self._next_stall_check:
+            return
+        late = now - self._next_stall_check
+        self._next_stall_check = now + STALL_CHECK_INTERVAL_S
+        for tp, state in self._assignment.items():
+            if late > STALL_CHECK_INTERVAL_S:
+                state.progress_at += late
+            warning = stall_warning(tp, state, now, self._stall_warning_s)
+            if warning is not None:
+                state.stall_warned = True
+                log.warning("%s", warning)
+
+    def _progressed(self, tp: TopicPartition, state: _PartitionState) -> None:
+        state.progress_at = time.monotonic()
+        state.problem = None
+        if state.stall_warned:
+            state.stall_warned = False
+            log.info("Partition %s makes progress again at position %s", tp, state.position)
+
+    def _note_problem(self, tps: Iterable[TopicPartition], problem: str) -> None:
+        for tp in tps:
+            state = self._assignment.get(tp)
+            if state is not None:
+                state.problem = problem
 
     def _send_fetches(self) -> None:
         """Kafka's Fetcher.sendFetches: one Fetch per leader for its fetchable partitions."""
@@ -570,7 +663,8 @@ class KafkaConsumer:
             assert stub is not None
             call = stub.Fetch.future(request, timeout=self._fetch_max_wait_ms / 1000 + self._request_timeout_s)
             for tp in offsets:
-                self._assignment[tp].fetching = True
+                state = self._assignment[tp]
+                state.fetching, state.fetch_broker = True, leader
             fetch = _Fetch(leader, offsets, call)
             call.add_done_callback(lambda _, f=fetch: self._answers.put(f))
 
@@ -586,6 +680,7 @@ class KafkaConsumer:
                 return
             error = transport_error(e, f"broker {fetch.broker_id}")
             self._retriable_or_raise(error, fetch.offsets)
+            self._note_problem(fetch.offsets, f"fetch to broker {fetch.broker_id} failing: {error}")
             self._back_off(fetch.offsets)
             return
         first_error: KafkaError | None = None
@@ -596,21 +691,28 @@ class KafkaConsumer:
                 if state is None or state.reset is not None or state.position != fetch.offsets.get(tp):
                     continue  # unassigned or moved by seek() since: the answer is stale
                 try:
-                    self._handle_partition(tp, state, p)
+                    self._handle_partition(tp, state, p, fetch.broker_id)
                 except KafkaError as e:
                     first_error = first_error or e
         if first_error is not None:
             raise first_error
 
     def _handle_partition(
-        self, tp: TopicPartition, state: _PartitionState, p: kafka_pb2.FetchPartitionResponse
+        self, tp: TopicPartition, state: _PartitionState, p: kafka_pb2.FetchPartitionResponse, broker_id: int
     ) -> None:
         error = Errors.for_code(p.error_code)
         if error is Errors.NONE:
             state.high_watermark = p.high_watermark
             if p.records:
                 self._buffer_records(tp, state, p.records)
-        elif error is Errors.OFFSET_OUT_OF_RANGE:
+            assert state.position is not None  # fetched from it
+            if state.buffered or p.high_watermark <= state.position:
+                self._progressed(tp, state)  # records on their way, or nothing more to read
+            else:
+                state.problem = f"broker {broker_id} answers with no records below its high watermark"
+            return
+        state.problem = f"fetch from broker {broker_id} answered {error.name}"
+        if error is Errors.OFFSET_OUT_OF_RANGE:
             if self._auto_offset_reset == "none":
                 raise KafkaError(error, f"fetch position {state.position} is out of range for {tp} (log "
                                         f"{p.log_start_offset} to {p.high_watermark}) and auto.offset.reset is none")
@@ -679,6 +781,7 @@ class KafkaConsumer:
                 self._buffer.popleft()
                 state.position = max(state.position or 0, completed.next_offset)
                 state.buffered = False
+            self._progressed(completed.tp, state)
         return taken
 
     def close(self, timeout_ms: int | None = None) -> None:

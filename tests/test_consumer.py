@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from fake_cluster import FakeCluster, Scripted, wait_for
 
 from broker.errors import Errors
+from client import consumer as consumer_module
 from client.cluster import KafkaError, TopicPartition
-from client.consumer import ConsumerRecord, KafkaConsumer
+from client.consumer import ConsumerRecord, KafkaConsumer, _PartitionState, stall_warning
 
 T0, T1, T2 = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)
 
@@ -218,3 +221,118 @@ def test_partitions_for_and_unknown_topics(make_consumer: Callable[..., KafkaCon
         consumer.seek(T2, 0)
     with pytest.raises(ValueError):
         KafkaConsumer("127.0.0.1:1", auto_offset_reset="middle")
+
+
+# -- a partition never stalls silently -------------------------------------------------------------
+
+
+def test_stall_warning_names_the_partition_its_position_and_why_once_per_episode() -> None:
+    state = _PartitionState(position=40, high_watermark=90, progress_at=100.0)
+    assert stall_warning(T0, state, 129.0, 30.0) is None
+    state.problem = "fetch to broker 2 failing: BROKER_NOT_AVAILABLE: broker 2: unavailable"
+    assert stall_warning(T0, state, 131.0, 30.0) == (
+        "Partition t-0 has made no progress for 31 s at position 40 (the leader's high watermark is 90): "
+        "fetch to broker 2 failing: BROKER_NOT_AVAILABLE: broker 2: unavailable"
+    )
+    state.stall_warned = True
+    assert stall_warning(T0, state, 200.0, 30.0) is None
+
+
+@pytest.mark.parametrize(("state", "why"), [
+    (_PartitionState(position=5, high_watermark=9), "fetches bring no records below the high watermark"),
+    (_PartitionState(position=5, fetching=True, fetch_broker=3), "no answer from broker 3 to its fetch"),
+    (_PartitionState(reset="earliest"), "its offset not found yet"),
+    (_PartitionState(awaiting_committed=True), "waiting for the group's committed offset"),
+    (_PartitionState(position=5, problem="no leader known"), "no leader known"),
+])
+def test_stall_warning_without_a_failure_says_what_the_partition_waits_for(state: _PartitionState,
+                                                                           why: str) -> None:
+    state.progress_at = 0.0
+    warning = stall_warning(T1, state, 60.0, 30.0)
+    assert warning is not None and warning.startswith("Partition t-1 has made no progress for 60 s")
+    assert warning.endswith(": " + why)
+
+
+@pytest.fixture
+def quick_stall_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consumer_module, "STALL_CHECK_INTERVAL_S", 0.02)
+
+
+def stall_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "client.consumer" and r.levelno == logging.WARNING and "no progress" in r.getMessage()]
+
+
+def poll_for(consumer: KafkaConsumer, seconds: float) -> list[ConsumerRecord]:
+    got: list[ConsumerRecord] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got.extend(consumer.poll(20))
+    return got
+
+
+def test_a_leader_whose_high_watermark_stays_above_the_position_without_records_is_warned_of(
+    cluster: FakeCluster, make_consumer: Callable[..., KafkaConsumer], quick_stall_checks: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="client.consumer")
+    cluster.append(T0, [b"a", b"b"])
+    consumer = make_consumer(auto_offset_reset="earliest", stall_warning_ms=200)
+    consumer.assign([T0, T2])
+    assert [r.value for r in poll_until(consumer, 2)] == [b"a", b"b"]
+    with cluster.lock:
+        cluster.partitions[T0].end = 5  # a leader that says records 2-4 are there and never sends them
+    wait_for(lambda: consumer.poll(20) or stall_warnings(caplog), 5, "the stall warning")
+    poll_for(consumer, 0.5)  # once per episode, and not for the idle partition caught up with its leader
+    assert stall_warnings(caplog) == [
+        "Partition t-0 has made no progress for 0 s at position 2 (the leader's high watermark is 5): "
+        "broker 1 answers with no records below its high watermark"
+    ]
+    with cluster.lock:
+        cluster.partitions[T0].end = 2
+    cluster.append(T0, [b"c"])
+    assert [r.value for r in poll_until(consumer, 1)] == [b"c"]
+    assert "Partition t-0 makes progress again at position 2" in caplog.messages
+
+
+def test_a_partition_whose_leader_cannot_be_reached_is_warned_of_with_the_failure(
+    cluster: FakeCluster, make_consumer: Callable[..., KafkaConsumer], quick_stall_checks: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster.append(T1, [b"a"])
+    consumer = make_consumer(auto_offset_reset="earliest", stall_warning_ms=200)
+    consumer.assign([T1])
+    poll_until(consumer, 1)
+    cluster.stop_broker(2)
+    cluster.append(T1, [b"b"])
+    wait_for(lambda: consumer.poll(20) or stall_warnings(caplog), 5, "the stall warning")
+    [warning] = stall_warnings(caplog)
+    assert warning.startswith("Partition t-1 has made no progress for 0 s at position 1")
+    assert ": fetch to broker 2 failing: BROKER_NOT_AVAILABLE: broker 2: unavailable" in warning
+
+
+def test_a_partition_without_a_leader_is_warned_of(
+    cluster: FakeCluster, make_consumer: Callable[..., KafkaConsumer], quick_stall_checks: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with cluster.lock:
+        cluster.partitions[T2].leader = -1
+    consumer = make_consumer(auto_offset_reset="earliest", stall_warning_ms=200)
+    consumer.assign([T2])
+    wait_for(lambda: consumer.poll(20) or stall_warnings(caplog), 5, "the stall warning")
+    assert stall_warnings(caplog) == ["Partition t-2 has made no progress for 0 s without a position: no leader known"]
+
+
+def test_time_outside_poll_does_not_count_towards_a_stall(
+    cluster: FakeCluster, make_consumer: Callable[..., KafkaConsumer], quick_stall_checks: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster.append(T0, [b"a"])
+    consumer = make_consumer(auto_offset_reset="earliest", stall_warning_ms=300)
+    consumer.assign([T0])
+    poll_until(consumer, 1)
+    time.sleep(0.5)  # the application busy elsewhere: nothing is fetched meanwhile
+    cluster.append(T0, [b"b"])
+    assert [r.value for r in poll_until(consumer, 1)] == [b"b"]
+    poll_for(consumer, 0.4)
+    assert stall_warnings(caplog) == []

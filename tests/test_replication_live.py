@@ -350,3 +350,39 @@ def test_bad_produce_and_fetch_requests_get_kafkas_errors(three_brokers: Cluster
     assert fetch(1000).error_code == Errors.OFFSET_OUT_OF_RANGE.code
     assert fetch(0, epoch=state.leader_epoch + 5).error_code == Errors.UNKNOWN_LEADER_EPOCH.code
     assert fetch(0).error_code == Errors.NONE.code
+
+
+def cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "client.cli", *args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_a_consumer_started_at_once_after_a_leader_failover_reads_every_acknowledged_record(
+    cluster: ClusterHarness,
+) -> None:
+    """Issue 13: three brokers, replication 3, min.insync.replicas=2, 3 s sessions; keyless lines with
+    acks=all, the leader of partition 0 SIGKILLed, more lines through the survivors, and at once a
+    consumer from the beginning on the survivors. It must read all of them, and say nothing of a
+    stalled partition (its stall warning comes after 10 s without progress here)."""
+    cluster.start_brokers(1, 2, 3, session_timeout_ms=3000)
+    cluster.wait_for_controller()
+    create(cluster, "failover", 3, 3, **{"min.insync.replicas": "2"})
+    everyone = bootstrap(cluster)
+    first = cli("produce", "--bootstrap-server", everyone, "--topic", "failover", "--acks", "all",
+                "--print-acknowledged", stdin="".join(f"{i}\n" for i in range(1000)))
+    assert first.returncode == 0, first.stderr
+    victim = partition_state(cluster, "failover", 0).leader
+    cluster.brokers[victim].kill()
+    survivors = ",".join(p.address for b, p in cluster.brokers.items() if b != victim)
+    second = cli("produce", "--bootstrap-server", survivors, "--topic", "failover", "--acks", "all",
+                 "--print-acknowledged", stdin="".join(f"{i}\n" for i in range(1000, 2000)))
+    assert second.returncode == 0, second.stderr
+    acknowledged = sorted(tuple(line.split("\t")) for line in (first.stdout + second.stdout).splitlines())
+    assert len(acknowledged) == 2000
+    # Exits once it has read 2,000 records, or after 30 s without one (a stall).
+    consumed = cli("consume", "--bootstrap-server", survivors, "--topic", "failover", "--from-beginning",
+                   "--print-offsets", "--max-messages", "2000", "--timeout-ms", "30000",
+                   "--consumer-property", "stall.warning.ms=10000")
+    assert consumed.returncode == 0, consumed.stderr
+    assert "no progress" not in consumed.stderr, consumed.stderr
+    assert sorted(tuple(line.split("\t")) for line in consumed.stdout.splitlines()) == acknowledged
