@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -72,16 +75,30 @@ def four_letter_word(host: str, port: int, word: str, timeout: float = 1.0) -> s
     return b"".join(chunks).decode(errors="replace")
 
 
+@dataclass(frozen=True)
+class QuorumPeer:
+    """One server of a ZooKeeper ensemble: its myid and its client, quorum and election ports."""
+
+    server_id: int
+    client_port: int
+    quorum_port: int
+    election_port: int
+
+
 class ZooKeeperServer:
-    """A standalone ZooKeeper server whose data survives restarts (same directory, same port)."""
+    """A ZooKeeper server whose data survives restarts (same directory, same port): standalone, or
+    server `server_id` of an ensemble of `peers`."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, tick_time_ms: int = 500, host: str = "127.0.0.1"
+        self, data_dir: Path, port: int | None = None, tick_time_ms: int = 500, host: str = "127.0.0.1",
+        server_id: int | None = None, peers: tuple[QuorumPeer, ...] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port or free_port(host)
         self.tick_time_ms = tick_time_ms
+        self.server_id = server_id
+        self.peers = peers
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -104,8 +121,27 @@ class ZooKeeperServer:
             "maxSessionTimeout=60000\n"
             "admin.enableServer=false\n"
             "4lw.commands.whitelist=ruok,srvr,mntr,cons\n"
+            + self._quorum_config()
         )
         return config
+
+    def _quorum_config(self) -> str:
+        if not self.peers:
+            return ""
+        (self.data_dir / "data" / "myid").write_text(f"{self.server_id}\n")
+        return "initLimit=10\nsyncLimit=5\n" + "".join(
+            f"server.{p.server_id}={self.host}:{p.quorum_port}:{p.election_port}\n" for p in self.peers)
+
+    def mode(self) -> str | None:
+        """`leader`, `follower` or `standalone` as the server says (srvr), None if it does not answer."""
+        try:
+            answer = four_letter_word(self.host, self.port, "srvr")
+        except OSError:
+            return None
+        for line in answer.splitlines():
+            if line.startswith("Mode:"):
+                return line.split(":", 1)[1].strip()
+        return None
 
     def start(self, timeout: float = 30.0) -> None:
         if not zookeeper_installed():
@@ -136,9 +172,24 @@ class ZooKeeperServer:
                 f"ZooKeeper exited with status {self._process.returncode}; see {self.data_dir / 'zookeeper.log'}"
             )
         try:
+            # A server of an ensemble answers "imok" before it has a quorum: it is up, not serving.
             return four_letter_word(self.host, self.port, "ruok") == "imok"
         except OSError:
             return False
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def pause(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self._process is None:
@@ -164,6 +215,126 @@ class ZooKeeperServer:
         if down_for:
             time.sleep(down_for)
         self.start()
+
+
+class ZooKeeperEnsemble:
+    """`size` ZooKeeper servers on 127.0.0.1 forming one quorum (size 1: a standalone server)."""
+
+    def __init__(self, work_dir: Path, size: int = 3, tick_time_ms: int = 500) -> None:
+        if size < 1:
+            raise ValueError("an ensemble needs at least one server")
+        if size == 1:
+            self.servers = [ZooKeeperServer(Path(work_dir) / "zookeeper-1", tick_time_ms=tick_time_ms)]
+            return
+        peers = tuple(QuorumPeer(i, free_port(), free_port(), free_port()) for i in range(1, size + 1))
+        self.servers = [
+            ZooKeeperServer(Path(work_dir) / f"zookeeper-{p.server_id}", port=p.client_port,
+                            tick_time_ms=tick_time_ms, server_id=p.server_id, peers=peers)
+            for p in peers
+        ]
+
+    @property
+    def connect(self) -> str:
+        return ",".join(s.connect for s in self.servers)
+
+    def start(self, timeout: float = 60.0) -> None:
+        for server in self.servers:
+            server.start(timeout)
+        self.wait_for_quorum(timeout)
+
+    def wait_for_quorum(self, timeout: float = 60.0) -> None:
+        def serving() -> bool:
+            modes = [s.mode() for s in self.servers if s.running]
+            return "leader" in modes or "standalone" in modes
+        wait_until(serving, timeout, "the ZooKeeper ensemble to elect a leader")
+
+    def leader(self) -> ZooKeeperServer | None:
+        return next((s for s in self.servers if s.running and s.mode() in ("leader", "standalone")), None)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.resume()
+            server.stop()
+
+
+class ZkProxy:
+    """A TCP proxy in front of a ZooKeeper server for one broker; `cut()` severs every connection
+    through it and refuses new ones until `heal()`: the broker is cut off, its process runs on."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self._upstream = (upstream_host, upstream_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._cut = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        threading.Thread(target=self._accept_loop, name=f"zk-proxy-{self.port}", daemon=True).start()
+
+    @property
+    def is_cut(self) -> bool:
+        return self._cut.is_set()
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self._upstream, timeout=2)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._pairs.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(a, selectors.EVENT_READ, b)
+        selector.register(b, selectors.EVENT_READ, a)
+        try:
+            while True:
+                for key, _ in selector.select():
+                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    if not data:
+                        return
+                    key.data.sendall(data)
+        except OSError:
+            return
+        finally:
+            selector.close()
+            with self._lock:
+                if (a, b) in self._pairs:
+                    self._pairs.remove((a, b))
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for s in pair:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def heal(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.cut()
+        with contextlib.suppress(OSError):
+            self._listener.close()
 
 
 class BrokerProcess:

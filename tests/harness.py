@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import selectors
-import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from broker.local_cluster import BrokerProcess, ZooKeeperServer, wait_until
+from broker.local_cluster import BrokerProcess, ZkProxy, ZooKeeperServer, wait_until
 from client.admin import AdminClient, ClusterDescription
 
 # Short sessions keep failover tests quick; ZooKeeper's tickTime of 500 ms allows them.
@@ -26,77 +23,6 @@ DEFAULT_SESSION_TIMEOUT_MS = 4000
 
 # __consumer_offsets partitions in the group tests' clusters (Kafka's 50 take longer to create).
 OFFSETS_PARTITIONS = 10
-
-class ZkProxy:
-    """A TCP proxy in front of ZooKeeper for one broker; `cut()` severs it, `heal()` mends it."""
-
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self._upstream = (upstream_host, upstream_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._cut = threading.Event()
-        self._closed = threading.Event()
-        self._lock = threading.Lock()
-        self._pairs: list[tuple[socket.socket, socket.socket]] = []
-        threading.Thread(target=self._accept_loop, name=f"zk-proxy-{self.port}", daemon=True).start()
-
-    def _accept_loop(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            if self._cut.is_set():
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self._upstream, timeout=2)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._pairs.append((client, upstream))
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-
-    def _pump(self, a: socket.socket, b: socket.socket) -> None:
-        selector = selectors.DefaultSelector()
-        selector.register(a, selectors.EVENT_READ, b)
-        selector.register(b, selectors.EVENT_READ, a)
-        try:
-            while True:
-                for key, _ in selector.select():
-                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
-                    if not data:
-                        return
-                    key.data.sendall(data)
-        except OSError:
-            return
-        finally:
-            selector.close()
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.close()
-
-    def cut(self) -> None:
-        self._cut.set()
-        with self._lock:
-            pairs, self._pairs = self._pairs, []
-        for pair in pairs:
-            for s in pair:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                with contextlib.suppress(OSError):
-                    s.close()
-
-    def heal(self) -> None:
-        self._cut.clear()
-
-    def close(self) -> None:
-        self._closed.set()
-        self.cut()
-        with contextlib.suppress(OSError):
-            self._listener.close()
 
 
 @dataclass(frozen=True)

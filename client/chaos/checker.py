@@ -25,6 +25,7 @@ The invariants, in Kafka's terms:
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -130,7 +131,8 @@ def check_no_duplicates(events: list[Event], state: FinalState) -> Verdict:
             if r.n is not None:
                 counts[r.n] += 1
                 where[r.n].append(f"{p}@{r.offset}")
-    problems = [f"record {n} is in the log {c} times: {', '.join(where[n])}" for n, c in sorted(counts.items()) if c > 1]
+    problems = [f"record {n} is in the log {c} times: {', '.join(where[n])}"
+                for n, c in sorted(counts.items()) if c > 1]
     return _verdict("no-duplicates", problems, f"{len(counts)} records, each once")
 
 
@@ -163,7 +165,7 @@ def check_one_controller_per_epoch(events: list[Event], state: FinalState) -> Ve
         if len(brokers) > 1:
             problems.append(f"epoch {epoch} was won by brokers {', '.join(map(str, sorted(brokers)))}")
     in_time = sorted(state.controller_elections, key=lambda e: e.at)
-    for before, after in zip(in_time, in_time[1:], strict=False):
+    for before, after in itertools.pairwise(in_time):
         if after.epoch <= before.epoch:
             problems.append(f"broker {after.broker} was elected with epoch {after.epoch} at {after.at}, after "
                             f"broker {before.broker} with epoch {before.epoch} at {before.at}")
@@ -187,7 +189,7 @@ def check_leader_epochs_grow(events: list[Event], state: FinalState) -> Verdict:
     problems = []
     for p in range(state.partitions):
         for broker, records in sorted(state.logs.get(p, {}).items()):
-            for before, after in zip(records, records[1:], strict=False):
+            for before, after in itertools.pairwise(records):
                 if after.leader_epoch < before.leader_epoch:
                     problems.append(f"partition {p} on broker {broker}: leader epoch {after.leader_epoch} at offset "
                                     f"{after.offset} after {before.leader_epoch} at offset {before.offset}")
@@ -205,10 +207,11 @@ def check_one_owner_per_generation(events: list[Event], state: FinalState) -> Ve
         if kind == h.ASSIGNED:
             generations.add(e["generation"])
             owned[e["consumer"]] = set(e["partitions"])
+            owner = f"{e['consumer']} ({e['member_id']})"
             for partition in e["partitions"]:
-                other = owners.setdefault((e["generation"], partition), e["consumer"])
-                if other != e["consumer"]:
-                    problems.append(f"partition {partition} assigned to {other} and {e['consumer']} in generation "
+                other = owners.setdefault((e["generation"], partition), owner)
+                if other != owner:
+                    problems.append(f"partition {partition} assigned to {other} and {owner} in generation "
                                     f"{e['generation']}")
         elif kind in (h.REVOKED, h.LOST):
             owned[e["consumer"]] -= set(e["partitions"])

@@ -42,8 +42,8 @@ class HistoryWriter:
         self._lock = threading.Lock()
         self._file: IO[str] = open(self.path, "a", buffering=1)  # noqa: SIM115 - closed by close()
 
-    def record(self, kind: str, **fields: Any) -> Event:
-        event = {"t": time.monotonic(), "type": kind, "source": self.source, **fields}
+    def record(self, event_type: str, /, **fields: Any) -> Event:
+        event = {"t": time.monotonic(), "type": event_type, "source": self.source, **fields}
         line = json.dumps(event, separators=(",", ":"))
         with self._lock:
             if not self._file.closed:

@@ -1,0 +1,358 @@
+"""One chaos run from start to verdict, and a suite of runs over one cluster.
+
+A run: a new topic (3 partitions, replication 3, min.insync.replicas=2) and a new group; the
+producer and the group's three members start; once the group is Stable the faults of the
+schedule fire against whoever holds their role at that moment, each mended when its hold ends;
+the standalone consumer starts during the first failover. Then the heal: every fault still in
+force is mended and every process is up again; the producer stops and its last answers are
+awaited; the run waits (up to a bound) until every partition has a leader and a whole ISR, the
+group is Stable, and the group and the standalone consumer have read every acknowledged record.
+The members stop, the brokers' logs of the topic are read from disk, and the checker gives its
+verdicts. The events are in the run's history directory, one JSON-lines file per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broker.errors import Errors
+from broker.local_cluster import wait_until
+from broker.log.record_batch import CorruptRecordError, batches, records
+from client.admin import AdminClient
+from client.chaos import checker
+from client.chaos import history as h
+from client.chaos.checker import ControllerElection, FinalState, LogRecord, Verdict
+from client.chaos.history import HistoryWriter, read_history
+from client.chaos.local import BROKERS, ZOOKEEPER_SESSION_TIMEOUT_MS, AppliedFault, LocalChaosCluster
+from client.chaos.schedule import FAULT_KINDS, PlannedFault, Schedule, draw_schedule
+from client.chaos.workload import MEMBER_SESSION_TIMEOUT_MS, Producer, StandaloneReader, number
+from client.watch import ClusterSnapshot, SnapshotCollector
+
+log = logging.getLogger(__name__)
+
+PARTITIONS = 3
+MEMBERS = ("member-1", "member-2", "member-3")
+# After the heal: a member's session and a broker's, then this long to catch up and read.
+CONVERGENCE_SLACK_S = 30.0
+CONVERGENCE_BOUND_S = (MEMBER_SESSION_TIMEOUT_MS + ZOOKEEPER_SESSION_TIMEOUT_MS) / 1000 + CONVERGENCE_SLACK_S
+ELECTED = re.compile(r"^\[(?P<at>[^\]]+)\] .*\[Controller id=(?P<broker>\d+)\] \d+ successfully elected as the "
+                     r"controller\. Epoch incremented to (?P<epoch>\d+)", re.MULTILINE)
+
+
+@dataclass
+class RunReport:
+    seed: int
+    schedule: Schedule
+    faults: list[dict[str, object]]  # what fired: at, kind, role, target, mended_at (or skipped)
+    verdicts: list[Verdict]
+    sent: int
+    acked: int
+    lost: int
+    duplicated: int
+    converged_s: float | None
+    history_dir: Path
+    setup_error: str | None = None
+
+    @property
+    def violations(self) -> int:
+        return sum(1 for v in self.verdicts if not v.held) + (1 if self.setup_error else 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.violations == 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "seed": self.seed, "ok": self.ok, "sent": self.sent, "acked": self.acked, "lost": self.lost,
+            "duplicated": self.duplicated, "converged_s": self.converged_s, "history": str(self.history_dir),
+            "setup_error": self.setup_error,
+            "schedule": [f.describe() for f in self.schedule.faults],
+            "reader_start_s": self.schedule.reader_start_s,
+            "faults": self.faults,
+            "invariants": [{"name": v.invariant, "held": v.held, "summary": v.summary, "evidence": list(v.evidence),
+                            "count": v.count} for v in self.verdicts],
+        }
+
+
+class Monitor:
+    """Watches the cluster every half second (the watch view's collector) and records what it saw:
+    the controller and its epoch, and the group's state, generation and assignment."""
+
+    def __init__(self, bootstrap: str, zookeeper: str, topic: str, group: str, history: HistoryWriter) -> None:
+        self._collector = SnapshotCollector(bootstrap, zookeeper.split(","), timeout_s=1.0)
+        self._topic = topic
+        self._group = group
+        self._history = history
+        self._stop = threading.Event()
+        self.latest: ClusterSnapshot | None = None
+        self._thread = threading.Thread(target=self._run, name="chaos-monitor", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                snapshot = self._collector.collect()
+            except Exception as e:  # a refresh that failed is seen again at the next
+                log.debug("monitor: %s", e)
+            else:
+                self.latest = snapshot
+                self._record(snapshot)
+            self._stop.wait(0.5)
+
+    def _record(self, snapshot: ClusterSnapshot) -> None:
+        group = next((g for g in snapshot.groups if g.group_id == self._group), None)
+        fields: dict[str, object] = {"controller": snapshot.controller_id, "epoch": snapshot.controller_epoch}
+        if group is not None and not group.stale and group.state is not None:
+            fields.update(group_state=group.state, generation=group.generation, assignment={
+                m.client_id or m.member_id: sorted(tp.partition for tp in m.assignment if tp.topic == self._topic)
+                for m in group.members})
+        self._history.record(h.OBSERVED, **fields)
+
+    def partitions_whole(self) -> bool:
+        s = self.latest
+        mine = [p for p in (s.partitions or ()) if p.topic == self._topic] if s is not None else []
+        return len(mine) == PARTITIONS and all(p.leader >= 0 and set(p.isr) == set(p.replicas) for p in mine)
+
+    def group_stable(self, members: int) -> bool:
+        s = self.latest
+        group = next((g for g in s.groups if g.group_id == self._group), None) if s is not None else None
+        return group is not None and not group.stale and group.state == "Stable" and len(group.members) == members
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._collector.close()
+
+
+class ChaosSuite:
+    """Runs on one local cluster, started at the first run and stopped by close()."""
+
+    def __init__(self, kinds: tuple[str, ...] = FAULT_KINDS, duration_s: float = 20.0,
+                 history_dir: Path | None = None, work_dir: Path | None = None) -> None:
+        self.kinds = kinds
+        self.duration_s = duration_s
+        self._own_work_dir = work_dir is None
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="minikafka-chaos-"))
+        self.history_dir = Path(history_dir or self.work_dir / "history")
+        self.cluster: LocalChaosCluster | None = None
+
+    def _ensure_cluster(self) -> LocalChaosCluster:
+        if self.cluster is None:
+            zookeeper_servers = 3 if "zookeeper" in self.kinds else 1
+            self.cluster = LocalChaosCluster(self.work_dir / "cluster", zookeeper_servers)
+            self.cluster.start()
+        cluster = self.cluster
+        for server in cluster.ensemble.servers:
+            if not server.running:
+                server.start()
+        cluster.ensemble.wait_for_quorum()
+        for broker in cluster.brokers.values():
+            if not broker.running:
+                broker.start()
+        admin = AdminClient(cluster.bootstrap_servers, timeout_s=5)
+        wait_until(lambda: {b.id for b in admin.describe_cluster().brokers} == set(BROKERS)
+                   and admin.describe_cluster().controller_id >= 0, 90, "every broker registered and a controller")
+        return cluster
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
+        if self._own_work_dir and self.history_dir.is_relative_to(self.work_dir):
+            shutil.rmtree(self.work_dir / "cluster", ignore_errors=True)
+
+    def run(self, seed: int, first: tuple[str, str] | None = None) -> RunReport:
+        schedule = draw_schedule(seed, self.duration_s, self.kinds, PARTITIONS, first)
+        run_dir = self.history_dir / f"run-{seed}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        try:
+            cluster = self._ensure_cluster()
+        except Exception as e:
+            return RunReport(seed, schedule, [], [], 0, 0, 0, 0, None, run_dir, setup_error=f"cluster: {e}")
+        return _Run(cluster, schedule, run_dir, self.duration_s).execute()
+
+
+@dataclass
+class _Run:
+    cluster: LocalChaosCluster
+    schedule: Schedule
+    run_dir: Path
+    duration_s: float
+    fired: list[dict[str, object]] = field(default_factory=list)
+    group_was_stable: bool = False  # at the end of the convergence wait
+
+    def execute(self) -> RunReport:
+        seed = self.schedule.seed
+        topic = group = f"chaos-{seed}-{int(time.time())}"
+        cluster = self.cluster
+        log_starts = {b: len(cluster.broker_log(b)) for b in BROKERS}
+        runner = HistoryWriter(self.run_dir / "runner.jsonl", "runner")
+        reader_history = HistoryWriter(self.run_dir / "reader.jsonl", "reader")
+        admin = AdminClient(cluster.bootstrap_servers, timeout_s=30)
+        created = admin.create_topic(topic, PARTITIONS, 3, {"min.insync.replicas": "2"})
+        if created.error_code != Errors.NONE.code:
+            runner.close()
+            return RunReport(seed, self.schedule, [], [], 0, 0, 0, 0, None, self.run_dir,
+                             setup_error=f"CreateTopics: {Errors.for_code(created.error_code).name}")
+        monitor = Monitor(cluster.bootstrap_servers, cluster.zookeeper_connect, topic, group, runner)
+        producer = Producer(cluster.bootstrap_servers, topic, runner)
+        reader = StandaloneReader(cluster.bootstrap_servers, topic, PARTITIONS, reader_history)
+        converged_s: float | None = None
+        setup_error = None
+        try:
+            wait_until(monitor.partitions_whole, 30, f"the partitions of {topic} to have leaders")
+            producer.start()
+            cluster.start_members(list(MEMBERS), topic, group, self.run_dir)
+            wait_until(lambda: monitor.group_stable(len(MEMBERS)), 60, f"group {group} Stable with its members")
+            runner.record(h.PHASE, name="faults")
+            in_force = self._faults(monitor, reader, topic, group, runner)
+            runner.record(h.PHASE, name="heal")
+            for applied in in_force:
+                self._mend(applied, runner)
+            self._everything_up()
+            if not reader.started:
+                reader.start()
+            producer.stop(timeout_s=30)
+            healed_at = time.monotonic()
+            converged_s = self._converge(monitor, reader, healed_at)
+            runner.record(h.PHASE, name="converged" if converged_s is not None else "not-converged")
+        except AssertionError as e:
+            setup_error = str(e)
+        finally:
+            reader.stop()
+            cluster.stop_members()
+            monitor.stop()
+            producer.stop(timeout_s=1)
+            runner.close()
+            reader_history.close()
+        events = read_history(self.run_dir.glob("*.jsonl"))
+        state = self._final_state(admin, topic, log_starts, converged_s)
+        verdicts = checker.check(events, state) if setup_error is None else []
+        acked = checker.acked(events)
+        lost = next((v.count for v in verdicts if v.invariant == "acked-not-lost"), 0)
+        duplicated = next((v.count for v in verdicts if v.invariant == "no-duplicates"), 0)
+        report = RunReport(seed, self.schedule, self.fired, verdicts, producer.sent, len(acked), lost, duplicated,
+                           converged_s, self.run_dir, setup_error)
+        (self.run_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2))
+        return report
+
+    # -- the fault phase --------------------------------------------------------------------------
+
+    def _faults(self, monitor: Monitor, reader: StandaloneReader, topic: str, group: str,
+                runner: HistoryWriter) -> list[AppliedFault]:
+        start = time.monotonic()
+        pending = list(self.schedule.faults)
+        in_force: list[tuple[float, AppliedFault]] = []
+        while True:
+            elapsed = time.monotonic() - start
+            if elapsed >= self.duration_s and not pending:
+                break
+            if not reader.started and elapsed >= self.schedule.reader_start_s:
+                reader.start()
+            while pending and pending[0].at_s <= elapsed:
+                self._fire(pending.pop(0), monitor, topic, group, runner, in_force, start)
+            for entry in [e for e in in_force if e[0] <= time.monotonic()]:
+                in_force.remove(entry)
+                self._mend(entry[1], runner)
+            time.sleep(0.05)
+        return [applied for _, applied in in_force]
+
+    def _fire(self, fault: PlannedFault, monitor: Monitor, topic: str, group: str, runner: HistoryWriter,
+              in_force: list[tuple[float, AppliedFault]], start: float) -> None:
+        targets = self.cluster.resolve(fault, monitor.latest, topic, group)
+        applied = self.cluster.apply(fault, targets)
+        entry: dict[str, object] = {"at_s": round(time.monotonic() - start, 2), "kind": fault.kind,
+                                    "role": fault.role, "hold_s": fault.hold_s}
+        if applied is None:
+            why = "nobody holds the role" if not targets else f"{', '.join(targets)} already under a fault"
+            entry.update(skipped=why)
+            runner.record(h.FAULT, fault=fault.describe(), kind=fault.kind, role=fault.role, skipped=why)
+        else:
+            entry.update(target=applied.target)
+            runner.record(h.FAULT, fault=fault.describe(), kind=fault.kind, role=fault.role, target=applied.target)
+            in_force.append((time.monotonic() + fault.hold_s, applied))
+        self.fired.append(entry)
+
+    def _mend(self, applied: AppliedFault, runner: HistoryWriter) -> None:
+        applied.mend()
+        runner.record(h.HEAL, fault=applied.fault.describe(), target=applied.target)
+
+    def _everything_up(self) -> None:
+        cluster = self.cluster
+        for server in cluster.ensemble.servers:
+            if not server.running:
+                server.start()
+        for broker in cluster.brokers.values():
+            broker.resume()
+            if not broker.running:
+                broker.start()
+        for proxies in cluster.proxies.values():
+            for proxy in proxies:
+                proxy.heal()
+        for member in cluster.members.values():
+            member.signal(signal.SIGCONT)
+            if not member.running:
+                member.start()
+        cluster.ensemble.wait_for_quorum()
+
+    # -- convergence and the final state -------------------------------------------------------------
+
+    def _converge(self, monitor: Monitor, reader: StandaloneReader, healed_at: float) -> float | None:
+        acked_path = self.run_dir / "runner.jsonl"
+        deadline = healed_at + CONVERGENCE_BOUND_S
+        while time.monotonic() < deadline:
+            events = read_history([acked_path, *self.run_dir.glob("member-*.jsonl")])
+            acked = set(checker.acked(events))
+            group_read = checker.consumed_by(events, "member-")
+            self.group_was_stable = monitor.group_stable(len(MEMBERS))
+            if monitor.partitions_whole() and self.group_was_stable and acked <= group_read and acked <= reader.read:
+                return time.monotonic() - healed_at
+            time.sleep(0.5)
+        return None
+
+    def _final_state(self, admin: AdminClient, topic: str, log_starts: dict[int, int],
+                     converged_s: float | None) -> FinalState:
+        leaders: dict[int, int] = {}
+        isr: dict[int, tuple[int, ...]] = {}
+        high_watermarks: dict[int, int] = {}
+        with contextlib.suppress(Exception):
+            metadata = admin.metadata([topic])
+            for t in metadata.topics:
+                for p in t.partitions:
+                    leaders[p.partition], isr[p.partition] = p.leader, tuple(p.isr)
+            for (_, partition), replicas in admin.replica_states(metadata).items():
+                high_watermarks[partition] = replicas.high_watermark
+        logs = {p: {b: read_replica(self.cluster.data_dir(b) / f"{topic}-{p}") for b in BROKERS}
+                for p in range(PARTITIONS)}
+        elections = []
+        for b in BROKERS:
+            text = self.cluster.broker_log(b)[log_starts[b]:]
+            elections += [ControllerElection(m["at"], int(m["broker"]), int(m["epoch"]))
+                          for m in ELECTED.finditer(text)]
+        return FinalState(PARTITIONS, logs, high_watermarks, leaders, isr, elections, self.group_was_stable,
+                          converged_s, CONVERGENCE_BOUND_S)
+
+
+def read_replica(directory: Path) -> list[LogRecord]:
+    """Every record of a replica's log on disk, in offset order, up to a torn or empty tail."""
+    out: list[LogRecord] = []
+    for segment in sorted(directory.glob("*.log")):
+        data = segment.read_bytes()
+        try:
+            for pos, header in batches(data):
+                out.extend(LogRecord(r.offset, header.partition_leader_epoch, number(r.value))
+                           for r in records(data, pos, header))
+        except CorruptRecordError:
+            continue
+    return out
