@@ -43,3 +43,31 @@ def test_isr_changes_are_written_conditionally_and_announced_together(zookeeper:
         assert zk_data.decode_partitions_list(notification, data) == [("t", 0), ("t", 1)]
     finally:
         zk.close()
+
+
+def test_a_multi_failing_on_one_partition_writes_the_partitions_before_and_after_it(
+    zookeeper: ZooKeeperServer,
+) -> None:
+    """The controller packs many partitions' conditional writes into one fenced multi. When one
+    partition's version moved, ZooKeeper fails the whole multi: the operations before it come
+    back rolled back, those after it as RuntimeInconsistency (never tried). Both kinds are
+    written again; only the moved partition gets its BadVersion."""
+    from kazoo.exceptions import BadVersionError
+
+    zk = KafkaZkClient(f"{zookeeper.connect}/multi-{uuid.uuid4().hex[:8]}", 10000, 10000)
+    zk.start()
+    try:
+        kazoo = zk._kazoo
+        kazoo.create(zk_data.CONTROLLER_EPOCH_PATH, b"1", makepath=True)
+        state = zk_data.encode_partition_state(1, 0, [1, 2], 1)
+        for p in range(5):
+            kazoo.create(zk_data.partition_state_path("t", p), state, makepath=True)
+        kazoo.set(zk_data.partition_state_path("t", 2), state)  # moved on: version 1
+        elected = zk_data.encode_partition_state(2, 1, [2], 1)
+        answers = zk.update_partition_states(0, {("t", p): (elected, 0) for p in range(5)})
+        assert isinstance(answers.pop(("t", 2)), BadVersionError)
+        assert answers == {("t", p): 1 for p in (0, 1, 3, 4)}
+        for p in (0, 1, 3, 4):
+            assert json.loads(kazoo.get(zk_data.partition_state_path("t", p))[0])["leader"] == 2
+    finally:
+        zk.close()

@@ -24,6 +24,7 @@ from kazoo.exceptions import (
     NoNodeError,
     OperationTimeoutError,
     RolledBackError,
+    RuntimeInconsistency,
     SessionExpiredError,
     UnimplementedError,
 )
@@ -54,6 +55,9 @@ ISR_NOTIFICATION_PARTITIONS = 10_000
 
 # Failures after which the same request is tried again once the session is usable.
 _RETRIABLE = (ConnectionLoss, OperationTimeoutError, SessionExpiredError, ConnectionClosedError)
+# What a failed multi answers for its other operations: RolledBackError for those before the one
+# that failed (applied, then undone), RuntimeInconsistency for those after it (never tried).
+_NOT_APPLIED = (RolledBackError, RuntimeInconsistency)
 
 
 class ZooKeeperClientTimeoutError(Exception):
@@ -670,8 +674,9 @@ class KafkaZkClient:
         Each item is a list of operations that must succeed together; items are packed into
         multis of up to MULTI_OPS operations, each behind one check on /controller_epoch, so a
         thousand partitions cost a handful of round trips instead of a thousand. A multi fails
-        whole: the items whose own operation failed get that error, the others are sent again.
-        Returns each item's operation results (or the exception for the one that failed)."""
+        whole: the items whose own operation failed get that error, the others (rolled back, or
+        never tried) are sent again. Returns each item's operation results (or the exception for
+        the one that failed)."""
         return self._fenced_chunks_async(epoch_zk_version, items)()
 
     def _fenced_chunks_async(
@@ -717,11 +722,11 @@ class KafkaZkClient:
                 for key in chunk:
                     ops = answer[position:position + len(items[key])]
                     position += len(items[key])
-                    failure = next((r for r in ops if isinstance(r, Exception) and not isinstance(r, RolledBackError)),
+                    failure = next((r for r in ops if isinstance(r, Exception) and not isinstance(r, _NOT_APPLIED)),
                                    None)
                     if failure is not None:
                         results[key] = [failure]
-                    elif any(isinstance(r, RolledBackError) for r in ops):
+                    elif any(isinstance(r, _NOT_APPLIED) for r in ops):
                         rolled_back[key] = items[key]
                     else:
                         results[key] = list(ops)

@@ -18,7 +18,6 @@ import json
 import logging
 import re
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -32,8 +31,9 @@ from client.admin import AdminClient
 from client.chaos import checker
 from client.chaos import history as h
 from client.chaos.checker import ControllerElection, FinalState, LogRecord, Verdict
+from client.chaos.cluster import BROKERS, AppliedFault, ChaosCluster
 from client.chaos.history import HistoryWriter, read_history
-from client.chaos.local import BROKERS, ZOOKEEPER_SESSION_TIMEOUT_MS, AppliedFault, LocalChaosCluster
+from client.chaos.local import LocalChaosCluster
 from client.chaos.schedule import FAULT_KINDS, PlannedFault, Schedule, draw_schedule
 from client.chaos.workload import MEMBER_SESSION_TIMEOUT_MS, Producer, StandaloneReader, number
 from client.watch import ClusterSnapshot, SnapshotCollector
@@ -44,7 +44,10 @@ PARTITIONS = 3
 MEMBERS = ("member-1", "member-2", "member-3")
 # After the heal: a member's session and a broker's, then this long to catch up and read.
 CONVERGENCE_SLACK_S = 30.0
-CONVERGENCE_BOUND_S = (MEMBER_SESSION_TIMEOUT_MS + ZOOKEEPER_SESSION_TIMEOUT_MS) / 1000 + CONVERGENCE_SLACK_S
+
+
+def convergence_bound_s(cluster: ChaosCluster) -> float:
+    return (MEMBER_SESSION_TIMEOUT_MS + cluster.zookeeper_session_timeout_ms) / 1000 + CONVERGENCE_SLACK_S
 ELECTED = re.compile(r"^\[(?P<at>[^\]]+)\] .*\[Controller id=(?P<broker>\d+)\] \d+ successfully elected as the "
                      r"controller\. Epoch incremented to (?P<epoch>\d+)", re.MULTILINE)
 
@@ -138,38 +141,35 @@ class ChaosSuite:
     """Runs on one local cluster, started at the first run and stopped by close()."""
 
     def __init__(self, kinds: tuple[str, ...] = FAULT_KINDS, duration_s: float = 20.0,
-                 history_dir: Path | None = None, work_dir: Path | None = None) -> None:
+                 history_dir: Path | None = None, cluster: ChaosCluster | None = None) -> None:
+        """Runs on `cluster`, or on a local cluster started at the first run."""
         self.kinds = kinds
         self.duration_s = duration_s
-        self._own_work_dir = work_dir is None
-        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="minikafka-chaos-"))
+        self.work_dir = Path(tempfile.mkdtemp(prefix="minikafka-chaos-"))
         self.history_dir = Path(history_dir or self.work_dir / "history")
-        self.cluster: LocalChaosCluster | None = None
+        self.cluster = cluster
 
-    def _ensure_cluster(self) -> LocalChaosCluster:
+    def _ensure_cluster(self) -> ChaosCluster:
         if self.cluster is None:
-            zookeeper_servers = 3 if "zookeeper" in self.kinds else 1
-            self.cluster = LocalChaosCluster(self.work_dir / "cluster", zookeeper_servers)
-            self.cluster.start()
+            local = LocalChaosCluster(self.work_dir / "cluster", 3 if "zookeeper" in self.kinds else 1)
+            local.start()
+            self.cluster = local
         cluster = self.cluster
-        for server in cluster.ensemble.servers:
-            if not server.running:
-                server.start()
-        cluster.ensemble.wait_for_quorum()
-        for broker in cluster.brokers.values():
-            if not broker.running:
-                broker.start()
+        cluster.ensure_up()
         admin = AdminClient(cluster.bootstrap_servers, timeout_s=5)
-        wait_until(lambda: {b.id for b in admin.describe_cluster().brokers} == set(BROKERS)
-                   and admin.describe_cluster().controller_id >= 0, 90, "every broker registered and a controller")
+
+        def ready() -> bool:
+            described = admin.describe_cluster()
+            return {b.id for b in described.brokers} == set(BROKERS) and described.controller_id >= 0
+
+        wait_until(ready, 90, "every broker registered and a controller")
         return cluster
 
     def close(self) -> None:
         if self.cluster is not None:
             self.cluster.stop()
             self.cluster = None
-        if self._own_work_dir and self.history_dir.is_relative_to(self.work_dir):
-            shutil.rmtree(self.work_dir / "cluster", ignore_errors=True)
+        shutil.rmtree(self.work_dir / "cluster", ignore_errors=True)
 
     def run(self, seed: int, first: tuple[str, str] | None = None) -> RunReport:
         schedule = draw_schedule(seed, self.duration_s, self.kinds, PARTITIONS, first)
@@ -185,7 +185,7 @@ class ChaosSuite:
 
 @dataclass
 class _Run:
-    cluster: LocalChaosCluster
+    cluster: ChaosCluster
     schedule: Schedule
     run_dir: Path
     duration_s: float
@@ -196,7 +196,7 @@ class _Run:
         seed = self.schedule.seed
         topic = group = f"chaos-{seed}-{int(time.time())}"
         cluster = self.cluster
-        log_starts = {b: len(cluster.broker_log(b)) for b in BROKERS}
+        log_marks = cluster.log_marks()
         runner = HistoryWriter(self.run_dir / "runner.jsonl", "runner")
         reader_history = HistoryWriter(self.run_dir / "reader.jsonl", "reader")
         admin = AdminClient(cluster.bootstrap_servers, timeout_s=30)
@@ -220,7 +220,7 @@ class _Run:
             runner.record(h.PHASE, name="heal")
             for applied in in_force:
                 self._mend(applied, runner)
-            self._everything_up()
+            cluster.ensure_up()
             if not reader.started:
                 reader.start()
             producer.stop(timeout_s=30)
@@ -237,7 +237,7 @@ class _Run:
             runner.close()
             reader_history.close()
         events = read_history(self.run_dir.glob("*.jsonl"))
-        state = self._final_state(admin, topic, log_starts, converged_s)
+        state = self._final_state(admin, topic, log_marks, converged_s)
         verdicts = checker.check(events, state) if setup_error is None else []
         acked = checker.acked(events)
         lost = next((v.count for v in verdicts if v.invariant == "acked-not-lost"), 0)
@@ -288,29 +288,11 @@ class _Run:
         applied.mend()
         runner.record(h.HEAL, fault=applied.fault.describe(), target=applied.target)
 
-    def _everything_up(self) -> None:
-        cluster = self.cluster
-        for server in cluster.ensemble.servers:
-            if not server.running:
-                server.start()
-        for broker in cluster.brokers.values():
-            broker.resume()
-            if not broker.running:
-                broker.start()
-        for proxies in cluster.proxies.values():
-            for proxy in proxies:
-                proxy.heal()
-        for member in cluster.members.values():
-            member.signal(signal.SIGCONT)
-            if not member.running:
-                member.start()
-        cluster.ensemble.wait_for_quorum()
-
     # -- convergence and the final state -------------------------------------------------------------
 
     def _converge(self, monitor: Monitor, reader: StandaloneReader, healed_at: float) -> float | None:
         acked_path = self.run_dir / "runner.jsonl"
-        deadline = healed_at + CONVERGENCE_BOUND_S
+        deadline = healed_at + convergence_bound_s(self.cluster)
         while time.monotonic() < deadline:
             events = read_history([acked_path, *self.run_dir.glob("member-*.jsonl")])
             acked = set(checker.acked(events))
@@ -321,7 +303,7 @@ class _Run:
             time.sleep(0.5)
         return None
 
-    def _final_state(self, admin: AdminClient, topic: str, log_starts: dict[int, int],
+    def _final_state(self, admin: AdminClient, topic: str, log_marks: dict[int, int],
                      converged_s: float | None) -> FinalState:
         leaders: dict[int, int] = {}
         isr: dict[int, tuple[int, ...]] = {}
@@ -333,15 +315,14 @@ class _Run:
                     leaders[p.partition], isr[p.partition] = p.leader, tuple(p.isr)
             for (_, partition), replicas in admin.replica_states(metadata).items():
                 high_watermarks[partition] = replicas.high_watermark
-        logs = {p: {b: read_replica(self.cluster.data_dir(b) / f"{topic}-{p}") for b in BROKERS}
+        logs = {p: {b: read_replica(self.cluster.replica_dir(b, topic, p)) for b in BROKERS}
                 for p in range(PARTITIONS)}
         elections = []
-        for b in BROKERS:
-            text = self.cluster.broker_log(b)[log_starts[b]:]
+        for text in self.cluster.logged_since(log_marks).values():
             elections += [ControllerElection(m["at"], int(m["broker"]), int(m["epoch"]))
                           for m in ELECTED.finditer(text)]
         return FinalState(PARTITIONS, logs, high_watermarks, leaders, isr, elections, self.group_was_stable,
-                          converged_s, CONVERGENCE_BOUND_S)
+                          converged_s, convergence_bound_s(self.cluster))
 
 
 def read_replica(directory: Path) -> list[LogRecord]:
