@@ -13,7 +13,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 PROJECT ?= minikafka
 DC := $(COMPOSE) -p $(PROJECT)
 
-.PHONY: install proto zookeeper images up down watch local test lint bench clean
+.PHONY: install proto zookeeper images up down watch local test lint bench chaos chaos-docker clean
 
 install: $(VENV)/.installed zookeeper proto
 
@@ -64,6 +64,20 @@ lint: install
 
 test: install lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# Seeded runs of faults against a local cluster, each checked (client/chaos); the table at the end.
+CHAOS_RUNS ?= 100
+CHAOS_SEED ?= 1
+CHAOS_DURATION ?= 20
+chaos: install
+	$(BIN)/minikafka chaos --runs $(CHAOS_RUNS) --seed $(CHAOS_SEED) --duration $(CHAOS_DURATION) \
+		--history chaos-history/local
+
+# The same against the compose cluster of `make up` (started first if it is not running).
+CHAOS_DOCKER_RUNS ?= 10
+chaos-docker: images
+	$(DC) up -d
+	$(DC) run --rm chaos --runs $(CHAOS_DOCKER_RUNS) --seed $(CHAOS_SEED) --duration $(CHAOS_DURATION)
 
 bench: install
 	$(BIN)/python bench/controller_failover.py

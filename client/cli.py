@@ -768,8 +768,15 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     def progress(report: object) -> None:
         print(suite.run_line(report), file=sys.stderr, flush=True)  # type: ignore[arg-type]
 
+    cluster = None
+    if args.docker:
+        from client.chaos.compose import DockerChaosCluster
+        try:
+            cluster = DockerChaosCluster(args.project)
+        except Exception as e:  # no docker socket, not in a container of the project, ...
+            raise CliError(f"--docker: {e}") from None
     try:
-        reports = suite.run_suite(args.runs, args.seed, args.duration, kinds, history, progress)
+        reports = suite.run_suite(args.runs, args.seed, args.duration, kinds, history, progress, cluster)
     except KeyboardInterrupt:
         return 130
     suite.print_report(reports, args.output)
@@ -914,6 +921,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     chaos = commands.add_parser(
         "chaos", help="seeded faults against a local cluster, a recorded history and a check of every invariant")
+    chaos.add_argument("--docker", action="store_true",
+                       help="drive the compose cluster (from its chaos service: make chaos-docker) instead of "
+                            "starting a local one")
+    chaos.add_argument("--project", help="with --docker: the compose project (default: this container's)")
     chaos.add_argument("--runs", type=int, default=1)
     chaos.add_argument("--seed", type=int, default=1, help="the first run's seed; run i has seed + i")
     chaos.add_argument("--duration", type=float, default=20.0, metavar="SECONDS", help="of each run's fault phase")

@@ -33,7 +33,8 @@ fi
 stamp="$WHEELHOUSE/.pyproject.sha256"
 if [ ! -f "$stamp" ] || ! sha256sum --quiet -c "$stamp" >/dev/null 2>&1; then
     rm -rf "$WHEELHOUSE" && mkdir -p "$WHEELHOUSE"
-    deps=$("$PYTHON" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
+    # The dependencies, and the chaos extra's (the client image runs `minikafka chaos --docker`).
+    deps=$("$PYTHON" -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["chaos"]))')
     # shellcheck disable=SC2086
     "$PYTHON" -m pip download --quiet --only-binary=:all: --python-version 3.11 \
         --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \

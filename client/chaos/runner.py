@@ -27,7 +27,7 @@ from pathlib import Path
 from broker.errors import Errors
 from broker.local_cluster import wait_until
 from broker.log.record_batch import CorruptRecordError, batches, records
-from client.admin import AdminClient
+from client.admin import AdminClient, AdminError
 from client.chaos import checker
 from client.chaos import history as h
 from client.chaos.checker import ControllerElection, FinalState, LogRecord, Verdict
@@ -36,7 +36,8 @@ from client.chaos.history import HistoryWriter, read_history
 from client.chaos.local import LocalChaosCluster
 from client.chaos.schedule import FAULT_KINDS, PlannedFault, Schedule, draw_schedule
 from client.chaos.workload import MEMBER_SESSION_TIMEOUT_MS, Producer, StandaloneReader, number
-from client.watch import ClusterSnapshot, SnapshotCollector
+from client.cluster import KafkaError
+from client.watch import ClusterSnapshot, GroupState, SnapshotCollector
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +122,37 @@ class Monitor:
                 for m in group.members})
         self._history.record(h.OBSERVED, **fields)
 
-    def partitions_whole(self) -> bool:
+    def not_whole(self) -> list[str]:
+        """The topic's partitions without a leader or a whole ISR, as last seen."""
         s = self.latest
-        mine = [p for p in (s.partitions or ()) if p.topic == self._topic] if s is not None else []
-        return len(mine) == PARTITIONS and all(p.leader >= 0 and set(p.isr) == set(p.replicas) for p in mine)
+        mine = {p.partition: p for p in (s.partitions or ()) if p.topic == self._topic} if s is not None else {}
+        missing = []
+        for partition in range(PARTITIONS):
+            p = mine.get(partition)
+            if p is None:
+                missing.append(f"partition {partition} unknown to the cluster")
+            elif p.leader < 0:
+                missing.append(f"partition {partition} without a leader")
+            elif set(p.isr) != set(p.replicas):
+                missing.append(f"partition {partition}: ISR {list(p.isr)} of replicas {list(p.replicas)}")
+        return missing
+
+    def partitions_whole(self) -> bool:
+        return not self.not_whole()
+
+    def _described(self) -> GroupState | None:
+        s = self.latest
+        return next((g for g in s.groups if g.group_id == self._group), None) if s is not None else None
 
     def group_stable(self, members: int) -> bool:
-        s = self.latest
-        group = next((g for g in s.groups if g.group_id == self._group), None) if s is not None else None
+        group = self._described()
         return group is not None and not group.stale and group.state == "Stable" and len(group.members) == members
+
+    def group_summary(self) -> str:
+        group = self._described()
+        if group is None or group.state is None:
+            return "not described"
+        return f"{group.state} with {len(group.members)} member(s) in generation {group.generation}"
 
     def stop(self) -> None:
         self._stop.set()
@@ -190,7 +213,7 @@ class _Run:
     run_dir: Path
     duration_s: float
     fired: list[dict[str, object]] = field(default_factory=list)
-    group_was_stable: bool = False  # at the end of the convergence wait
+    not_converged: list[str] = field(default_factory=list)  # what the convergence wait still missed
 
     def execute(self) -> RunReport:
         seed = self.schedule.seed
@@ -200,11 +223,16 @@ class _Run:
         runner = HistoryWriter(self.run_dir / "runner.jsonl", "runner")
         reader_history = HistoryWriter(self.run_dir / "reader.jsonl", "reader")
         admin = AdminClient(cluster.bootstrap_servers, timeout_s=30)
-        created = admin.create_topic(topic, PARTITIONS, 3, {"min.insync.replicas": "2"})
-        if created.error_code != Errors.NONE.code:
+        try:
+            created = admin.create_topic(topic, PARTITIONS, 3, {"min.insync.replicas": "2"})
+            error = None if created.error_code == Errors.NONE.code else Errors.for_code(created.error_code).name
+        except AdminError as e:
+            error = str(e)
+        if error is not None:
             runner.close()
+            reader_history.close()
             return RunReport(seed, self.schedule, [], [], 0, 0, 0, 0, None, self.run_dir,
-                             setup_error=f"CreateTopics: {Errors.for_code(created.error_code).name}")
+                             setup_error=f"creating topic {topic}: {error}")
         monitor = Monitor(cluster.bootstrap_servers, cluster.zookeeper_connect, topic, group, runner)
         producer = Producer(cluster.bootstrap_servers, topic, runner)
         reader = StandaloneReader(cluster.bootstrap_servers, topic, PARTITIONS, reader_history)
@@ -227,7 +255,7 @@ class _Run:
             healed_at = time.monotonic()
             converged_s = self._converge(monitor, reader, healed_at)
             runner.record(h.PHASE, name="converged" if converged_s is not None else "not-converged")
-        except AssertionError as e:
+        except (AssertionError, AdminError, KafkaError) as e:  # the run could not be set up or healed
             setup_error = str(e)
         finally:
             reader.stop()
@@ -291,17 +319,28 @@ class _Run:
     # -- convergence and the final state -------------------------------------------------------------
 
     def _converge(self, monitor: Monitor, reader: StandaloneReader, healed_at: float) -> float | None:
-        acked_path = self.run_dir / "runner.jsonl"
+        """Seconds from the heal until everything converged, None if not within the bound (what
+        was still missing is kept for the verdict)."""
         deadline = healed_at + convergence_bound_s(self.cluster)
-        while time.monotonic() < deadline:
-            events = read_history([acked_path, *self.run_dir.glob("member-*.jsonl")])
-            acked = set(checker.acked(events))
-            group_read = checker.consumed_by(events, "member-")
-            self.group_was_stable = monitor.group_stable(len(MEMBERS))
-            if monitor.partitions_whole() and self.group_was_stable and acked <= group_read and acked <= reader.read:
+        while True:
+            self.not_converged = self._still_missing(monitor, reader)
+            if not self.not_converged:
                 return time.monotonic() - healed_at
+            if time.monotonic() >= deadline:
+                return None
             time.sleep(0.5)
-        return None
+
+    def _still_missing(self, monitor: Monitor, reader: StandaloneReader) -> list[str]:
+        missing = monitor.not_whole()
+        if not monitor.group_stable(len(MEMBERS)):
+            missing.append(f"the group is {monitor.group_summary()}")
+        events = read_history([self.run_dir / "runner.jsonl", *self.run_dir.glob("member-*.jsonl")])
+        acked = set(checker.acked(events))
+        for who, read in (("the group", checker.consumed_by(events, "member-")),
+                          ("the standalone consumer", reader.read)):
+            if not acked <= read:
+                missing.append(f"{who} has not read {len(acked - read)} acknowledged record(s)")
+        return missing
 
     def _final_state(self, admin: AdminClient, topic: str, log_marks: dict[int, int],
                      converged_s: float | None) -> FinalState:
@@ -321,8 +360,8 @@ class _Run:
         for text in self.cluster.logged_since(log_marks).values():
             elections += [ControllerElection(m["at"], int(m["broker"]), int(m["epoch"]))
                           for m in ELECTED.finditer(text)]
-        return FinalState(PARTITIONS, logs, high_watermarks, leaders, isr, elections, self.group_was_stable,
-                          converged_s, convergence_bound_s(self.cluster))
+        return FinalState(PARTITIONS, logs, high_watermarks, leaders, isr, elections, converged_s,
+                          convergence_bound_s(self.cluster), self.not_converged)
 
 
 def read_replica(directory: Path) -> list[LogRecord]:

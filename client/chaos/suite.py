@@ -14,16 +14,19 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from client.chaos.cluster import ChaosCluster
 from client.chaos.runner import ChaosSuite, RunReport
 from client.chaos.schedule import fault_combinations
 
 
 def run_suite(runs: int, seed: int, duration_s: float, kinds: tuple[str, ...], history: Path | None,
-              progress: Callable[[RunReport], None] = lambda _: None) -> list[RunReport]:
+              progress: Callable[[RunReport], None] = lambda _: None,
+              cluster: ChaosCluster | None = None) -> list[RunReport]:
     """`runs` runs with seeds seed, seed + 1, ...; run i starts with the i-th (kind, role) in turn,
-    so that a suite of at least that many runs covers every fault against every role."""
+    so that a suite of at least that many runs covers every fault against every role. On
+    `cluster`, or on a local cluster of its own."""
     combinations = fault_combinations(kinds)
-    suite = ChaosSuite(kinds, duration_s, history)
+    suite = ChaosSuite(kinds, duration_s, history, cluster)
     reports = []
     try:
         for i in range(runs):
