@@ -108,10 +108,14 @@ def test_a_diverging_replica_below_the_high_watermark_is_caught() -> None:
     assert bad["replicas-identical"].evidence[0].startswith("partition 0: replica 3 diverges at offset 1")
 
 
-def test_a_replica_past_the_high_watermark_may_differ_but_an_in_sync_one_may_not_lag() -> None:
+def test_a_replica_past_the_high_watermark_or_out_of_sync_may_differ_but_an_in_sync_one_may_not_lag() -> None:
     state = clean_state()
     state.logs[0][2] = [*clean_log(0), LogRecord(2, 0, 50)]  # above the high watermark: not compared
     assert "replicas-identical" not in violated(clean_history(), state)
+    state.isr[1] = (2, 3)
+    state.logs[1][1] = [LogRecord(0, 0, 1), LogRecord(1, 1, 3)]  # out of the ISR: truncates when it fetches
+    assert "replicas-identical" not in violated(clean_history(), state)
+    state.isr[1] = (2, 3, 1)
     state.logs[0][3] = clean_log(0)[:1]
     bad = violated(clean_history(), state)
     assert "in-sync replica 3 holds 1 records below the high watermark 2" in bad["replicas-identical"].evidence[0]

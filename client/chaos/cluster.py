@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class ChaosCluster(ABC):
         self.members: dict[str, MemberProcess] = {}
         self._lock = threading.Lock()
         self.busy: set[str] = set()  # targets under a fault now
+        self._restart_at: dict[int, float] = {}  # supervise(): when a broker may be started again
 
     # -- what subclasses provide ------------------------------------------------------------------
 
@@ -121,6 +123,14 @@ class ChaosCluster(ABC):
         """The heal: every process running, every broker connected, a ZooKeeper quorum."""
 
     @abstractmethod
+    def exited_brokers(self) -> list[int]:
+        """Brokers whose process or container has ended."""
+
+    @abstractmethod
+    def start_broker(self, broker_id: int) -> None:
+        """Start a broker that has ended."""
+
+    @abstractmethod
     def log_marks(self) -> dict[int, object]:
         """Where each broker's log stands now, for `logged_since`."""
 
@@ -136,6 +146,22 @@ class ChaosCluster(ABC):
     def stop(self) -> None:
         """End the run's processes (and, for a cluster it started, the cluster)."""
 
+    def supervise(self) -> list[int]:
+        """Start again, as a service manager would (systemd's Restart=on-failure), a broker that
+        ended by itself and is under no fault: one restarted before its old ZooKeeper session
+        expired stops at once, as Kafka's does ("already registered"). At most once a second
+        per broker; the brokers started."""
+        now = time.monotonic()
+        started = []
+        for broker_id in self.exited_brokers():
+            with self._lock:
+                if f"broker {broker_id}" in self.busy or now < self._restart_at.get(broker_id, 0.0):
+                    continue
+                self._restart_at[broker_id] = now + 1.0
+            self.start_broker(broker_id)
+            started.append(broker_id)
+        return started
+
     # -- group members ----------------------------------------------------------------------------
 
     def start_members(self, names: list[str], topic: str, group: str, history_dir: Path) -> None:
@@ -145,6 +171,10 @@ class ChaosCluster(ABC):
             member.start()
 
     def stop_members(self) -> None:
+        """SIGTERM to every member at once (each commits and leaves the group), then wait for each."""
+        for member in self.members.values():
+            member.signal(signal.SIGCONT)
+            member.signal(signal.SIGTERM)
         for member in self.members.values():
             member.terminate()
 

@@ -113,6 +113,17 @@ class DockerChaosCluster(ChaosCluster):
         wait_until(lambda: any(m in ("leader", "standalone") for m in self.zookeeper_modes().values()), 90,
                    "the ZooKeeper ensemble to elect a leader")
 
+    def exited_brokers(self) -> list[int]:
+        exited = []
+        for b in BROKERS:
+            container = self.container(f"broker{b}")
+            if container.status == "exited":
+                exited.append(b)
+        return exited
+
+    def start_broker(self, broker_id: int) -> None:
+        self.container(f"broker{broker_id}").start()
+
     def log_marks(self) -> dict[int, object]:
         now = dt.datetime.now(dt.UTC)
         return dict.fromkeys(BROKERS, now)

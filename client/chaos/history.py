@@ -29,6 +29,7 @@ REVOKED = "revoked"  # a group member: consumer, generation, partitions
 LOST = "lost"  # a group member: consumer, partitions (the generation was reset)
 FAULT = "fault"  # runner: fault, kind, target, role
 HEAL = "heal"  # runner: what was mended
+RESTART = "restart"  # runner: a broker that had stopped by itself, started again (target, why)
 PHASE = "phase"  # runner: name (faults, heal, converged)
 OBSERVED = "observed"  # runner: controller, epoch, seen in ZooKeeper
 

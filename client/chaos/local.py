@@ -93,6 +93,12 @@ class LocalChaosCluster(ChaosCluster):
         self.ensure_members_up()
         self.ensemble.wait_for_quorum()
 
+    def exited_brokers(self) -> list[int]:
+        return [b for b, broker in self.brokers.items() if not broker.running]
+
+    def start_broker(self, broker_id: int) -> None:
+        self.brokers[broker_id].start()
+
     def log_marks(self) -> dict[int, object]:
         return {b: len(broker.log_text()) for b, broker in self.brokers.items()}
 

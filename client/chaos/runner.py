@@ -253,7 +253,7 @@ class _Run:
                 reader.start()
             producer.stop(timeout_s=30)
             healed_at = time.monotonic()
-            converged_s = self._converge(monitor, reader, healed_at)
+            converged_s = self._converge(monitor, reader, healed_at, runner)
             runner.record(h.PHASE, name="converged" if converged_s is not None else "not-converged")
         except (AssertionError, AdminError, KafkaError) as e:  # the run could not be set up or healed
             setup_error = str(e)
@@ -293,6 +293,7 @@ class _Run:
             for entry in [e for e in in_force if e[0] <= time.monotonic()]:
                 in_force.remove(entry)
                 self._mend(entry[1], runner)
+            self._supervise(runner)
             time.sleep(0.05)
         return [applied for _, applied in in_force]
 
@@ -312,17 +313,23 @@ class _Run:
             in_force.append((time.monotonic() + fault.hold_s, applied))
         self.fired.append(entry)
 
+    def _supervise(self, runner: HistoryWriter) -> None:
+        for broker_id in self.cluster.supervise():
+            runner.record(h.RESTART, target=f"broker {broker_id}", why="it had stopped by itself")
+
     def _mend(self, applied: AppliedFault, runner: HistoryWriter) -> None:
         applied.mend()
         runner.record(h.HEAL, fault=applied.fault.describe(), target=applied.target)
 
     # -- convergence and the final state -------------------------------------------------------------
 
-    def _converge(self, monitor: Monitor, reader: StandaloneReader, healed_at: float) -> float | None:
+    def _converge(self, monitor: Monitor, reader: StandaloneReader, healed_at: float,
+                  runner: HistoryWriter) -> float | None:
         """Seconds from the heal until everything converged, None if not within the bound (what
         was still missing is kept for the verdict)."""
         deadline = healed_at + convergence_bound_s(self.cluster)
         while True:
+            self._supervise(runner)
             self.not_converged = self._still_missing(monitor, reader)
             if not self.not_converged:
                 return time.monotonic() - healed_at
@@ -357,7 +364,8 @@ class _Run:
         logs = {p: {b: read_replica(self.cluster.replica_dir(b, topic, p)) for b in BROKERS}
                 for p in range(PARTITIONS)}
         elections = []
-        for text in self.cluster.logged_since(log_marks).values():
+        for broker_id, text in self.cluster.logged_since(log_marks).items():
+            (self.run_dir / f"broker-{broker_id}.log").write_text(text)  # what each broker said during the run
             elections += [ControllerElection(m["at"], int(m["broker"]), int(m["epoch"]))
                           for m in ELECTED.finditer(text)]
         return FinalState(PARTITIONS, logs, high_watermarks, leaders, isr, elections, converged_s,
