@@ -36,7 +36,6 @@ from client.chaos.history import HistoryWriter, read_history
 from client.chaos.local import LocalChaosCluster
 from client.chaos.schedule import FAULT_KINDS, PlannedFault, Schedule, draw_schedule
 from client.chaos.workload import MEMBER_SESSION_TIMEOUT_MS, Producer, StandaloneReader, number
-from client.cluster import KafkaError
 from client.watch import ClusterSnapshot, GroupState, SnapshotCollector
 
 log = logging.getLogger(__name__)
@@ -214,6 +213,7 @@ class _Run:
     duration_s: float
     fired: list[dict[str, object]] = field(default_factory=list)
     not_converged: list[str] = field(default_factory=list)  # what the convergence wait still missed
+    in_force: list[tuple[float, AppliedFault]] = field(default_factory=list)  # (mend at, fault)
 
     def execute(self) -> RunReport:
         seed = self.schedule.seed
@@ -244,10 +244,9 @@ class _Run:
             cluster.start_members(list(MEMBERS), topic, group, self.run_dir)
             wait_until(lambda: monitor.group_stable(len(MEMBERS)), 60, f"group {group} Stable with its members")
             runner.record(h.PHASE, name="faults")
-            in_force = self._faults(monitor, reader, topic, group, runner)
+            self._faults(monitor, reader, topic, group, runner)
             runner.record(h.PHASE, name="heal")
-            for applied in in_force:
-                self._mend(applied, runner)
+            self._mend_all(runner)
             cluster.ensure_up()
             if not reader.started:
                 reader.start()
@@ -255,9 +254,11 @@ class _Run:
             healed_at = time.monotonic()
             converged_s = self._converge(monitor, reader, healed_at, runner)
             runner.record(h.PHASE, name="converged" if converged_s is not None else "not-converged")
-        except (AssertionError, AdminError, KafkaError) as e:  # the run could not be set up or healed
-            setup_error = str(e)
+        except Exception as e:  # the run could not be set up or healed: a finding, reported
+            log.exception("run %d did not complete", seed)
+            setup_error = f"{type(e).__name__}: {e}"
         finally:
+            self._mend_all(runner)
             reader.stop()
             cluster.stop_members()
             monitor.stop()
@@ -278,10 +279,12 @@ class _Run:
     # -- the fault phase --------------------------------------------------------------------------
 
     def _faults(self, monitor: Monitor, reader: StandaloneReader, topic: str, group: str,
-                runner: HistoryWriter) -> list[AppliedFault]:
+                runner: HistoryWriter) -> None:
+        """Fire each fault when due and mend it when its hold ends, until the duration is over;
+        what still holds then is in self.in_force."""
         start = time.monotonic()
         pending = list(self.schedule.faults)
-        in_force: list[tuple[float, AppliedFault]] = []
+        in_force = self.in_force
         while True:
             elapsed = time.monotonic() - start
             if elapsed >= self.duration_s and not pending:
@@ -295,7 +298,14 @@ class _Run:
                 self._mend(entry[1], runner)
             self._supervise(runner)
             time.sleep(0.05)
-        return [applied for _, applied in in_force]
+
+    def _mend_all(self, runner: HistoryWriter) -> None:
+        while self.in_force:
+            _, applied = self.in_force.pop(0)
+            try:
+                self._mend(applied, runner)
+            except Exception:
+                log.exception("mending %s failed", applied.target)
 
     def _fire(self, fault: PlannedFault, monitor: Monitor, topic: str, group: str, runner: HistoryWriter,
               in_force: list[tuple[float, AppliedFault]], start: float) -> None:
