@@ -227,6 +227,14 @@ def test_the_leader_consumer_sigkilled_the_others_rebalance_under_a_new_leader(
     assert_no_partition_owned_twice_in_a_generation(consumers)
 
 
+def two_members_sharing(cluster: ClusterHarness, consumers: list[GroupConsumer], group: str, topic: str,
+                        names: tuple[str, str]) -> int:
+    """Two members of `group` on the four partitions of `topic`, settled; their generation."""
+    consumers += [GroupConsumer(cluster, group, topic, name) for name in names]
+    return wait_until(lambda: settled(consumers, all_partitions(topic, 4)), REBALANCE_WAIT_S,
+                      "two members sharing the four partitions")
+
+
 def test_the_coordinator_broker_sigkilled_the_group_moves_and_resumes_from_committed_offsets(
     group_brokers: ClusterHarness, consumers: list[GroupConsumer]
 ) -> None:
@@ -234,9 +242,7 @@ def test_the_coordinator_broker_sigkilled_the_group_moves_and_resumes_from_commi
     create(cluster, "payments", 4, 3)
     writer = SteadyWriter(cluster, "payments")
     try:
-        consumers += [GroupConsumer(cluster, "ledger", "payments", name) for name in ("x", "y")]
-        generation = wait_until(lambda: settled(consumers, all_partitions("payments", 4)), REBALANCE_WAIT_S,
-                                "two members sharing the four partitions")
+        generation = two_members_sharing(cluster, consumers, "ledger", "payments", ("x", "y"))
         wait_until(lambda: sum(len(c.consumed()) for c in consumers) > 500, 60, "records consumed")
         coordinator = find_coordinator(cluster, "ledger")
         offsets_partition = partition_for("ledger", OFFSETS_PARTITIONS)
@@ -302,9 +308,7 @@ def test_a_broker_dying_away_from_the_coordinator_does_not_rebalance_the_group(
     create(cluster, "events", 4, 3)
     writer = SteadyWriter(cluster, "events")
     try:
-        consumers += [GroupConsumer(cluster, "audit", "events", name) for name in ("p", "q")]
-        generation = wait_until(lambda: settled(consumers, all_partitions("events", 4)), REBALANCE_WAIT_S,
-                                "two members sharing the four partitions")
+        generation = two_members_sharing(cluster, consumers, "audit", "events", ("p", "q"))
         coordinator = find_coordinator(cluster, "audit")
         controller = cluster.wait_for_controller().controller_id
         victim = min(set(cluster.brokers) - {coordinator, controller})  # three brokers: one at least

@@ -79,16 +79,35 @@ class AppliedFault:
         return ", ".join(self.targets)
 
 
-def in_background(stop: Callable[[], None], start: Callable[[], None]) -> Mend:
-    """A clean stop takes its time (a broker's controlled shutdown): run it off the schedule's
-    thread; the mend waits for it, then starts again."""
-    stopping = threading.Thread(target=stop, daemon=True)
-    stopping.start()
+@dataclass(frozen=True)
+class ProcessHandles:
+    """How to hurt and mend one process or container."""
 
-    def restart() -> None:
-        stopping.join(90)
-        start()
-    return restart
+    kill: Callable[[], None]
+    start: Callable[[], None]
+    pause: Callable[[], None]
+    resume: Callable[[], None]
+    stop: Callable[[], None]  # clean: SIGTERM, and wait for the end
+
+
+def hurt_process(kind: str, handles: ProcessHandles) -> Mend:
+    """kill, pause or stop; the mend starts again or resumes. A clean stop takes its time (a
+    broker's controlled shutdown): it runs off the schedule's thread and the mend waits for it."""
+    if kind == "pause":
+        handles.pause()
+        return handles.resume
+    if kind == "kill":
+        handles.kill()
+        return handles.start
+    if kind == "stop":
+        stopping = threading.Thread(target=handles.stop, daemon=True)
+        stopping.start()
+
+        def restart() -> None:
+            stopping.join(90)
+            handles.start()
+        return restart
+    raise ValueError(f"fault {kind} does not apply to a process")
 
 
 class ChaosCluster(ABC):
@@ -186,15 +205,8 @@ class ChaosCluster(ABC):
 
     def hurt_member(self, kind: str, name: str) -> Mend:
         member = self.members[name]
-        if kind == "pause":
-            member.signal(signal.SIGSTOP)
-            return lambda: member.signal(signal.SIGCONT)
-        if kind == "kill":
-            member.kill()
-            return member.start
-        if kind == "stop":
-            return in_background(member.terminate, member.start)
-        raise ValueError(f"fault {kind} does not apply to a group member")
+        return hurt_process(kind, ProcessHandles(member.kill, member.start, lambda: member.signal(signal.SIGSTOP),
+                                                 lambda: member.signal(signal.SIGCONT), member.terminate))
 
     # -- roles and faults -------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.local_cluster import four_letter_word, wait_until
-from client.chaos.cluster import BROKERS, ZOOKEEPER_SERVERS, ChaosCluster, Mend, in_background
+from client.chaos.cluster import BROKERS, ZOOKEEPER_SERVERS, ChaosCluster, Mend, ProcessHandles, hurt_process
 from client.watch import parse_srvr
 
 # The compose file's settings (docker-compose.yml).
@@ -75,18 +75,11 @@ class DockerChaosCluster(ChaosCluster):
     def hurt_broker(self, kind: str, broker_id: int) -> Mend:
         service = f"broker{broker_id}"
         container = self.container(service)
-        if kind == "kill":
-            container.kill()
-            return container.start
-        if kind == "pause":
-            container.pause()
-            return container.unpause
-        if kind == "stop":
-            return in_background(lambda: container.stop(timeout=40), container.start)
         if kind == "partition":
             self.network.disconnect(container)
             return lambda: self._connect(service)
-        raise ValueError(f"fault {kind} does not apply to a broker")
+        return hurt_process(kind, ProcessHandles(container.kill, container.start, container.pause, container.unpause,
+                                                 lambda: container.stop(timeout=40)))
 
     def _connect(self, service: str) -> None:
         container = self.container(service)

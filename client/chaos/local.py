@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from broker.local_cluster import BrokerProcess, ZkProxy, ZooKeeperEnsemble
-from client.chaos.cluster import BROKERS, ChaosCluster, Mend, in_background
+from client.chaos.cluster import BROKERS, ChaosCluster, Mend, ProcessHandles, hurt_process
 
 ZOOKEEPER_SESSION_TIMEOUT_MS = 4000
 BROKER_OVERRIDES = {
@@ -64,15 +64,8 @@ class LocalChaosCluster(ChaosCluster):
                 for proxy in self.proxies[broker_id]:
                     proxy.heal()
             return heal
-        if kind == "pause":
-            broker.pause()
-            return broker.resume
-        if kind == "kill":
-            broker.kill()
-            return broker.start
-        if kind == "stop":
-            return in_background(lambda: broker.terminate(60), broker.start)
-        raise ValueError(f"fault {kind} does not apply to a broker")
+        return hurt_process(kind, ProcessHandles(broker.kill, broker.start, broker.pause, broker.resume,
+                                                 lambda: broker.terminate(60)))
 
     def hurt_zookeeper(self, server_id: int) -> Mend:
         server = self.ensemble.servers[server_id - 1]
