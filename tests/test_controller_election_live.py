@@ -237,3 +237,27 @@ def test_zookeeper_down_longer_than_the_session_timeout_reelects_and_converges(
     assert (d.controller_id, d.controller_epoch) == (new.controller_id, new.epoch)
     assert [b.id for b in d.brokers] == [1, 2, 3]
     assert cluster.controller() == new
+
+
+def test_a_controller_reconnected_on_the_same_session_still_sees_new_and_deleted_topics(
+    cluster: ClusterHarness,
+) -> None:
+    """kazoo drops every watch when a connection drops, even if the session lives on: the
+    controller must set all of them again, or it never hears of the topics created (CreateTopics
+    times out) or deleted after it moved to another ZooKeeper server."""
+    state, _ = start_three(cluster, session_timeout_ms=10000)
+    controller = state.controller_id
+    cluster.proxies[controller].cut()
+    cluster.wait_for_log(controller, "Connection dropped")
+    cluster.proxies[controller].heal()
+    cluster.wait_for_log(controller, "Reconnected to ZooKeeper with the same session")
+    assert cluster.controller() == state, "the session lived on: no new election"
+
+    admin = cluster.admin(timeout_s=15)
+    created = admin.create_topic("after-reconnect", 2, 3, {})
+    assert created.error_code == 0, created.error_message
+    wait_until(lambda: all(p.leader > 0 for p in admin.metadata(["after-reconnect"]).topics[0].partitions), 15,
+               "leaders for the topic created after the reconnection")
+    cluster.wait_for_log(controller, "New topics: [after-reconnect]")
+    assert admin.delete_topic("after-reconnect").error_code == 0
+    cluster.wait_for_log(controller, "Starting deletion of topic after-reconnect")

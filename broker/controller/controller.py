@@ -430,12 +430,16 @@ class KafkaController:
         self._process_reelect()
 
     def _process_zk_reconnected(self) -> None:
-        """Same session, watches lost: set them again and catch up on what was missed."""
+        """Same session, watches lost: set every one again and catch up on what was missed.
+        (Kafka's ZooKeeper client keeps its watches across a reconnection; kazoo drops them all.)"""
         self.log.info("Reconnected to ZooKeeper with the same session; registering watches again")
         self._process_reelect()
         if self.is_active:
             self._process_broker_change()
             self._process_isr_change_notification()
+            self._process_topic_change()
+            self._process_topic_deletion()
+            self._process_preferred_replica_election_znode()
 
     def _process_resign(self) -> None:
         if self.is_active:
