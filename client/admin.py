@@ -150,9 +150,10 @@ class AdminClient:
                     except grpc.RpcError as e:
                         response = None
                         failure = f"controller {controller.broker_id}: {e.code().name.lower()}"
-                if response is not None and not not_controller(response):
-                    return response
-                failure = f"broker {controller.broker_id} is no longer the controller"
+                if response is not None:
+                    if not not_controller(response):
+                        return response
+                    failure = f"broker {controller.broker_id} is no longer the controller"
             else:
                 failure = "no controller is elected"
             if time.monotonic() >= deadline:

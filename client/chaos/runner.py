@@ -170,9 +170,11 @@ class ChaosSuite:
         self.work_dir = Path(tempfile.mkdtemp(prefix="minikafka-chaos-"))
         self.history_dir = Path(history_dir or self.work_dir / "history")
         self.cluster = cluster
+        self._owns_cluster = cluster is None
 
     def _ensure_cluster(self) -> ChaosCluster:
         if self.cluster is None:
+            shutil.rmtree(self.work_dir / "cluster", ignore_errors=True)
             local = LocalChaosCluster(self.work_dir / "cluster", 3 if "zookeeper" in self.kinds else 1)
             local.start()
             self.cluster = local
@@ -201,8 +203,13 @@ class ChaosSuite:
         try:
             cluster = self._ensure_cluster()
         except Exception as e:
-            return RunReport(seed, schedule, [], [], 0, 0, 0, 0, None, run_dir, setup_error=f"cluster: {e}")
-        return _Run(cluster, schedule, run_dir, self.duration_s).execute()
+            report = RunReport(seed, schedule, [], [], 0, 0, 0, 0, None, run_dir, setup_error=f"cluster: {e}")
+        else:
+            report = _Run(cluster, schedule, run_dir, self.duration_s).execute()
+        if self._owns_cluster and (report.setup_error or report.converged_s is None):
+            # What went wrong may still be wrong: the next run gets a cluster of its own.
+            self.close()
+        return report
 
 
 @dataclass
