@@ -320,6 +320,18 @@ def test_every_acknowledged_record_reaches_the_consumers(compose: Cluster) -> No
     compose.container("producer").start()
 
 
+def test_a_chaos_run_against_the_compose_cluster_holds_every_invariant(compose: Cluster) -> None:
+    """`make chaos-docker`: the chaos service drives this cluster's containers through the docker
+    socket; one short seeded run must hold every invariant and leave the cluster whole."""
+    done = make("chaos-docker", "CHAOS_DOCKER_RUNS=1", "CHAOS_SEED=3", "CHAOS_DURATION=12")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "seed 3: ok" in output and "VIOLATIONS" in output, output[-4000:]
+    report = json.loads((ROOT / "chaos-history" / "docker" / "run-3" / "report.json").read_text())
+    assert report["ok"] and report["acked"] > 0 and any("target" in f for f in report["faults"]), report
+    wait_for(lambda: compose.stable_group(3), 120, "the demo group Stable again")
+
+
 def test_make_up_twice_then_down_and_up_again(compose: Cluster) -> None:
     services = ("zk1", "zk2", "zk3", "broker1", "broker2", "broker3", "consumer1", "consumer2", "consumer3")
     before = {s: compose.container(s).id for s in services}
