@@ -143,7 +143,9 @@ class ZooKeeperServer:
                 return line.split(":", 1)[1].strip()
         return None
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, wait: bool = True) -> None:
+        """Start the server and, with `wait`, wait until it answers (a server of an ensemble
+        answers only once it is part of a quorum: start its peers without waiting)."""
         if not zookeeper_installed():
             raise LocalClusterError(
                 f"ZooKeeper is not installed ({ZOOKEEPER_JAR} or java missing): run `make install`"
@@ -160,6 +162,10 @@ class ZooKeeperServer:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()
+        if wait:
+            self.wait_answering(timeout)
+
+    def wait_answering(self, timeout: float = 30.0) -> None:
         try:
             wait_until(self._answers, timeout, f"ZooKeeper to answer on {self.connect}")
         except AssertionError:
@@ -172,7 +178,6 @@ class ZooKeeperServer:
                 f"ZooKeeper exited with status {self._process.returncode}; see {self.data_dir / 'zookeeper.log'}"
             )
         try:
-            # A server of an ensemble answers "imok" before it has a quorum: it is up, not serving.
             return four_letter_word(self.host, self.port, "ruok") == "imok"
         except OSError:
             return False
@@ -239,7 +244,9 @@ class ZooKeeperEnsemble:
 
     def start(self, timeout: float = 60.0) -> None:
         for server in self.servers:
-            server.start(timeout)
+            server.start(timeout, wait=False)
+        for server in self.servers:
+            server.wait_answering(timeout)
         self.wait_for_quorum(timeout)
 
     def wait_for_quorum(self, timeout: float = 60.0) -> None:

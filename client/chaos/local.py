@@ -73,9 +73,11 @@ class LocalChaosCluster(ChaosCluster):
         return server.start
 
     def ensure_up(self) -> None:
-        for server in self.ensemble.servers:
-            if not server.running:
-                server.start()
+        down = [server for server in self.ensemble.servers if not server.running]
+        for server in down:
+            server.start(wait=False)
+        for server in down:
+            server.wait_answering()
         for broker in self.brokers.values():
             broker.resume()
             if not broker.running:
