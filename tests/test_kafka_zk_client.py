@@ -71,3 +71,28 @@ def test_a_multi_failing_on_one_partition_writes_the_partitions_before_and_after
             assert json.loads(kazoo.get(zk_data.partition_state_path("t", p))[0])["leader"] == 2
     finally:
         zk.close()
+
+
+def test_an_isr_write_whose_first_attempt_was_applied_is_taken_as_written(zookeeper: ZooKeeperServer) -> None:
+    """A leader's conditional ISR write sent again after a lost connection finds the version
+    moved by its own first attempt: the znode holds exactly what it wrote, so it is a success
+    with the znode's version, not a conflict (else the leader keeps a stale version for good)."""
+    zk = KafkaZkClient(f"{zookeeper.connect}/isr-retry-{uuid.uuid4().hex[:8]}", 10000, 10000)
+    zk.start()
+    try:
+        kazoo = zk._kazoo
+        kazoo.ensure_path(zk_data.ISR_CHANGE_NOTIFICATION_PATH)
+        state = zk_data.encode_partition_state(3, 2, [3], 97)
+        expanded = zk_data.encode_partition_state(3, 2, [3, 2], 97)
+        other = zk_data.encode_partition_state(3, 3, [3], 98)
+        for p in range(2):
+            kazoo.create(zk_data.partition_state_path("t", p), state, makepath=True)
+        kazoo.set(zk_data.partition_state_path("t", 0), expanded)  # our first attempt, applied
+        kazoo.set(zk_data.partition_state_path("t", 1), other)  # the controller's write
+        versions = zk.update_leader_and_isrs({("t", 0): (expanded, 0), ("t", 1): (expanded, 0)})
+        assert versions == {("t", 0): 1, ("t", 1): None}
+        (notification,) = kazoo.get_children(zk_data.ISR_CHANGE_NOTIFICATION_PATH)
+        data, _ = kazoo.get(f"{zk_data.ISR_CHANGE_NOTIFICATION_PATH}/{notification}")
+        assert zk_data.decode_partitions_list(notification, data) == [("t", 0)]
+    finally:
+        zk.close()

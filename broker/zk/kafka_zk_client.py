@@ -868,6 +868,16 @@ class KafkaZkClient:
                 versions[tp] = None
             else:
                 versions[tp] = answer.version
+        # A write sent again after a lost connection finds its own first attempt applied: the
+        # version moved, to exactly what was written. Kafka's leader checks for that too
+        # (ReplicationUtils.checkLeaderAndIsrZkData); without it the leader keeps a stale version
+        # and none of its ISR changes is ever written again.
+        conflicted = [tp for tp, answer in zip(paths, answers, strict=True) if isinstance(answer, BadVersionError)]
+        if conflicted:
+            found = self.get_many([zk_data.partition_state_path(*tp) for tp in conflicted])
+            for tp, answer in zip(conflicted, found, strict=True):
+                if not isinstance(answer, Exception) and answer[0] == states[tp][0]:
+                    versions[tp] = answer[1].version
         changed = [tp for tp, version in versions.items() if version is not None]
         for start in range(0, len(changed), ISR_NOTIFICATION_PARTITIONS):
             self.retry(
