@@ -1,10 +1,13 @@
 """`minikafka chaos` on a real local cluster: a few short seeded runs, each of which must hold
 every invariant. The seeds are ones that found bugs (see the README's chaos section):
-- 101: two ZooKeeper servers killed at once, twice (no quorum), then the coordinator paused:
-  the controller dropped the writes that shared a multi with a partition whose version moved;
+- 3: a ZooKeeper leader killed: the controller reconnected on the same session and, its watches
+  gone, never heard of new topics again;
+- 67: two ZooKeeper servers killed at once (no quorum), then a leader cut off ZooKeeper while it
+  wrote its ISR changes: the write sent again found its own first attempt applied, and the
+  leader kept a stale zk version and an ISR of one (the same run also exercises the controller's
+  multis failing on one moved partition, seed 101's bug);
 - 103: the controller killed just before the heal: restarted before its old session expired, a
-  broker stops at once (as Kafka's does) and must be started again;
-- 5: the coordinator SIGSTOPped, then more, with a consumer started during the failover.
+  broker stops at once (as Kafka's does) and must be started again.
 The unit tests of the checker (test_chaos_checker.py) show it catches each kind of violation."""
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pytest
 
 pytestmark = pytest.mark.live
 
-SEEDS = (101, 103, 5)
+SEEDS = (3, 67, 103)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
