@@ -196,6 +196,7 @@ class ChaosCluster(ABC):
             member.signal(signal.SIGTERM)
         for member in self.members.values():
             member.terminate()
+        self.members = {}  # the run is over: the next heal must not start them again
 
     def ensure_members_up(self) -> None:
         for member in self.members.values():
