@@ -182,20 +182,6 @@ class ZooKeeperServer:
         except OSError:
             return False
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def pause(self) -> None:
-        if self._process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self._process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._process.pid, signal.SIGCONT)
-
     def stop(self) -> None:
         if self._process is None:
             return
@@ -255,12 +241,8 @@ class ZooKeeperEnsemble:
             return "leader" in modes or "standalone" in modes
         wait_until(serving, timeout, "the ZooKeeper ensemble to elect a leader")
 
-    def leader(self) -> ZooKeeperServer | None:
-        return next((s for s in self.servers if s.running and s.mode() in ("leader", "standalone")), None)
-
     def stop(self) -> None:
         for server in self.servers:
-            server.resume()
             server.stop()
 
 
@@ -277,10 +259,6 @@ class ZkProxy:
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         threading.Thread(target=self._accept_loop, name=f"zk-proxy-{self.port}", daemon=True).start()
-
-    @property
-    def is_cut(self) -> bool:
-        return self._cut.is_set()
 
     def _accept_loop(self) -> None:
         while not self._closed.is_set():
