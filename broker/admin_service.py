@@ -11,6 +11,7 @@ from kazoo.exceptions import NodeExistsError
 from broker.config import KafkaConfig
 from broker.controller.controller import KafkaController
 from broker.errors import Errors
+from broker.log import log_config
 from broker.metadata_cache import MetadataCache, MetadataSnapshot
 from broker.replica_assignment import InvalidPartitions, InvalidReplicationFactor, assign_replicas_to_brokers
 from broker.replica_manager import ReplicaManager
@@ -25,15 +26,6 @@ log = logging.getLogger(__name__)
 ZK_READ_DEADLINE_S = 3.0
 
 
-# Topic configs minikafka knows, each with a check of its value.
-TOPIC_CONFIGS = {
-    "unclean.leader.election.enable": lambda v: v.strip().lower() in ("true", "false"),
-    "min.insync.replicas": lambda v: v.strip().isdigit() and int(v) >= 1,
-    "retention.ms": lambda v: v.strip().lstrip("-").isdigit() and int(v) >= -1,
-    "retention.bytes": lambda v: v.strip().lstrip("-").isdigit() and int(v) >= -1,
-    "segment.bytes": lambda v: v.strip().isdigit() and int(v) >= 14,
-    "max.message.bytes": lambda v: v.strip().isdigit(),
-}
 INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
 DEFAULT_TIMEOUT_MS = 30000
 
@@ -206,12 +198,10 @@ class AdminService(kafka_pb2_grpc.AdminServicer):
         replication = topic.replication_factor if topic.replication_factor != -1 else (
             self._config.default_replication_factor
         )
-        for name, value in topic.configs.items():
-            check = TOPIC_CONFIGS.get(name)
-            if check is None:
-                return Errors.INVALID_CONFIG, f"Unknown topic config name: {name}"
-            if not check(value):
-                return Errors.INVALID_CONFIG, f"Invalid value {value} for configuration {name}"
+        try:
+            log_config.validate(topic.configs)
+        except ValueError as e:
+            return Errors.INVALID_CONFIG, str(e)
         try:
             assignment = assign_replicas_to_brokers(live, partitions, replication)
         except InvalidPartitions as e:

@@ -343,11 +343,10 @@ class ReplicaManager:
         except Exception as e:
             log.warning("%s Cannot read the config of topic %s, using the broker's: %s", self.prefix, topic, e)
             overrides = {}
-        try:
-            return LogConfig.from_properties(overrides, self.log_manager.default_config)
-        except ValueError as e:
-            log.error("%s Ignoring the config of topic %s: %s", self.prefix, topic, e)
-            return self.log_manager.default_config
+        config, problems = LogConfig.from_stored_properties(overrides, self.log_manager.default_config)
+        for problem in problems:
+            log.error("%s Topic %s keeps the broker's default for one config: %s", self.prefix, topic, problem)
+        return config
 
     def stop_replicas(
         self, controller_id: int, controller_epoch: int, broker_epoch: int,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from crc32c import crc32c
 
-from broker.log import file_cache, record_batch
+from broker.log import file_cache, log_config, record_batch
 from broker.log.file_cache import FileCache
 from broker.log.leader_epoch_cache import EpochEntry
 from broker.log.log_config import SERVER_SYNONYMS, TOPIC_CONFIGS, LogConfig
@@ -93,7 +93,7 @@ def test_log_config_defaults_are_kafkas() -> None:
     assert config.min_insync_replicas == 1
     assert config.unclean_leader_election_enable is False
     assert config.file_delete_delay_ms == 60000
-    assert set(TOPIC_CONFIGS.values()) == set(LogConfig.__dataclass_fields__)
+    assert {c.field for c in TOPIC_CONFIGS.values()} == set(LogConfig.__dataclass_fields__)
     assert set(SERVER_SYNONYMS) == set(TOPIC_CONFIGS)
 
 
@@ -124,6 +124,26 @@ def test_log_config_bad_values(name: str, value: str, message: str) -> None:
         LogConfig.from_properties({name: value})
     assert "\n" not in str(e.value) and name in str(e.value)
 
+
+
+def test_a_new_topic_s_configs_are_validated_by_the_one_table_the_logs_use() -> None:
+    # CreateTopics once had a table of its own that let segment.bytes=20 through and refused
+    # segment.ms; the broker then dropped the topic's whole config for its defaults.
+    log_config.validate({"segment.ms": "3600000", "index.interval.bytes": "1024", "segment.index.bytes": "4096",
+                         "file.delete.delay.ms": "0", "segment.bytes": "61"})
+    with pytest.raises(ValueError, match="Value must be at least 61"):
+        log_config.validate({"segment.bytes": "20"})
+    with pytest.raises(ValueError, match=r"^Unknown topic config name: cleanup\.policy$"):
+        log_config.validate({"cleanup.policy": "compact"})
+
+
+def test_a_stored_config_with_one_bad_value_keeps_its_other_overrides() -> None:
+    config, problems = LogConfig.from_stored_properties(
+        {"segment.bytes": "20", "retention.ms": "1234", "min.insync.replicas": "2", "cleanup.policy": "delete"},
+        LogConfig(segment_bytes=4096),
+    )
+    assert (config.segment_bytes, config.retention_ms, config.min_insync_replicas) == (4096, 1234, 2)
+    assert problems == ["Invalid value 20 for configuration segment.bytes: Value must be at least 61"]
 
 # -- appends and reads -------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ ISR rules, a new partition's first state and a replica leaving the ISR."""
 
 from __future__ import annotations
 
+from broker.controller.controller_context import ControllerContext
 from broker.controller.partition_leader_election import (
     NO_LEADER,
     ElectionResult,
@@ -208,3 +209,14 @@ def test_a_replica_outside_the_isr_changes_nothing() -> None:
     # Kafka only rewrites partitions whose ISR holds the replica, so a leader outside the ISR stays named.
     odd = LeaderAndIsr(leader=3, leader_epoch=5, isr=(1, 2))
     assert remove_replica_from_isr(odd, 3) is odd
+
+
+def test_the_unclean_election_flag_is_read_with_the_topic_config_table_s_parser() -> None:
+    context = ControllerContext(topic_configs={
+        "yes": {"unclean.leader.election.enable": " TRUE "}, "no": {"unclean.leader.election.enable": "false"},
+        "bad": {"unclean.leader.election.enable": "yes"}, "unset": {},
+    })
+    assert context.unclean_election_enabled("yes", broker_default=False) is True
+    assert context.unclean_election_enabled("no", broker_default=True) is False
+    assert context.unclean_election_enabled("bad", broker_default=True) is True
+    assert context.unclean_election_enabled("unset", broker_default=True) is True

@@ -53,7 +53,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_created_topic_gets_kafkas_znodes_and_its_first_leaders(cluster: ClusterHarness) -> None:
     cluster.start_brokers(1, 2, 3)
     cluster.wait_for_controller()
-    create(cluster, "orders", 6, 3, **{"unclean.leader.election.enable": "true"})
+    # Every config the logs take is accepted at creation (the ones below were once refused).
+    configs = {"unclean.leader.election.enable": "true", "segment.ms": "3600000", "index.interval.bytes": "1024",
+               "segment.index.bytes": "4096", "file.delete.delay.ms": "1000"}
+    create(cluster, "orders", 6, 3, **configs)
 
     data, _ = cluster.zk.get("/brokers/topics/orders")
     topic = json.loads(data)
@@ -64,9 +67,7 @@ def test_created_topic_gets_kafkas_znodes_and_its_first_leaders(cluster: Cluster
         assert sorted(replicas) == [1, 2, 3]
     # Kafka's spread: each broker is the preferred replica of two partitions.
     assert sorted(r[0] for r in topic["partitions"].values()) == [1, 1, 2, 2, 3, 3]
-    assert cluster.read_json("/config/topics/orders") == {
-        "version": 1, "config": {"unclean.leader.election.enable": "true"}
-    }
+    assert cluster.read_json("/config/topics/orders") == {"version": 1, "config": configs}
     for p, replicas in topic["partitions"].items():
         state = cluster.read_json(f"/brokers/topics/orders/partitions/{p}/state")
         assert state == {"version": 1, "leader": replicas[0], "leader_epoch": 0, "isr": replicas,
@@ -293,6 +294,8 @@ def test_bad_topic_requests_get_kafkas_errors(cluster: ClusterHarness) -> None:
         (["--create", "--topic", ".."], "INVALID_TOPIC_EXCEPTION"),
         (["--create", "--topic", "a" * 250], "INVALID_TOPIC_EXCEPTION"),
         (["--create", "--topic", "x", "--config", "no.such=1"], "INVALID_CONFIG: Unknown topic config name: no.such"),
+        (["--create", "--topic", "x", "--config", "segment.bytes=20"],
+         "INVALID_CONFIG: Invalid value 20 for configuration segment.bytes: Value must be at least 61"),
         (["--describe", "--topic", "missing"], "Topic 'missing' does not exist"),
         (["--delete", "--topic", "missing"], "UNKNOWN_TOPIC_OR_PARTITION"),
     ]

@@ -72,6 +72,16 @@ def test_a_new_topic_s_config_is_read_once_per_leader_and_isr(tmp_path: Path) ->
     assert {manager.partition(tp).log.config.segment_bytes for tp in manager.partitions()} == {4096}
 
 
+
+def test_a_topic_config_with_a_bad_stored_value_keeps_its_other_settings(tmp_path: Path) -> None:
+    manager = ReplicaManager(
+        1, lambda: 100, LogManager([str(tmp_path)], LogConfig()),
+        topic_config=lambda _topic: {"segment.bytes": "20", "retention.ms": "1234", "min.insync.replicas": "2"},
+    )
+    assert manager.become_leader_or_follower(9, 1, -1, [state(0)])[1] == {("t", 0): Errors.NONE}
+    config = manager.partition(("t", 0)).log.config
+    assert (config.segment_bytes, config.retention_ms, config.min_insync_replicas) == (1073741824, 1234, 2)
+
 # -- the data path, leader and follower in one process -------------------------------------------
 
 T0 = ("t", 0)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from broker.controller.partition_leader_election import LeaderAndIsr
+from broker.log import log_config
 from broker.zk.zk_data import BrokerInfo
 
 TopicPartition = tuple[str, int]
-
-UNCLEAN_LEADER_ELECTION_ENABLE = "unclean.leader.election.enable"
 
 
 @dataclass
@@ -50,8 +49,13 @@ class ControllerContext:
         return sorted(tp for tp, replicas in self.assignments.items() if broker_id in replicas)
 
     def unclean_election_enabled(self, topic: str, broker_default: bool) -> bool:
-        value = self.topic_configs.get(topic, {}).get(UNCLEAN_LEADER_ELECTION_ENABLE)
-        return broker_default if value is None else value.strip().lower() == "true"
+        value = self.topic_configs.get(topic, {}).get(log_config.UNCLEAN_LEADER_ELECTION_ENABLE)
+        if value is None:
+            return broker_default
+        try:
+            return bool(log_config.parse(log_config.UNCLEAN_LEADER_ELECTION_ENABLE, value))
+        except ValueError:
+            return broker_default  # only a foreign write to ZooKeeper gets past CreateTopics' check
 
     def offline_partitions(self) -> list[TopicPartition]:
         live = self.live_or_shutting_down_broker_ids()

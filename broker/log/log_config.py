@@ -14,6 +14,8 @@ from typing import Any
 _INT32_MAX = (1 << 31) - 1
 _INT64_MAX = (1 << 63) - 1
 
+UNCLEAN_LEADER_ELECTION_ENABLE = "unclean.leader.election.enable"
+
 
 @dataclass(frozen=True)
 class LogConfig:
@@ -30,38 +32,37 @@ class LogConfig:
 
     @classmethod
     def from_properties(cls, props: Mapping[str, str], defaults: LogConfig | None = None) -> LogConfig:
-        """`props` (Kafka's topic-config names, string values) over `defaults`. Names Kafka knows
-        but this broker does not model (cleanup.policy, compression.type, ...) are ignored: they
-        come from ZooKeeper, where a Kafka tool may have put them."""
-        changes: dict[str, Any] = {}
-        for name, raw in props.items():
-            field_name = TOPIC_CONFIGS.get(name)
-            if field_name is not None:
-                changes[field_name] = _PARSERS[field_name](name, raw)
+        """`props` (Kafka's topic-config names, string values) over `defaults`; ValueError with
+        Kafka's message for the first invalid value. Names Kafka knows but this broker does not
+        model (cleanup.policy, compression.type, ...) are ignored: they come from ZooKeeper, where
+        a Kafka tool may have put them."""
+        changes = {TOPIC_CONFIGS[name].field: parse(name, raw) for name, raw in props.items() if name in TOPIC_CONFIGS}
         return replace(defaults or cls(), **changes)
+
+    @classmethod
+    def from_stored_properties(cls, props: Mapping[str, str], defaults: LogConfig) -> tuple[LogConfig, list[str]]:
+        """A topic's config as read back from ZooKeeper: each valid override over `defaults`, and
+        a message for each invalid one, which keeps its default. CreateTopics refuses invalid
+        values, so only a foreign write to ZooKeeper can bring one; one bad value must not cost
+        the topic its other settings."""
+        changes: dict[str, Any] = {}
+        problems = []
+        for name, raw in props.items():
+            if name in TOPIC_CONFIGS:
+                try:
+                    changes[TOPIC_CONFIGS[name].field] = parse(name, raw)
+                except ValueError as e:
+                    problems.append(str(e))
+        return replace(defaults, **changes), problems
 
     def to_properties(self) -> dict[str, str]:
         """The inverse of from_properties, for describing a topic's effective config."""
         out = {}
-        for name, field_name in TOPIC_CONFIGS.items():
-            value = getattr(self, field_name)
+        for name, definition in TOPIC_CONFIGS.items():
+            value = getattr(self, definition.field)
             out[name] = str(value).lower() if isinstance(value, bool) else str(value)
         return out
 
-
-# Kafka's topic-config name -> LogConfig field.
-TOPIC_CONFIGS: dict[str, str] = {
-    "segment.bytes": "segment_bytes",
-    "segment.ms": "segment_ms",
-    "retention.ms": "retention_ms",
-    "retention.bytes": "retention_bytes",
-    "max.message.bytes": "max_message_bytes",
-    "index.interval.bytes": "index_interval_bytes",
-    "segment.index.bytes": "segment_index_bytes",
-    "min.insync.replicas": "min_insync_replicas",
-    "unclean.leader.election.enable": "unclean_leader_election_enable",
-    "file.delete.delay.ms": "file_delete_delay_ms",
-}
 
 # Kafka's topic-config name -> the broker setting that gives its default (Kafka's
 # ServerTopicConfigSynonyms, primary names only: log.roll.hours and the like fold into the broker's
@@ -75,7 +76,7 @@ SERVER_SYNONYMS: dict[str, str] = {
     "index.interval.bytes": "log.index.interval.bytes",
     "segment.index.bytes": "log.index.size.max.bytes",
     "min.insync.replicas": "min.insync.replicas",
-    "unclean.leader.election.enable": "unclean.leader.election.enable",
+    UNCLEAN_LEADER_ELECTION_ENABLE: "unclean.leader.election.enable",
     "file.delete.delay.ms": "log.segment.delete.delay.ms",
 }
 
@@ -102,19 +103,42 @@ def _parse_bool(name: str, raw: str) -> bool:
     return lowered == "true"
 
 
-# Kafka's validators: a segment holds at least one batch header (Kafka's floor is the 14-byte
-# legacy record overhead; ours is the v2 header, the smallest batch we can write), positions and
-# relative offsets are int32, an index holds at least one 8-byte entry.
-_PARSERS: dict[str, Callable[[str, str], Any]] = {
-    "segment_bytes": _int_parser(61, _INT32_MAX),
-    "segment_ms": _int_parser(1),
-    "retention_ms": _int_parser(-1),
-    "retention_bytes": _int_parser(-1),
-    "max_message_bytes": _int_parser(0, _INT32_MAX),
-    "index_interval_bytes": _int_parser(0, _INT32_MAX),
-    "segment_index_bytes": _int_parser(8, _INT32_MAX),
-    "min_insync_replicas": _int_parser(1, _INT32_MAX),
-    "unclean_leader_election_enable": _parse_bool,
-    "file_delete_delay_ms": _int_parser(0),
+@dataclass(frozen=True)
+class TopicConfig:
+    """One topic config: the LogConfig field it sets and the parser that validates its value."""
+
+    field: str
+    parse: Callable[[str, str], Any]
+
+
+# The one table of topic configs this broker models, by Kafka's name, with Kafka's validators
+# (LogConfig's ConfigDef): CreateTopics, the logs and the controller's unclean-election check all
+# read it. A segment holds at least one batch header (Kafka's floor is the 14-byte legacy record
+# overhead; ours is the v2 header, the smallest batch we write), positions and relative offsets
+# are int32, an index holds at least one 8-byte entry.
+TOPIC_CONFIGS: dict[str, TopicConfig] = {
+    "segment.bytes": TopicConfig("segment_bytes", _int_parser(61, _INT32_MAX)),
+    "segment.ms": TopicConfig("segment_ms", _int_parser(1)),
+    "retention.ms": TopicConfig("retention_ms", _int_parser(-1)),
+    "retention.bytes": TopicConfig("retention_bytes", _int_parser(-1)),
+    "max.message.bytes": TopicConfig("max_message_bytes", _int_parser(0, _INT32_MAX)),
+    "index.interval.bytes": TopicConfig("index_interval_bytes", _int_parser(0, _INT32_MAX)),
+    "segment.index.bytes": TopicConfig("segment_index_bytes", _int_parser(8, _INT32_MAX)),
+    "min.insync.replicas": TopicConfig("min_insync_replicas", _int_parser(1, _INT32_MAX)),
+    UNCLEAN_LEADER_ELECTION_ENABLE: TopicConfig("unclean_leader_election_enable", _parse_bool),
+    "file.delete.delay.ms": TopicConfig("file_delete_delay_ms", _int_parser(0)),
 }
 
+
+def parse(name: str, raw: str) -> Any:
+    """The value of topic config `name`; ValueError with Kafka's message if it is unknown or invalid."""
+    definition = TOPIC_CONFIGS.get(name)
+    if definition is None:
+        raise ValueError(f"Unknown topic config name: {name}")
+    return definition.parse(name, raw)
+
+
+def validate(props: Mapping[str, str]) -> None:
+    """Kafka's LogConfig.validate for a new topic's overrides: every name known, every value valid."""
+    for name, raw in props.items():
+        parse(name, raw)
