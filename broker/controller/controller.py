@@ -80,6 +80,9 @@ class ReplicaLeaderElection(ControllerEvent):
     partitions: list[TopicPartition] | None = None
     callback: Callable[[Errors, dict[TopicPartition, Errors]], None] = field(default=lambda _e, _r: None, repr=False)
 
+    def preempt(self) -> None:
+        self.callback(Errors.NOT_CONTROLLER, {})
+
 
 @dataclass
 class AutoPreferredReplicaLeaderElection(ControllerEvent):
@@ -91,6 +94,10 @@ class ControlledShutdown(ControllerEvent):
     broker_id: int = -1
     broker_epoch: int = -1
     callback: Callable[[Errors, list[TopicPartition]], None] = field(default=lambda _e, _r: None, repr=False)
+
+    def preempt(self) -> None:
+        # Kafka answers ControllerMovedException, which is NOT_CONTROLLER on the wire.
+        self.callback(Errors.NOT_CONTROLLER, [])
 
 
 class KafkaController:

@@ -26,6 +26,10 @@ class ControllerEvent:
     def name(self) -> str:
         return type(self).__name__
 
+    def preempt(self) -> None:
+        """Kafka's ControllerEvent.preempt: the event is dropped unprocessed (the controller's
+        session is gone); one whose caller waits answers it here."""
+
 
 @dataclass
 class Startup(ControllerEvent):
@@ -87,13 +91,26 @@ class ControllerEventManager:
         self._queue.put(event)
 
     def clear_and_put(self, event: ControllerEvent) -> None:
-        """Drop queued events: they were meant for a session or a role that is gone."""
+        """Kafka's clearAndPut: the queued events were meant for a session or a role that is
+        gone, so each is preempted (a waiting caller is answered at once) and dropped, and
+        `event` comes next. A queued shutdown is kept, after `event`: its caller waits for the
+        thread to stop."""
+        shutdowns: list[ControllerEvent] = []
         while True:
             try:
-                self._queue.get_nowait()
+                dropped = self._queue.get_nowait()
             except queue.Empty:
                 break
+            if isinstance(dropped, ShutdownEventThread):
+                shutdowns.append(dropped)
+                continue
+            try:
+                dropped.preempt()
+            except Exception:
+                log.exception("Uncaught error preempting event %s", dropped.name)
         self._queue.put(event)
+        for shutdown in shutdowns:
+            self._queue.put(shutdown)
 
     def close(self, timeout: float) -> bool:
         """Ask the thread to stop after the events before this call; True if it did."""
