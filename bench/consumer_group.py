@@ -30,10 +30,10 @@ from pathlib import Path
 
 import grpc
 
-from broker.errors import Errors
 from broker.grpc_options import OPTIONS
 from broker.local_cluster import LocalCluster, wait_until
 from client.admin import AdminClient
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 STABLE_GOAL_S = 2.0  # 500 members

@@ -10,7 +10,6 @@ from kazoo.exceptions import NodeExistsError
 
 from broker.config import KafkaConfig
 from broker.controller.controller import KafkaController
-from broker.errors import Errors
 from broker.log import log_config
 from broker.metadata_cache import MetadataCache, MetadataSnapshot
 from broker.replica_assignment import InvalidPartitions, InvalidReplicationFactor, assign_replicas_to_brokers
@@ -18,6 +17,8 @@ from broker.replica_manager import ReplicaManager
 from broker.topic_name import InvalidTopicName, validate_topic_name
 from broker.zk import zk_data
 from broker.zk.kafka_zk_client import KafkaZkClient
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import OFFSETS_TOPIC
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 ZK_READ_DEADLINE_S = 3.0
 
 
-INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC})
 DEFAULT_TIMEOUT_MS = 30000
 
 

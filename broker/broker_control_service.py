@@ -9,9 +9,9 @@ from collections.abc import Callable
 import grpc
 
 from broker import heap
-from broker.errors import Errors
 from broker.metadata_cache import BrokerEndpoint, MetadataCache, PartitionInfo
 from broker.replica_manager import ReplicaManager, state_change_log
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)

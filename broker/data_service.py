@@ -12,12 +12,12 @@ import threading
 
 import grpc
 
-from broker.errors import Errors
 from broker.fetch_session import FINAL_EPOCH, INVALID_SESSION_ID, FetchKind, PartitionData
 from broker.metadata_cache import MetadataCache, TopicPartition
 from broker.partition import caught_up_ms
 from broker.replica_manager import FetchRequestPartition, FetchResult, ReplicaManager
 from broker.zk.kafka_zk_client import KafkaZkClient
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)

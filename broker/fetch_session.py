@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 
-from broker.errors import Errors
 from broker.metadata_cache import TopicPartition
+from minikafka_protocol.errors import Errors
 
 if TYPE_CHECKING:
     from broker.metadata_cache import PartitionInfo

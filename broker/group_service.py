@@ -18,7 +18,6 @@ from typing import TypeVar
 import grpc
 from kazoo.exceptions import NodeExistsError
 
-from broker.errors import Errors
 from broker.group.coordinator_rules import (
     MAX_GROUP_ID_BYTES,
     JoinGroupRequest,
@@ -26,12 +25,13 @@ from broker.group.coordinator_rules import (
     SyncGroupRequest,
 )
 from broker.group.group_metadata import OffsetAndMetadata, TopicPartition
-from broker.group.group_metadata_manager import OFFSETS_TOPIC, GroupMetadataManager
-from broker.group.partition_for import partition_for
+from broker.group.group_metadata_manager import GroupMetadataManager
 from broker.metadata_cache import MetadataCache
 from broker.replica_assignment import assign_replicas_to_brokers
 from broker.zk import zk_data
 from broker.zk.kafka_zk_client import KafkaZkClient
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import OFFSETS_TOPIC, partition_for
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
-TopicPartition = tuple[str, int]
+from minikafka_protocol.common import TopicPartition
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from broker.errors import Errors
 from broker.fetch_session import FetchClock
 from broker.log import record_batch
 from broker.log.log_config import LogConfig
 from broker.log.producer_state import ProducerStateManager, SequenceCheck
 from broker.log.unified_log import AppendInfo, Log
 from broker.metadata_cache import PartitionInfo
+from minikafka_protocol.errors import Errors
 
 log = logging.getLogger("broker.state.change")
 

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from broker.errors import Errors
 from broker.fetch_session import FetchRequestData, FetchSessionHandler, PartitionData
 from broker.grpc_options import OPTIONS, target
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 if TYPE_CHECKING:

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.errors import Errors
 from broker.fetch_session import (
     CachedPartition,
     FetchContext,
@@ -44,6 +43,7 @@ from broker.log.unified_log import OffsetOutOfRangeError, RecordTooLargeError
 from broker.metadata_cache import MetadataCache, PartitionInfo, TopicPartition
 from broker.partition import Partition, caught_up_ms
 from broker.replica_fetcher import ReplicaFetcherManager
+from minikafka_protocol.errors import Errors
 
 log = logging.getLogger(__name__)
 state_change_log = logging.getLogger("broker.state.change")

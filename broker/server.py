@@ -18,9 +18,8 @@ from broker.broker_control_service import BrokerControlService
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
 from broker.data_service import DataService, ProducerIdManager
-from broker.errors import Errors
 from broker.group.coordinator_rules import GroupConfig
-from broker.group.group_metadata_manager import OFFSETS_TOPIC, GroupMetadataManager
+from broker.group.group_metadata_manager import GroupMetadataManager
 from broker.group_service import GroupService, OffsetsTopicCreator
 from broker.grpc_options import OPTIONS, target
 from broker.log.log_config import LogConfig
@@ -31,6 +30,8 @@ from broker.scheduler import KafkaScheduler
 from broker.zk import zk_data
 from broker.zk.kafka_zk_client import KafkaZkClient
 from broker.zk.zk_data import BrokerInfo
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import OFFSETS_TOPIC
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from typing import TypeVar
 
 import grpc
 
-from broker.errors import Errors
 from broker.grpc_options import OPTIONS, target
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Kafka's consumer partition assignors and the consumer protocol's metadata, as pure code.
+"""Kafka's consumer partition assignors, as pure code.
 
 The group leader computes the partition assignment of its group with the assignor the group voted
 for; the coordinator only carries the members' metadata and the result as opaque bytes. Mirrored
@@ -8,10 +8,11 @@ from Kafka's Java client (org.apache.kafka.clients.consumer):
   AbstractStickyAssignor's constrained and general algorithms), over plain data: the partition
   count of each topic and each member's `Subscription`; the result maps each member id to its
   partitions, sorted.
-- `ConsumerProtocol`: `serialize_subscription` / `deserialize_subscription` and
-  `serialize_assignment` / `deserialize_assignment` (ConsumerProtocolSubscription and
-  ConsumerProtocolAssignment, versions 0-3, byte for byte), and the StickyAssignor's user data.
-- `ASSIGNORS`, `select_protocol` (the coordinator's vote) and `select_assignor`.
+- The StickyAssignor's user data (StickyAssignorUserData v0 and v1).
+- `ASSIGNORS`, `assignor_for` and `select_assignor` (the assignor of the group's vote).
+
+The consumer protocol's bytes (Subscription, Assignment) and the vote itself are Kafka protocol
+shared with the broker, in `minikafka_protocol`.
 
 Where Java iterates a HashMap whose order changes a result (which members the sticky assignor
 serves first, which moved partition it moves back, the vote's tie), the order of a
@@ -38,92 +39,24 @@ Differences from Kafka, on purpose:
 
 from __future__ import annotations
 
-import struct
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
-__all__ = [
-    "ASSIGNORS",
-    "CONSUMER_PROTOCOL_TYPE",
-    "DEFAULT_GENERATION",
-    "Assignment",
-    "ConsumerPartitionAssignor",
-    "MemberInfo",
-    "RangeAssignor",
-    "RoundRobinAssignor",
-    "SchemaError",
-    "StickyAssignor",
-    "Subscription",
-    "TopicPartition",
-    "assignor_for",
-    "deserialize_assignment",
-    "deserialize_subscription",
-    "deserialize_topic_partition_assignment",
-    "java_string_hash",
-    "select_assignor",
-    "select_protocol",
-    "serialize_assignment",
-    "serialize_subscription",
-    "serialize_topic_partition_assignment",
-]
-
-CONSUMER_PROTOCOL_TYPE = "consumer"  # ConsumerProtocol.PROTOCOL_TYPE, the JoinGroup protocol type
-DEFAULT_GENERATION = -1  # AbstractStickyAssignor.DEFAULT_GENERATION: no generation known
-HIGHEST_SUPPORTED_VERSION = 3  # of ConsumerProtocolSubscription and ConsumerProtocolAssignment
-
-K = TypeVar("K")
-
-
-class TopicPartition(NamedTuple):
-    """Kafka's TopicPartition; a plain (topic, partition) tuple, so it sorts as Kafka's
-    TopicPartitionComparator does (topic, then partition)."""
-
-    topic: str
-    partition: int
-
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.consumer_protocol import (
+    DEFAULT_GENERATION,
+    Subscription,
+    group_by_topic,
+    read_topic_partitions,
+    write_topic_partitions,
+)
+from minikafka_protocol.group import select_protocol
+from minikafka_protocol.java import hash_map_bucket, hash_map_capacity, hash_map_order, java_string_hash, string_order
+from minikafka_protocol.types import Reader, SchemaError, int32
 
 Assignments = dict[str, list[TopicPartition]]
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """Kafka's ConsumerPartitionAssignor.Subscription: what one member sent in JoinGroup.
-
-    `owned_partitions` and `generation_id` are the member's previous assignment and its generation,
-    which the sticky assignor keeps as much as it can; Java's StickyAssignor carries them in
-    `user_data` (StickyAssignorUserData), which is still honoured when present. `group_instance_id`
-    comes from the JoinGroup member (static membership, KIP-345), not from these bytes.
-    """
-
-    topics: Sequence[str]
-    user_data: bytes | None = None
-    owned_partitions: Sequence[TopicPartition] = ()
-    generation_id: int = DEFAULT_GENERATION
-    group_instance_id: str | None = None
-    rack_id: str | None = None
-
-    def __post_init__(self) -> None:
-        # Frozen, hashable and order-preserving; a topic listed twice counts once.
-        object.__setattr__(self, "topics", tuple(dict.fromkeys(self.topics)))
-        object.__setattr__(self, "owned_partitions", tuple(TopicPartition(*tp) for tp in self.owned_partitions))
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """Kafka's ConsumerPartitionAssignor.Assignment: what the leader gives one member in SyncGroup."""
-
-    partitions: Sequence[TopicPartition] = ()
-    user_data: bytes | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "partitions", tuple(TopicPartition(*tp) for tp in self.partitions))
-
-
-def _java_order(text: str) -> bytes:
-    """Sort key giving Java's String.compareTo order (UTF-16 code units), not Python's (code points)."""
-    return text.encode("utf-16-be", "surrogatepass")
 
 
 @dataclass(frozen=True)
@@ -137,8 +70,8 @@ class MemberInfo:
 
     def sort_key(self) -> tuple[int, bytes]:
         if self.group_instance_id is not None:
-            return (0, _java_order(self.group_instance_id))
-        return (1, _java_order(self.member_id))
+            return (0, string_order(self.group_instance_id))
+        return (1, string_order(self.member_id))
 
     def __lt__(self, other: MemberInfo) -> bool:
         return self.sort_key() < other.sort_key()
@@ -147,39 +80,9 @@ class MemberInfo:
 # --- java.util.HashMap iteration order ----------------------------------------------------------
 
 
-def java_string_hash(text: str) -> int:
-    """Java's String.hashCode (over UTF-16 code units, 32-bit overflow), as a signed int."""
-    h = 0
-    for (unit,) in struct.iter_unpack(">H", text.encode("utf-16-be", "surrogatepass")):
-        h = (31 * h + unit) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
 def _topic_partition_hash(tp: TopicPartition) -> int:
     """Kafka's TopicPartition.hashCode: 31 * (31 + partition) + topic.hashCode()."""
     return 31 * (31 + tp.partition) + java_string_hash(tp.topic)
-
-
-def _java_table_size(size: int) -> int:
-    """Capacity of a java.util.HashMap grown from the default 16 to hold `size` keys (load 0.75)."""
-    capacity = 16
-    while size > capacity * 3 // 4:
-        capacity *= 2
-    return capacity
-
-
-def _java_bucket(hash_code: int, capacity: int) -> int:
-    h = hash_code & 0xFFFFFFFF
-    return (h ^ (h >> 16)) & (capacity - 1)  # HashMap.hash() spreads the high bits down
-
-
-def _java_hash_order(keys: Iterable[K], hash_code: Callable[[K], int]) -> list[K]:
-    """The iteration order of a java.util.HashMap filled with `keys` by put() in this order:
-    by bucket, then by insertion within a bucket (a resize keeps that relative order)."""
-    ordered = list(keys)
-    capacity = _java_table_size(len(ordered))
-    ranked = sorted(range(len(ordered)), key=lambda i: (_java_bucket(hash_code(ordered[i]), capacity), i))
-    return [ordered[i] for i in ranked]
 
 
 class _JavaHashSet:
@@ -194,7 +97,7 @@ class _JavaHashSet:
         if tp not in self._inserted:
             self._inserted[tp] = self._count
             self._count += 1
-            self._capacity = max(self._capacity, _java_table_size(len(self._inserted)))
+            self._capacity = max(self._capacity, hash_map_capacity(len(self._inserted)))
 
     def discard(self, tp: TopicPartition) -> None:
         self._inserted.pop(tp, None)
@@ -203,7 +106,7 @@ class _JavaHashSet:
         return len(self._inserted)
 
     def first(self) -> TopicPartition:
-        return min(self._inserted, key=lambda tp: (_java_bucket(_topic_partition_hash(tp), self._capacity),
+        return min(self._inserted, key=lambda tp: (hash_map_bucket(_topic_partition_hash(tp), self._capacity),
                                                    self._inserted[tp]))
 
 
@@ -268,7 +171,7 @@ class RoundRobinAssignor(ConsumerPartitionAssignor):
         members = sorted(MemberInfo(member, s.group_instance_id) for member, s in subscriptions.items())
         topics_of = {member: set(subscription.topics) for member, subscription in subscriptions.items()}
         topics = sorted({topic for subscription in subscriptions.values() for topic in subscription.topics},
-                        key=_java_order)
+                        key=string_order)
         position = 0  # Kafka's CircularIterator over the sorted members
         for topic in topics:
             for partition in range(partitions_per_topic.get(topic, 0)):
@@ -300,7 +203,7 @@ class StickyAssignor(ConsumerPartitionAssignor):
         if not subscriptions:
             return {}
         # Java iterates the subscriptions HashMap; its order decides who keeps what in a tie.
-        members = _java_hash_order(subscriptions, java_string_hash)
+        members = hash_map_order(subscriptions, java_string_hash)
         member_data = {member: _sticky_member_data(subscriptions[member]) for member in members}
         owned, doubly_claimed, max_generation = _resolve_owned_partitions(
             partitions_per_topic, subscriptions, members, member_data)
@@ -386,11 +289,11 @@ class _ConstrainedAssignmentBuilder:
 
     def build(self) -> Assignments:
         self._assign_owned_partitions()
-        unassigned = [TopicPartition(topic, p) for topic in sorted(self.partitions_per_topic, key=_java_order)
+        unassigned = [TopicPartition(topic, p) for topic in sorted(self.partitions_per_topic, key=string_order)
                       for p in range(self.partitions_per_topic[topic])
                       if TopicPartition(topic, p) not in self.assigned]
-        self.unfilled_under_min.sort(key=_java_order)
-        self.unfilled_exactly_min.sort(key=_java_order)
+        self.unfilled_under_min.sort(key=string_order)
+        self.unfilled_exactly_min.sort(key=string_order)
         self._assign_round_robin(unassigned)
         self._verify_unfilled_members()
         return self.assignment
@@ -403,7 +306,7 @@ class _ConstrainedAssignmentBuilder:
         for member in self.members:
             # Java keeps the lowest partition numbers first, across topics.
             owned = sorted((tp for tp in self.owned[member] if tp not in self.doubly_claimed),
-                           key=lambda tp: (tp.partition, _java_order(tp.topic)))
+                           key=lambda tp: (tp.partition, string_order(tp.topic)))
             if len(owned) < self.min_quota:
                 self._keep(member, owned)
                 self.unfilled_under_min.append(member)
@@ -515,7 +418,7 @@ class _GeneralAssignmentBuilder:
         self.owner: dict[TopicPartition, str] = {tp: m for m, tps in self.current.items() for tp in tps}
         # Topics with the fewest potential consumers first: they have the least choice.
         sorted_topics = sorted(partitions_per_topic,
-                               key=lambda topic: (len(self.topic_consumers[topic]), _java_order(topic)))
+                               key=lambda topic: (len(self.topic_consumers[topic]), string_order(topic)))
         self.sorted_all_partitions = [TopicPartition(topic, p) for topic in sorted_topics
                                       for p in range(partitions_per_topic[topic])]
         self.active = set(members)  # Java's sortedCurrentSubscriptions: those that may still change
@@ -530,7 +433,7 @@ class _GeneralAssignmentBuilder:
         return self.current
 
     def _load(self, member: str) -> tuple[int, bytes]:
-        return (len(self.current[member]), _java_order(member))
+        return (len(self.current[member]), string_order(member))
 
     def _previous_assignment(self) -> dict[TopicPartition, tuple[str, int]]:
         """prepopulateCurrentAssignments: for partitions owned in an older generation than the
@@ -665,29 +568,11 @@ def _balance_score(assignment: Assignments) -> int:
     return sum(size * (2 * i - len(sizes) + 1) for i, size in enumerate(sizes))
 
 
-# --- Registry and the coordinator's protocol vote -----------------------------------------------
+# --- Registry -----------------------------------------------
 
 ASSIGNORS: dict[str, ConsumerPartitionAssignor] = {
     assignor.name: assignor for assignor in (RangeAssignor(), RoundRobinAssignor(), StickyAssignor())
 }
-
-
-def select_protocol(member_protocols: Iterable[Sequence[str]]) -> str:
-    """The group coordinator's vote (ClassicGroup.selectProtocol): among the protocols every member
-    supports, each member votes for the first in its order of preference; most votes wins, a tie
-    going to the first in Java's HashMap order of the protocol names."""
-    preferences = [list(protocols) for protocols in member_protocols]
-    if not preferences:
-        raise ValueError("cannot select a protocol for an empty group")
-    candidates = set(preferences[0]).intersection(*preferences[1:])
-    if not candidates:
-        raise ValueError("no protocol is supported by all members (INCONSISTENT_GROUP_PROTOCOL)")
-    votes: dict[str, int] = {}
-    for protocols in preferences:
-        vote = next(protocol for protocol in protocols if protocol in candidates)
-        votes[vote] = votes.get(vote, 0) + 1
-    best = max(votes.values())
-    return next(protocol for protocol in _java_hash_order(votes, java_string_hash) if votes[protocol] == best)
 
 
 def assignor_for(protocol: str) -> ConsumerPartitionAssignor:
@@ -703,179 +588,24 @@ def select_assignor(member_protocols: Iterable[Sequence[str]]) -> ConsumerPartit
     return assignor_for(select_protocol(member_protocols))
 
 
-# --- ConsumerProtocol: the metadata bytes of JoinGroup and SyncGroup ----------------------------
-
-
-class SchemaError(ValueError):
-    """Kafka's SchemaException: bytes that do not parse as the schema says."""
-
-
-@dataclass
-class _Reader:
-    data: bytes
-    offset: int = field(default=0)
-
-    def _take(self, fmt: str) -> int:
-        try:
-            (value,) = struct.unpack_from(fmt, self.data, self.offset)
-        except struct.error as e:
-            raise SchemaError(f"buffer underflow at offset {self.offset}") from e
-        self.offset += struct.calcsize(fmt)
-        return int(value)
-
-    def int16(self) -> int:
-        return self._take(">h")
-
-    def int32(self) -> int:
-        return self._take(">i")
-
-    def _raw(self, length: int) -> bytes:
-        if self.offset + length > len(self.data):
-            raise SchemaError(f"buffer underflow at offset {self.offset}")
-        raw = self.data[self.offset:self.offset + length]
-        self.offset += length
-        return raw
-
-    def nullable_string(self) -> str | None:
-        length = self.int16()
-        if length < 0:
-            return None
-        try:
-            return self._raw(length).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise SchemaError("string is not UTF-8") from e
-
-    def string(self) -> str:
-        text = self.nullable_string()
-        if text is None:
-            raise SchemaError("non-nullable string was serialized as null")
-        return text
-
-    def nullable_bytes(self) -> bytes | None:
-        length = self.int32()
-        return None if length < 0 else self._raw(length)
-
-    def array_length(self) -> int:
-        length = self.int32()
-        if length < 0:
-            raise SchemaError("non-nullable array was serialized as null")
-        return length
-
-    def topic_partitions(self) -> list[TopicPartition]:
-        partitions = []
-        for _ in range(self.array_length()):
-            topic = self.string()
-            partitions.extend(TopicPartition(topic, self.int32()) for _ in range(self.array_length()))
-        return partitions
-
-
-def _int16(value: int) -> bytes:
-    return struct.pack(">h", value)
-
-
-def _int32(value: int) -> bytes:
-    return struct.pack(">i", value)
-
-
-def _nullable_string(text: str | None) -> bytes:
-    if text is None:
-        return _int16(-1)
-    raw = text.encode("utf-8")
-    if len(raw) > 0x7FFF:
-        raise SchemaError(f"string of {len(raw)} bytes is longer than 32767")
-    return _int16(len(raw)) + raw
-
-
-def _nullable_bytes(data: bytes | None) -> bytes:
-    return _int32(-1) if data is None else _int32(len(data)) + data
-
-
-def _topic_partitions(groups: Iterable[tuple[str, Sequence[int]]]) -> bytes:
-    groups = list(groups)
-    out = [_int32(len(groups))]
-    for topic, partitions in groups:
-        out += [_nullable_string(topic), _int32(len(partitions)), *(_int32(p) for p in partitions)]
-    return b"".join(out)
-
-
-def _group_by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
-    """Partitions grouped by topic, topics in order of first appearance."""
-    groups: dict[str, list[int]] = {}
-    for topic, partition in partitions:
-        groups.setdefault(topic, []).append(partition)
-    return groups
-
-
-def _check_version(version: int) -> int:
-    """ConsumerProtocol.checkSubscriptionVersion: below 0 is an error, above 3 reads as 3."""
-    if version < 0:
-        raise SchemaError(f"unsupported consumer protocol version: {version}")
-    return min(version, HIGHEST_SUPPORTED_VERSION)
-
-
-def serialize_subscription(subscription: Subscription, version: int = 1) -> bytes:
-    """ConsumerProtocol.serializeSubscription: a version-prefixed ConsumerProtocolSubscription.
-    v0: topics (sorted), user data; v1: + owned partitions (sorted, by topic); v2: + generation id;
-    v3: + rack id. The group instance id is not part of it."""
-    version = _check_version(version)
-    out = [_int16(version), _int32(len(subscription.topics))]
-    out += [_nullable_string(topic) for topic in sorted(subscription.topics, key=_java_order)]
-    out.append(_nullable_bytes(subscription.user_data))
-    if version >= 1:
-        out.append(_topic_partitions(_group_by_topic(sorted(subscription.owned_partitions)).items()))
-    if version >= 2:
-        out.append(_int32(subscription.generation_id))
-    if version >= 3:
-        out.append(_nullable_string(subscription.rack_id))
-    return b"".join(out)
-
-
-def deserialize_subscription(data: bytes, group_instance_id: str | None = None) -> Subscription:
-    """ConsumerProtocol.deserializeSubscription: a newer version reads as the newest we know (later
-    fields are ignored, as Kafka does); fields of newer versions take their defaults."""
-    reader = _Reader(bytes(data))
-    version = _check_version(reader.int16())
-    topics = [reader.string() for _ in range(reader.array_length())]
-    user_data = reader.nullable_bytes()
-    owned = reader.topic_partitions() if version >= 1 else []
-    generation = reader.int32() if version >= 2 else DEFAULT_GENERATION
-    rack = reader.nullable_string() if version >= 3 else None
-    return Subscription(topics, user_data, owned, generation, group_instance_id, rack or None)
-
-
-def serialize_assignment(assignment: Assignment | Iterable[TopicPartition], version: int = 1) -> bytes:
-    """ConsumerProtocol.serializeAssignment: a version-prefixed ConsumerProtocolAssignment (the same
-    layout in versions 0-3): partitions grouped by topic in order of first appearance, user data."""
-    if not isinstance(assignment, Assignment):
-        assignment = Assignment(tuple(assignment))
-    version = _check_version(version)
-    return b"".join([_int16(version), _topic_partitions(_group_by_topic(assignment.partitions).items()),
-                     _nullable_bytes(assignment.user_data)])
-
-
-def deserialize_assignment(data: bytes) -> Assignment:
-    """ConsumerProtocol.deserializeAssignment."""
-    reader = _Reader(bytes(data))
-    _check_version(reader.int16())
-    partitions = reader.topic_partitions()
-    return Assignment(partitions, reader.nullable_bytes())
+# --- StickyAssignor's user data ------------------------------------------------------------------
 
 
 def serialize_topic_partition_assignment(partitions: Iterable[TopicPartition],
                                          generation: int = DEFAULT_GENERATION) -> bytes:
     """StickyAssignor.serializeTopicPartitionAssignment: StickyAssignorUserData v1 (previous
     assignment, generation), no version prefix; topics in Java's HashMap order, as Java writes them."""
-    groups = _group_by_topic(TopicPartition(*tp) for tp in partitions)
-    topics = _java_hash_order(groups, java_string_hash)
-    return _topic_partitions((topic, groups[topic]) for topic in topics) + _int32(generation)
+    groups = group_by_topic(TopicPartition(*tp) for tp in partitions)
+    topics = hash_map_order(groups, java_string_hash)
+    return write_topic_partitions((topic, groups[topic]) for topic in topics) + int32(generation)
 
 
 def deserialize_topic_partition_assignment(data: bytes) -> tuple[list[TopicPartition], int | None]:
     """StickyAssignor.deserializeTopicPartitionAssignment: v1, else v0 (no generation: None), else
     nothing (no partitions, DEFAULT_GENERATION), since a member's old data must not fail the group."""
-    reader = _Reader(bytes(data))
+    reader = Reader(data)
     try:
-        partitions = reader.topic_partitions()
+        partitions = read_topic_partitions(reader)
     except SchemaError:
         return [], DEFAULT_GENERATION
     try:

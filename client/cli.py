@@ -19,14 +19,16 @@ from typing import TypeVar
 from rich.console import Console
 from rich.table import Table
 
-from broker.errors import Errors
 from broker.local_cluster import LocalCluster, LocalClusterError, wait_until
 from client import watch
 from client.admin import AdminClient, AdminError, ClusterDescription, parse_bootstrap_servers
-from client.cluster import ClusterMetadata, KafkaError, TopicPartition
+from client.cluster import ClusterMetadata, KafkaError
 from client.consumer import ConsumerRecord, KafkaConsumer
 from client.consumer_coordinator import Coordinator, DescribedMember, GroupClient, describe_members
 from client.producer import FutureRecordMetadata, KafkaProducer
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import OFFSETS_TOPIC
 from minikafka_rpc import kafka_pb2
 
 T = TypeVar("T")
@@ -610,7 +612,7 @@ def cmd_groups(args: argparse.Namespace) -> int:
 
 def _list_groups(cluster: ClusterMetadata, client: GroupClient, output: str, deadline: float) -> int:
     """ListGroups to every broker (each lists the groups it coordinates), as Kafka's admin does."""
-    cluster.refresh(["__consumer_offsets"])  # for the broker list, whatever the topic's state
+    cluster.refresh([OFFSETS_TOPIC])  # for the broker list, whatever the topic's state
     groups: dict[str, kafka_pb2.ListedGroup] = {}
     failures = []
     for broker_id, address in sorted(cluster.brokers.items()):

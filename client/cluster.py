@@ -10,9 +10,9 @@ from typing import NamedTuple, TypeVar
 
 import grpc
 
-from broker.errors import Errors
 from broker.grpc_options import OPTIONS, target
 from client.admin import AdminError, parse_bootstrap_servers
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -67,14 +67,6 @@ def error_from_rpc(e: grpc.RpcError | grpc.FutureCancelledError, who: str) -> Ka
     if code is grpc.StatusCode.UNAVAILABLE:
         return KafkaError(Errors.BROKER_NOT_AVAILABLE, f"{who}: {name} ({details})")
     return KafkaError(Errors.UNKNOWN_SERVER_ERROR, f"{who}: {name} ({details})")
-
-
-class TopicPartition(NamedTuple):
-    topic: str
-    partition: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}-{self.partition}"
 
 
 class PartitionInfo(NamedTuple):

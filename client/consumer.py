@@ -41,10 +41,11 @@ from typing import NamedTuple
 
 import grpc
 
-from broker.errors import Errors
 from broker.log.record_batch import CorruptRecordError, UnsupportedCompressionError, batches, records, validate
-from client.cluster import INVALID_METADATA_ERRORS, ClusterMetadata, KafkaError, TopicPartition
+from client.cluster import INVALID_METADATA_ERRORS, ClusterMetadata, KafkaError
 from client.consumer_coordinator import ConsumerCoordinator, ConsumerRebalanceListener, GroupState, transport_error
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2
 
 log = logging.getLogger(__name__)

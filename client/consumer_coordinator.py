@@ -47,26 +47,23 @@ from typing import Any, NoReturn
 
 import grpc
 
-from broker.errors import Errors
 from broker.grpc_options import target
-from client.assignors import (
-    ASSIGNORS,
-    CONSUMER_PROTOCOL_TYPE,
+from client.assignors import ASSIGNORS, assignor_for, serialize_topic_partition_assignment
+from client.cluster import RETRIABLE_ERRORS, ClusterMetadata, KafkaError, error_from_rpc
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.consumer_protocol import (
     Subscription,
-    assignor_for,
     deserialize_assignment,
     deserialize_subscription,
     serialize_assignment,
     serialize_subscription,
-    serialize_topic_partition_assignment,
 )
-from client.cluster import RETRIABLE_ERRORS, ClusterMetadata, KafkaError, TopicPartition, error_from_rpc
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import CONSUMER_PROTOCOL_TYPE, NO_GENERATION, UNKNOWN_MEMBER_ID, GroupApi
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_MEMBER_ID = ""  # JoinGroupRequest.UNKNOWN_MEMBER_ID: a first join
-NO_GENERATION = -1
 SUBSCRIPTION_VERSION = 3  # ConsumerProtocolSubscription v3, as Kafka 3.x writes it
 # AbstractCoordinator.JOIN_GROUP_TIMEOUT_LAPSE: a JoinGroup may be held the rebalance timeout, and then some.
 JOIN_GROUP_TIMEOUT_LAPSE_S = 5.0
@@ -155,16 +152,6 @@ class Reaction(Enum):
     FATAL = "raise to the application"
 
 
-class GroupApi:
-    FIND_COORDINATOR = "FindCoordinator"
-    JOIN_GROUP = "JoinGroup"
-    SYNC_GROUP = "SyncGroup"
-    HEARTBEAT = "Heartbeat"
-    LEAVE_GROUP = "LeaveGroup"
-    OFFSET_COMMIT = "OffsetCommit"
-    OFFSET_FETCH = "OffsetFetch"
-
-
 # A lost connection is BROKER_NOT_AVAILABLE, an unanswered request REQUEST_TIMED_OUT (error_from_rpc).
 _COORDINATOR_LOST = dict.fromkeys(
     (Errors.COORDINATOR_NOT_AVAILABLE, Errors.NOT_COORDINATOR, Errors.COORDINATOR_LOAD_IN_PROGRESS,
@@ -237,8 +224,7 @@ def leader_assignment(protocol: str, subscriptions: Mapping[str, Subscription],
                       partitions_per_topic: Mapping[str, int]) -> dict[str, list[TopicPartition]]:
     """ConsumerCoordinator.onLeaderElected: the assignor the group voted for, over every member's
     subscription and the partition counts the leader's metadata gives (unknown topics count 0)."""
-    assignment = assignor_for(protocol).assign(partitions_per_topic, subscriptions)
-    return {member: [TopicPartition(*tp) for tp in tps] for member, tps in assignment.items()}
+    return assignor_for(protocol).assign(partitions_per_topic, subscriptions)
 
 
 def format_partitions(partitions: Iterable[tuple[str, int]]) -> str:
@@ -568,7 +554,7 @@ class _RebalanceRound:
         except ValueError as e:
             return _Failed(GroupApi.SYNC_GROUP, KafkaError(Errors.INVALID_REQUEST, f"bad assignment: {e}"),
                            self.member_id)
-        partitions = tuple(sorted(TopicPartition(*tp) for tp in assignment.partitions)) if assignment else ()
+        partitions = tuple(sorted(assignment.partitions)) if assignment else ()
         return _Joined(self.generation, self.leader_id, partitions)
 
 
@@ -1210,7 +1196,7 @@ def describe_members(group: kafka_pb2.DescribedGroup) -> list[DescribedMember]:
                 assignment = deserialize_assignment(m.member_assignment)
             except ValueError:
                 assignment = None
-            partitions = sorted(TopicPartition(*tp) for tp in assignment.partitions) if assignment else []
+            partitions = sorted(assignment.partitions) if assignment else []
         members.append(DescribedMember(m.member_id, m.group_instance_id if m.HasField("group_instance_id") else None,
                                        m.client_id, m.client_host, partitions))
     return members

@@ -12,40 +12,9 @@ queue sizes (partitioner.adaptive.partitioning.enable) is left out.
 from __future__ import annotations
 
 import random
-import struct
 from collections.abc import Collection, Sequence
 
-_SEED = 0x9747B28C
-_M = 0x5BD1E995
-_MASK = 0xFFFFFFFF
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's Utils.murmur2: MurmurHash2, 32 bits, seed 0x9747b28c, as a signed 32-bit int."""
-    length = len(data)
-    h = _SEED ^ length
-    words = length >> 2
-    for k in struct.unpack_from(f"<{words}I", data) if words else ():
-        k = (k * _M) & _MASK
-        k ^= k >> 24
-        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
-    tail = length & 3
-    if tail:
-        i = words << 2
-        if tail == 3:
-            h ^= data[i + 2] << 16
-        if tail >= 2:
-            h ^= data[i + 1] << 8
-        h = ((h ^ data[i]) * _M) & _MASK
-    h ^= h >> 13
-    h = (h * _M) & _MASK
-    h ^= h >> 15
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-def to_positive(number: int) -> int:
-    """Kafka's Utils.toPositive: clears the sign bit (not abs(), which differs for negatives)."""
-    return number & 0x7FFFFFFF
+from minikafka_protocol.java import murmur2, to_positive
 
 
 def partition_for_key(key: bytes, num_partitions: int) -> int:

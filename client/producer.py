@@ -29,10 +29,10 @@ from typing import Any, NamedTuple, TypeVar
 
 import grpc
 
-from broker.errors import Errors
 from broker.log.record_batch import HEADER_SIZE, build_batch
 from client.cluster import ClusterMetadata, KafkaError, error_from_rpc
 from client.partitioner import StickyPartitioner, partition_for_key
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)

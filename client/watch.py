@@ -35,16 +35,16 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from broker.errors import Errors
-from broker.group.partition_for import partition_for
 from broker.grpc_options import target
 from broker.local_cluster import four_letter_word
 from client.admin import parse_bootstrap_servers
-from client.cluster import ClusterMetadata, TopicPartition
+from client.cluster import ClusterMetadata
 from client.consumer_coordinator import GroupClient, describe_members
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import OFFSETS_TOPIC, partition_for
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
-OFFSETS_TOPIC = "__consumer_offsets"  # the group coordinators' topic: group metadata and committed offsets
 NO_LEADER = -1
 LOG_SIZE = 20
 # A changed value is shown reversed for FRESH_S, then bold until FADE_S.

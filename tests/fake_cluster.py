@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import grpc
 
-from broker.errors import Errors
 from broker.log.record_batch import build_batch, read_header, read_records, stamp
-from client.assignors import select_protocol
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import select_protocol
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 T = TypeVar("T")

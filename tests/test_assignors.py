@@ -18,27 +18,29 @@ import pytest
 
 from client.assignors import (
     ASSIGNORS,
-    DEFAULT_GENERATION,
-    Assignment,
     ConsumerPartitionAssignor,
     MemberInfo,
     RangeAssignor,
     RoundRobinAssignor,
-    SchemaError,
     StickyAssignor,
-    Subscription,
-    TopicPartition,
     assignor_for,
-    deserialize_assignment,
-    deserialize_subscription,
     deserialize_topic_partition_assignment,
-    java_string_hash,
     select_assignor,
-    select_protocol,
-    serialize_assignment,
-    serialize_subscription,
     serialize_topic_partition_assignment,
 )
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.consumer_protocol import (
+    DEFAULT_GENERATION,
+    Assignment,
+    Subscription,
+    deserialize_assignment,
+    deserialize_subscription,
+    serialize_assignment,
+    serialize_subscription,
+)
+from minikafka_protocol.group import select_protocol
+from minikafka_protocol.java import java_string_hash
+from minikafka_protocol.types import SchemaError
 
 Assignments = dict[str, list[TopicPartition]]
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from fake_cluster import FakeCluster
 
-from broker.errors import Errors
 from client import cli
+from minikafka_protocol.errors import Errors
 
 
 @pytest.fixture

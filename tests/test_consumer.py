@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from fake_cluster import FakeCluster, Scripted, wait_for
 
-from broker.errors import Errors
 from client import consumer as consumer_module
-from client.cluster import KafkaError, TopicPartition
+from client.cluster import KafkaError
 from client.consumer import ConsumerRecord, KafkaConsumer, _PartitionState, stall_warning
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.errors import Errors
 
 T0, T1, T2 = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)
 

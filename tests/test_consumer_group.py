@@ -10,9 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from fake_cluster import FakeCluster, wait_for
 
-from broker.errors import Errors
-from client.assignors import Subscription, deserialize_assignment, deserialize_subscription
-from client.cluster import KafkaError, TopicPartition
+from client.cluster import KafkaError
 from client.consumer import ConsumerRecord, KafkaConsumer
 from client.consumer_coordinator import (
     CommitFailedError,
@@ -24,6 +22,9 @@ from client.consumer_coordinator import (
     leader_assignment,
     reaction_for,
 )
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.consumer_protocol import Subscription, deserialize_assignment, deserialize_subscription
+from minikafka_protocol.errors import Errors
 
 T0, T1, T2 = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)
 ALL = [T0, T1, T2]

@@ -17,10 +17,10 @@ import pytest
 from harness import DEFAULT_SESSION_TIMEOUT_MS, OFFSETS_PARTITIONS, ClusterHarness
 from test_replication_live import SteadyWriter, bootstrap, create
 
-from broker.errors import Errors
-from broker.group.partition_for import partition_for
 from broker.grpc_options import OPTIONS
 from broker.local_cluster import wait_until
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import partition_for
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 pytestmark = pytest.mark.live

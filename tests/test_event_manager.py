@@ -7,8 +7,8 @@ import threading
 
 from broker.controller.controller import ControlledShutdown, ReplicaLeaderElection
 from broker.controller.event_manager import BrokerChange, ControllerEvent, ControllerEventManager, Expire
-from broker.errors import Errors
 from broker.local_cluster import wait_until
+from minikafka_protocol.errors import Errors
 
 
 def blocked_manager() -> tuple[ControllerEventManager, list[str], threading.Event]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 
-from broker.errors import Errors
 from broker.fetch_session import (
     FINAL_EPOCH,
     INITIAL_EPOCH,
@@ -18,6 +17,7 @@ from broker.fetch_session import (
     PartitionData,
     next_epoch,
 )
+from minikafka_protocol.errors import Errors
 
 A0, A1, B0 = ("a", 0), ("a", 1), ("b", 0)
 FOLLOWER = 2

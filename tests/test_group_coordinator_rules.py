@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from broker.errors import Errors
 from broker.group.coordinator_rules import (
     NEW_MEMBER_JOIN_TIMEOUT_MS,
     GroupApi,
@@ -37,6 +36,7 @@ from broker.group.offsets_log import (
     read_group_message_value,
     read_message_key,
 )
+from minikafka_protocol.errors import Errors
 
 S = GroupState
 

@@ -35,7 +35,8 @@ from broker.group.offsets_log import (
     read_message_key,
     read_offset_message_value,
 )
-from broker.group.partition_for import abs_java, java_string_hash, partition_for
+from minikafka_protocol.group import partition_for, select_protocol
+from minikafka_protocol.java import abs_java, java_string_hash
 
 S = GroupState
 GROUP_ID = "groupId"
@@ -284,10 +285,24 @@ def test_select_protocol_by_vote() -> None:
     group.add_member(member("m1", [("range", b""), ("roundrobin", b"")]))
     assert group.select_protocol() == "range"
     group.add_member(member("m2", [("roundrobin", b""), ("range", b"")]))
-    # One vote each: Kafka may choose either; we choose the first voted for.
+    # One vote each: Kafka takes the first maximum in its HashMap of votes, "range" here.
     assert group.select_protocol() == "range"
     group.add_member(member("m3", [("roundrobin", b""), ("range", b"")]))
     assert group.select_protocol() == "roundrobin"
+
+
+def test_a_tied_vote_goes_by_kafkas_hash_order_not_join_order_on_broker_and_client_alike() -> None:
+    # The broker once broke ties by join order ("roundrobin" here) while the clients' fake
+    # coordinator broke them by Kafka's HashMap order ("range"): now both cast the one vote.
+    group = GroupMetadata(GROUP_ID)
+    group.add_member(member("m1", [("roundrobin", b""), ("range", b"")]))
+    group.add_member(member("m2", [("range", b""), ("roundrobin", b"")]))
+    assert group.select_protocol() == "range"
+    assert select_protocol([["roundrobin", "range"], ["range", "roundrobin"]]) == "range"
+    group = GroupMetadata(GROUP_ID)
+    group.add_member(member("m1", [("sticky", b""), ("range", b"")]))
+    group.add_member(member("m2", [("range", b""), ("sticky", b"")]))
+    assert group.select_protocol() == select_protocol([["sticky", "range"], ["range", "sticky"]]) == "sticky"
 
 
 def test_select_protocol_only_among_protocols_every_member_supports() -> None:

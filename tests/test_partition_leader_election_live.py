@@ -12,8 +12,8 @@ import grpc
 import pytest
 from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness
 
-from broker.errors import Errors
 from broker.local_cluster import wait_until
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 pytestmark = pytest.mark.live

@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
-from client.partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
+from client.partitioner import StickyPartitioner, partition_for_key
+from minikafka_protocol.java import murmur2, to_positive
 
 # Kafka's UtilsTest.testMurmur2: Java's signed ints.
 KAFKA_MURMUR2 = {

@@ -12,11 +12,11 @@ import pytest
 from fake_cluster import FakeCluster, ProduceSeen, Scripted, wait_for
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
-from broker.errors import Errors
 from broker.log.record_batch import batches, read_header, read_records
 from client.cluster import KafkaError
 from client.partitioner import partition_for_key
 from client.producer import KafkaProducer, RecordMetadata
+from minikafka_protocol.errors import Errors
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from broker import replica_manager
-from broker.errors import Errors
 from broker.fetch_session import FetchKind, PartitionData
 from broker.local_cluster import wait_until
 from broker.log import record_batch as rb
@@ -19,6 +18,7 @@ from broker.log.log_manager import LogManager
 from broker.metadata_cache import PartitionInfo
 from broker.partition import caught_up_ms
 from broker.replica_manager import FetchRequestPartition, FetchResult, ProduceResult, ReplicaManager, now_ms
+from minikafka_protocol.errors import Errors
 
 
 @pytest.fixture

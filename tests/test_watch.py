@@ -11,7 +11,6 @@ from fake_cluster import FakeCluster, wait_for
 from rich.console import Console
 
 from client import cli
-from client.cluster import TopicPartition
 from client.consumer import KafkaConsumer
 from client.consumer_coordinator import MemberState
 from client.watch import (
@@ -38,6 +37,7 @@ from client.watch import (
     snapshot_json,
     status_lines,
 )
+from minikafka_protocol.common import TopicPartition
 
 NOW = 1_700_000_000.0
 A = "first-6c9e4c7f-2b64-4f89-bb30-4ccaf72fb8e7"

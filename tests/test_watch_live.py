@@ -13,7 +13,6 @@ from harness import DEFAULT_SESSION_TIMEOUT_MS, OFFSETS_PARTITIONS, ClusterHarne
 from test_consumer_group_live import GroupConsumer, find_coordinator
 from test_replication_live import bootstrap, create
 
-from broker.group.partition_for import partition_for
 from broker.local_cluster import free_port, wait_until
 from client.watch import (
     OFFSETS_TOPIC,
@@ -24,6 +23,7 @@ from client.watch import (
     Watch,
     status_lines,
 )
+from minikafka_protocol.group import partition_for
 
 pytestmark = pytest.mark.live
 

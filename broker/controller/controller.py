@@ -35,7 +35,6 @@ from broker.controller.partition_leader_election import LeaderAndIsr
 from broker.controller.partition_state_machine import Election, PartitionStateMachine, ReplicaStateMachine
 from broker.controller.request_batch import ControllerBrokerRequestBatch
 from broker.controller.state_machines import PartitionState
-from broker.errors import Errors
 from broker.zk import zk_data
 from broker.zk.kafka_zk_client import (
     BrokerIdInUseError,
@@ -44,6 +43,7 @@ from broker.zk.kafka_zk_client import (
     SessionEvent,
 )
 from broker.zk.zk_data import BrokerInfo
+from minikafka_protocol.errors import Errors
 
 
 class PrefixLogger(logging.LoggerAdapter):

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from broker.controller.partition_leader_election import LeaderAndIsr
 from broker.log import log_config
 from broker.zk.zk_data import BrokerInfo
-
-TopicPartition = tuple[str, int]
+from minikafka_protocol.common import TopicPartition
 
 
 @dataclass

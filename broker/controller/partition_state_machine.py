@@ -20,9 +20,9 @@ from broker.controller.controller_context import ControllerContext, TopicPartiti
 from broker.controller.partition_leader_election import ElectionResult, LeaderAndIsr
 from broker.controller.request_batch import ControllerBrokerRequestBatch
 from broker.controller.state_machines import IllegalStateChange, PartitionState, check_partition_transition
-from broker.errors import Errors
 from broker.zk import zk_data
 from broker.zk.kafka_zk_client import KafkaZkClient
+from minikafka_protocol.errors import Errors
 
 log = logging.getLogger("broker.state.change")
 

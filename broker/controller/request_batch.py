@@ -9,7 +9,7 @@ from typing import Any
 
 from broker.controller.channel_manager import ControllerChannelManager
 from broker.controller.controller_context import ControllerContext, TopicPartition
-from broker.errors import Errors
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2
 
 log = logging.getLogger(__name__)

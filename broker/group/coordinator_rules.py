@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from broker.errors import Errors
 from broker.group.group_metadata import (
     GroupMetadata,
     GroupState,
@@ -34,11 +33,11 @@ from broker.group.group_metadata import (
 )
 from broker.group.member_metadata import MemberMetadata, Protocol
 from broker.group.offsets_log import Record, group_metadata_record, offset_commit_records
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import NO_GENERATION, UNKNOWN_MEMBER_ID, GroupApi
 
 log = logging.getLogger("broker.group.coordinator")
 
-UNKNOWN_MEMBER_ID = ""  # JoinGroupRequest.UNKNOWN_MEMBER_ID
-NO_GENERATION = -1
 NO_LEADER = ""
 INVALID_OFFSET = -1
 # A new member cannot heartbeat before its first JoinGroup answer; this bounds how long it may wait for it.
@@ -55,17 +54,6 @@ class GroupConfig:
     group_max_session_timeout_ms: int = 1_800_000  # group.max.session.timeout.ms
     group_max_size: int = 2**31 - 1  # group.max.size (unbounded)
     group_initial_rebalance_delay_ms: int = 3000  # group.initial.rebalance.delay.ms
-
-
-class GroupApi(Enum):
-    JOIN_GROUP = "JoinGroup"
-    SYNC_GROUP = "SyncGroup"
-    HEARTBEAT = "Heartbeat"
-    LEAVE_GROUP = "LeaveGroup"
-    OFFSET_COMMIT = "OffsetCommit"
-    OFFSET_FETCH = "OffsetFetch"
-    DESCRIBE_GROUPS = "DescribeGroups"
-    DELETE_GROUPS = "DeleteGroups"
 
 
 # Kafka's protocol and its offsets log write a group id as an int16-length string: a longer one

@@ -10,14 +10,13 @@ where Kafka's HashMap order is arbitrary.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
 from broker.group.member_metadata import MemberMetadata, Protocol
-
-TopicPartition = tuple[str, int]
+from minikafka_protocol import group as group_protocol
+from minikafka_protocol.common import TopicPartition
 
 
 class GroupState(Enum):
@@ -281,13 +280,12 @@ class GroupMetadata:
         return bool(protocols & self.candidate_protocols())
 
     def select_protocol(self) -> str:
-        """Kafka's vote: each member votes for its first supported protocol that all members support;
-        the most votes win (a tie goes to the protocol voted for first, in join order)."""
+        """Kafka's vote (ClassicGroup.selectProtocol), the one the clients' tests run against too."""
         if not self.members:
             raise ValueError(f"Cannot select protocol for empty group {self.group_id}")
-        candidates = self.candidate_protocols()
-        votes = Counter(m.vote(candidates) for m in self.members.values())
-        return votes.most_common(1)[0][0]
+        return group_protocol.select_protocol(
+            [name for name, _ in m.supported_protocols] for m in self.members.values()
+        )
 
     def init_next_generation(self, now_ms: int) -> None:
         """End of the join phase: generation + 1 and the protocol chosen (CompletingRebalance), or

@@ -23,7 +23,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from broker.errors import Errors
 from broker.group.coordinator_rules import (
     GroupApi,
     GroupConfig,
@@ -42,13 +41,13 @@ from broker.group.coordinator_rules import (
 )
 from broker.group.group_metadata import GroupMetadata, GroupState, OffsetAndMetadata, TopicPartition
 from broker.group.offsets_log import GroupMetadataLoader, LoadedGroups, Record, SchemaError, offset_commit_records
-from broker.group.partition_for import partition_for
 from broker.log.record_batch import batches, build_batch, records
 from broker.replica_manager import ProduceResult, ReplicaManager
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import OFFSETS_TOPIC, partition_for
 
 log = logging.getLogger("broker.group.coordinator")
 
-OFFSETS_TOPIC = "__consumer_offsets"
 ACKS_ALL = -1  # Kafka's offsets.commit.required.acks, which it deprecated at -1
 R = TypeVar("R")
 

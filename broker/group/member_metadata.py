@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from minikafka_protocol import group as group_protocol
+
 # (protocol name, protocol metadata), in the member's order of preference.
 Protocol = tuple[str, bytes]
 
@@ -58,11 +60,10 @@ class MemberMetadata:
 
     def vote(self, candidates: Iterable[str]) -> str:
         """The member's most preferred protocol among ``candidates``."""
-        candidate_set = set(candidates)
-        for name, _ in self.supported_protocols:
-            if name in candidate_set:
-                return name
-        raise ValueError(f"Member {self.member_id} does not support any of the candidate protocols")
+        try:
+            return group_protocol.vote([name for name, _ in self.supported_protocols], candidates)
+        except ValueError:
+            raise ValueError(f"Member {self.member_id} does not support any of the candidate protocols") from None
 
     @property
     def has_satisfied_heartbeat(self) -> bool:

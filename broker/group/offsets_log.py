@@ -22,12 +22,12 @@ and read every non-flexible version. A null value (tombstone) deletes the offset
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from broker.group.group_metadata import GroupMetadata, OffsetAndMetadata, TopicPartition
 from broker.group.member_metadata import MemberMetadata
+from minikafka_protocol.types import Reader, SchemaError, int16, int32, int64, nullable_bytes, nullable_string
 
 log = logging.getLogger("broker.group.offsets_log")
 
@@ -37,81 +37,6 @@ OFFSET_COMMIT_VALUE_VERSION = 3
 GROUP_METADATA_VALUE_VERSION = 3
 NO_PARTITION_LEADER_EPOCH = -1
 NO_TIMESTAMP = -1
-
-_I16 = struct.Struct(">h")
-_I32 = struct.Struct(">i")
-_I64 = struct.Struct(">q")
-
-
-class SchemaError(ValueError):
-    """A record that does not parse (Kafka's SchemaException / "Unknown ... message version")."""
-
-
-# -- primitive writers and a reader ------------------------------------------------------------
-
-
-def _string(s: str | None) -> bytes:
-    if s is None:
-        return _I16.pack(-1)
-    data = s.encode("utf-8")
-    if len(data) > 0x7FFF:
-        raise ValueError(f"String of {len(data)} bytes is longer than an int16 length allows")
-    return _I16.pack(len(data)) + data
-
-
-def _bytes(b: bytes) -> bytes:
-    return _I32.pack(len(b)) + b
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def _take(self, n: int) -> bytes:
-        if n < 0 or self._pos + n > len(self._data):
-            raise SchemaError(f"Record ends after {len(self._data)} bytes, needed {self._pos + n}")
-        out = self._data[self._pos:self._pos + n]
-        self._pos += n
-        return out
-
-    def int16(self) -> int:
-        return int(_I16.unpack(self._take(2))[0])
-
-    def int32(self) -> int:
-        return int(_I32.unpack(self._take(4))[0])
-
-    def int64(self) -> int:
-        return int(_I64.unpack(self._take(8))[0])
-
-    def nullable_string(self) -> str | None:
-        n = self.int16()
-        if n == -1:
-            return None
-        return self._take(n).decode("utf-8")
-
-    def string(self) -> str:
-        s = self.nullable_string()
-        if s is None:
-            raise SchemaError("Null string in a non-nullable field")
-        return s
-
-    def bytes_(self) -> bytes:
-        n = self.int32()
-        if n == -1:
-            raise SchemaError("Null bytes in a non-nullable field")
-        return self._take(n)
-
-    def array_length(self) -> int:
-        n = self.int32()
-        if n < 0:
-            raise SchemaError("Null array in a non-nullable field")
-        return n
-
-    def done(self) -> None:
-        if self._pos != len(self._data):
-            raise SchemaError(f"{len(self._data) - self._pos} bytes left over after the record")
-
 
 # -- keys --------------------------------------------------------------------------------------
 
@@ -136,16 +61,16 @@ class UnknownKey:
 
 def offset_commit_key(group_id: str, tp: TopicPartition) -> bytes:
     topic, partition = tp
-    return _I16.pack(OFFSET_COMMIT_KEY_VERSION) + _string(group_id) + _string(topic) + _I32.pack(partition)
+    return int16(OFFSET_COMMIT_KEY_VERSION) + nullable_string(group_id) + nullable_string(topic) + int32(partition)
 
 
 def group_metadata_key(group_id: str) -> bytes:
-    return _I16.pack(GROUP_METADATA_KEY_VERSION) + _string(group_id)
+    return int16(GROUP_METADATA_KEY_VERSION) + nullable_string(group_id)
 
 
 def read_message_key(key: bytes) -> OffsetKey | GroupMetadataKey | UnknownKey:
     """Kafka's readMessageKey: versions 0 and 1 are offsets, 2 is group metadata, others unknown."""
-    r = _Reader(key)
+    r = Reader(key)
     version = r.int16()
     if version in (0, 1):
         group_id, topic, partition = r.string(), r.string(), r.int32()
@@ -164,18 +89,18 @@ def read_message_key(key: bytes) -> OffsetKey | GroupMetadataKey | UnknownKey:
 def offset_commit_value(offset: OffsetAndMetadata) -> bytes:
     """Kafka's offsetCommitValue: v3, or v1 when the (pre-KIP-211) expire timestamp is set."""
     if offset.expire_timestamp_ms is not None:
-        return (_I16.pack(1) + _I64.pack(offset.offset) + _string(offset.metadata)
-                + _I64.pack(offset.commit_timestamp_ms) + _I64.pack(offset.expire_timestamp_ms))
+        return (int16(1) + int64(offset.offset) + nullable_string(offset.metadata)
+                + int64(offset.commit_timestamp_ms) + int64(offset.expire_timestamp_ms))
     epoch = NO_PARTITION_LEADER_EPOCH if offset.leader_epoch is None else offset.leader_epoch
-    return (_I16.pack(OFFSET_COMMIT_VALUE_VERSION) + _I64.pack(offset.offset) + _I32.pack(epoch)
-            + _string(offset.metadata) + _I64.pack(offset.commit_timestamp_ms))
+    return (int16(OFFSET_COMMIT_VALUE_VERSION) + int64(offset.offset) + int32(epoch)
+            + nullable_string(offset.metadata) + int64(offset.commit_timestamp_ms))
 
 
 def read_offset_message_value(value: bytes | None) -> OffsetAndMetadata | None:
     """Kafka's readOffsetMessageValue; None for a tombstone."""
     if value is None:
         return None
-    r = _Reader(value)
+    r = Reader(value)
     version = r.int16()
     if version not in (0, 1, 2, 3):
         raise SchemaError(f"Unknown offset message version: {version}")
@@ -204,27 +129,27 @@ def group_metadata_value(group: GroupMetadata, assignment: dict[str, bytes]) -> 
         raise ValueError("Attempted to write non-empty group metadata with no defined protocol.")
     timestamp = NO_TIMESTAMP if group.current_state_timestamp_ms is None else group.current_state_timestamp_ms
     out = [
-        _I16.pack(GROUP_METADATA_VALUE_VERSION),
-        _string(group.protocol_type or ""),
-        _I32.pack(group.generation_id),
-        _string(group.protocol_name),
-        _string(group.leader_id),
-        _I64.pack(timestamp),
-        _I32.pack(len(group.members)),
+        int16(GROUP_METADATA_VALUE_VERSION),
+        nullable_string(group.protocol_type or ""),
+        int32(group.generation_id),
+        nullable_string(group.protocol_name),
+        nullable_string(group.leader_id),
+        int64(timestamp),
+        int32(len(group.members)),
     ]
     for member_id, member in group.members.items():
         if member_id not in assignment:
             raise ValueError(f"Attempted to write member {member_id} of group {group.group_id} with no assignment.")
         assert group.protocol_name is not None
         out += [
-            _string(member_id),
-            _string(member.group_instance_id),
-            _string(member.client_id),
-            _string(member.client_host),
-            _I32.pack(member.rebalance_timeout_ms),
-            _I32.pack(member.session_timeout_ms),
-            _bytes(member.metadata(group.protocol_name)),
-            _bytes(assignment[member_id]),
+            nullable_string(member_id),
+            nullable_string(member.group_instance_id),
+            nullable_string(member.client_id),
+            nullable_string(member.client_host),
+            int32(member.rebalance_timeout_ms),
+            int32(member.session_timeout_ms),
+            nullable_bytes(member.metadata(group.protocol_name)),
+            nullable_bytes(assignment[member_id]),
         ]
     return b"".join(out)
 
@@ -234,7 +159,7 @@ def read_group_message_value(group_id: str, value: bytes | None) -> GroupMetadat
     protocol, with its stored subscription as metadata."""
     if value is None:
         return None
-    r = _Reader(value)
+    r = Reader(value)
     version = r.int16()
     if version not in (0, 1, 2, 3):
         raise SchemaError(f"Unknown group metadata message version: {version}")

@@ -10,9 +10,10 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from minikafka_protocol.common import TopicPartition
+
 log = logging.getLogger(__name__)
 
-TopicPartition = tuple[str, int]
 
 
 class CorruptCheckpointError(ValueError):

@@ -27,10 +27,10 @@ from broker.log.checkpoint_file import read_offsets, write_offsets
 from broker.log.leader_epoch_cache import LeaderEpochFileCache
 from broker.log.log_config import LogConfig
 from broker.log.unified_log import Log, LogClosedError
+from minikafka_protocol.common import TopicPartition
 
 log = logging.getLogger(__name__)
 
-TopicPartition = tuple[str, int]
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 RECOVERY_POINT_CHECKPOINT_FILE = "recovery-point-offset-checkpoint"

@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.errors import Errors
 from broker.local_cluster import wait_until
 from broker.log.record_batch import CorruptRecordError, batches, records
 from client.admin import AdminClient, AdminError
@@ -37,6 +36,7 @@ from client.chaos.local import LocalChaosCluster
 from client.chaos.schedule import FAULT_KINDS, PlannedFault, Schedule, draw_schedule
 from client.chaos.workload import MEMBER_SESSION_TIMEOUT_MS, Producer, StandaloneReader, number
 from client.watch import ClusterSnapshot, GroupState, SnapshotCollector
+from minikafka_protocol.errors import Errors
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from client.chaos import history as h
 from client.chaos.history import HistoryWriter
-from client.cluster import KafkaError, TopicPartition
+from client.cluster import KafkaError
 from client.consumer import ConsumerRecord, KafkaConsumer
 from client.consumer_coordinator import ConsumerRebalanceListener
 from client.producer import FutureRecordMetadata, KafkaProducer
+from minikafka_protocol.common import TopicPartition
 
 # The members' session: Kafka's group.min.session.timeout.ms, so a dead member is noticed soon.
 MEMBER_SESSION_TIMEOUT_MS = 6000
