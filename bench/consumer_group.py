@@ -31,8 +31,9 @@ from pathlib import Path
 import grpc
 
 from broker.grpc_options import OPTIONS
-from broker.local_cluster import LocalCluster, wait_until
 from client.admin import AdminClient
+from client.tooling.local_cluster import LocalCluster
+from client.tooling.processes import wait_until
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 

@@ -29,7 +29,9 @@ from pathlib import Path
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from broker.local_cluster import BrokerProcess, ZooKeeperServer, wait_until
+from client.tooling.local_cluster import BrokerProcess
+from client.tooling.processes import wait_until
+from client.tooling.zookeeper import ZooKeeperServer
 
 GOAL = 1.1
 

@@ -36,8 +36,10 @@ import grpc
 from kazoo.client import KazooClient
 
 from broker.grpc_options import OPTIONS
-from broker.local_cluster import BrokerProcess, ZooKeeperServer, wait_until
 from client.admin import AdminClient
+from client.tooling.local_cluster import BrokerProcess
+from client.tooling.processes import wait_until
+from client.tooling.zookeeper import ZooKeeperServer
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 TOPIC_SIZE = 1000  # partitions per topic: a topic's assignment znode must stay under ZooKeeper's 1 MB

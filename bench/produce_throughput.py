@@ -20,10 +20,10 @@ import threading
 import time
 from pathlib import Path
 
-from broker.local_cluster import LocalCluster
 from client.admin import AdminClient
 from client.consumer import KafkaConsumer
 from client.producer import KafkaProducer
+from client.tooling.local_cluster import LocalCluster
 
 THROUGHPUT_GOAL = 100_000  # records/s of 100 bytes with acks=all
 P99_GOAL_MS = 50.0

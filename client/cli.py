@@ -19,13 +19,14 @@ from typing import TypeVar
 from rich.console import Console
 from rich.table import Table
 
-from broker.local_cluster import LocalCluster, LocalClusterError, wait_until
 from client import watch
 from client.admin import AdminClient, AdminError, ClusterDescription, parse_bootstrap_servers
 from client.cluster import ClusterMetadata, KafkaError
 from client.consumer import ConsumerRecord, KafkaConsumer
 from client.consumer_coordinator import Coordinator, DescribedMember, GroupClient, describe_members
 from client.producer import FutureRecordMetadata, KafkaProducer
+from client.tooling.local_cluster import LocalCluster
+from client.tooling.processes import LocalClusterError, wait_until
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors
 from minikafka_protocol.group import OFFSETS_TOPIC

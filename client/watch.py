@@ -36,10 +36,10 @@ from rich.table import Table
 from rich.text import Text
 
 from broker.grpc_options import target
-from broker.local_cluster import four_letter_word
 from client.admin import parse_bootstrap_servers
 from client.cluster import ClusterMetadata
 from client.consumer_coordinator import GroupClient, describe_members
+from client.tooling.zookeeper import four_letter_word
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors
 from minikafka_protocol.group import OFFSETS_TOPIC, partition_for

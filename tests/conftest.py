@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from harness import OFFSETS_PARTITIONS, ClusterHarness
 
-from broker.local_cluster import ZooKeeperServer
+from client.tooling.zookeeper import ZooKeeperServer
 
 
 @pytest.fixture(scope="session")

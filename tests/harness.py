@@ -14,8 +14,10 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from broker.local_cluster import BrokerProcess, ZkProxy, ZooKeeperServer, wait_until
 from client.admin import AdminClient, ClusterDescription
+from client.tooling.local_cluster import BrokerProcess
+from client.tooling.processes import wait_until
+from client.tooling.zookeeper import ZkProxy, ZooKeeperServer
 
 # Short sessions keep failover tests quick; ZooKeeper's tickTime of 500 ms allows them.
 DEFAULT_SESSION_TIMEOUT_MS = 4000

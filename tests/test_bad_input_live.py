@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from harness import ClusterHarness
 
-from broker.local_cluster import BrokerProcess, free_port, wait_until
+from client.tooling.local_cluster import BrokerProcess
+from client.tooling.processes import free_port, wait_until
 
 pytestmark = pytest.mark.live
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from harness import ClusterHarness
 
-from broker.local_cluster import free_port, wait_until
 from client.admin import AdminClient
+from client.tooling.processes import free_port, wait_until
 
 pytestmark = pytest.mark.live
 

@@ -18,7 +18,7 @@ from harness import DEFAULT_SESSION_TIMEOUT_MS, OFFSETS_PARTITIONS, ClusterHarne
 from test_replication_live import SteadyWriter, bootstrap, create
 
 from broker.grpc_options import OPTIONS
-from broker.local_cluster import wait_until
+from client.tooling.processes import wait_until
 from minikafka_protocol.errors import Errors
 from minikafka_protocol.group import partition_for
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc

@@ -8,7 +8,7 @@ import time
 import pytest
 from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness, ControllerState
 
-from broker.local_cluster import wait_until
+from client.tooling.processes import wait_until
 
 pytestmark = pytest.mark.live
 

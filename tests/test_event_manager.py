@@ -7,7 +7,7 @@ import threading
 
 from broker.controller.controller import ControlledShutdown, ReplicaLeaderElection
 from broker.controller.event_manager import BrokerChange, ControllerEvent, ControllerEventManager, Expire
-from broker.local_cluster import wait_until
+from client.tooling.processes import wait_until
 from minikafka_protocol.errors import Errors
 
 

@@ -12,8 +12,8 @@ import pytest
 from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness
 
 from broker.grpc_options import OPTIONS
-from broker.local_cluster import wait_until
 from client.producer import KafkaProducer
+from client.tooling.processes import wait_until
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 pytestmark = pytest.mark.live

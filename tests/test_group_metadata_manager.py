@@ -11,12 +11,12 @@ import pytest
 from broker.group.coordinator_rules import GroupConfig, JoinGroupRequest, MemberIdentity, SyncGroupRequest
 from broker.group.group_metadata import OffsetAndMetadata
 from broker.group.group_metadata_manager import GroupMetadataManager
-from broker.local_cluster import wait_until
 from broker.log import record_batch as rb
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import PartitionInfo
 from broker.replica_manager import ReplicaManager
+from client.tooling.processes import wait_until
 from minikafka_protocol.errors import Errors
 from minikafka_protocol.group import OFFSETS_TOPIC
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 
-from broker.local_cluster import ZooKeeperServer
 from broker.zk import zk_data
 from broker.zk.kafka_zk_client import KafkaZkClient, bounded_handshake_hosts, parse_zk_connect
+from client.tooling.zookeeper import ZooKeeperServer
 
 
 def test_chroot_is_split_from_the_servers() -> None:

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness
 
-from broker.local_cluster import wait_until
+from client.tooling.processes import wait_until
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 

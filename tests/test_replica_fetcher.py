@@ -12,11 +12,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from broker.local_cluster import wait_until
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import BrokerEndpoint, PartitionInfo
 from broker.replica_manager import ReplicaManager
+from client.tooling.processes import wait_until
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 

@@ -11,13 +11,13 @@ import pytest
 
 from broker import replica_manager
 from broker.fetch_session import FetchKind, PartitionData
-from broker.local_cluster import wait_until
 from broker.log import record_batch as rb
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import PartitionInfo
 from broker.partition import caught_up_ms
 from broker.replica_manager import FetchRequestPartition, FetchResult, ProduceResult, ReplicaManager, now_ms
+from client.tooling.processes import wait_until
 from minikafka_protocol.errors import Errors
 
 

@@ -13,7 +13,7 @@ from harness import DEFAULT_SESSION_TIMEOUT_MS, OFFSETS_PARTITIONS, ClusterHarne
 from test_consumer_group_live import GroupConsumer, find_coordinator
 from test_replication_live import bootstrap, create
 
-from broker.local_cluster import free_port, wait_until
+from client.tooling.processes import free_port, wait_until
 from client.watch import (
     OFFSETS_TOPIC,
     ClusterSnapshot,

@@ -16,8 +16,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from broker.local_cluster import four_letter_word, wait_until
 from client.chaos.cluster import BROKERS, ZOOKEEPER_SERVERS, ChaosCluster, Mend, ProcessHandles, hurt_process
+from client.tooling.processes import wait_until
+from client.tooling.zookeeper import four_letter_word
 from client.watch import parse_srvr
 
 # The compose file's settings (docker-compose.yml).

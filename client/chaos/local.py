@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broker.local_cluster import BrokerProcess, ZkProxy, ZooKeeperEnsemble
 from client.chaos.cluster import BROKERS, ChaosCluster, Mend, ProcessHandles, hurt_process
+from client.tooling.local_cluster import BrokerProcess
+from client.tooling.zookeeper import ZkProxy, ZooKeeperEnsemble
 
 ZOOKEEPER_SESSION_TIMEOUT_MS = 4000
 BROKER_OVERRIDES = {

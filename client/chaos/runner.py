@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.local_cluster import wait_until
 from broker.log.record_batch import CorruptRecordError, batches, records
 from client.admin import AdminClient, AdminError
 from client.chaos import checker
@@ -35,6 +34,7 @@ from client.chaos.history import HistoryWriter, read_history
 from client.chaos.local import LocalChaosCluster
 from client.chaos.schedule import FAULT_KINDS, PlannedFault, Schedule, draw_schedule
 from client.chaos.workload import MEMBER_SESSION_TIMEOUT_MS, Producer, StandaloneReader, number
+from client.tooling.processes import wait_until
 from client.watch import ClusterSnapshot, GroupState, SnapshotCollector
 from minikafka_protocol.errors import Errors
 

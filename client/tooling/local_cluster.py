@@ -1,0 +1,175 @@
+"""A cluster of real processes on 127.0.0.1: Debian's ZooKeeper server and N brokers.
+
+The base of `minikafka local-cluster`, of the chaos tool and of the test harness. Nothing here is in-process:
+ZooKeeper is the Java server from Debian's `zookeeper` package and each broker is its own
+`python -m broker` process, so signals (SIGKILL, SIGSTOP, SIGTERM) do what they do in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from kazoo.client import KazooClient
+
+from client.tooling.processes import free_port, wait_until
+from client.tooling.zookeeper import ZooKeeperServer
+
+
+class BrokerProcess:
+    """One `minikafka-broker` process with a fixed id, port and log directory."""
+
+    def __init__(
+        self,
+        broker_id: int,
+        zookeeper_connect: str,
+        work_dir: Path,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        overrides: Mapping[str, str] | None = None,
+    ) -> None:
+        self.broker_id = broker_id
+        self.host = host
+        self.port = port or free_port(host)
+        self.work_dir = Path(work_dir)
+        self.log_path = self.work_dir / "broker.log"
+        self.properties = {
+            "broker.id": str(broker_id),
+            "listeners": f"PLAINTEXT://{host}:{self.port}",
+            "zookeeper.connect": zookeeper_connect,
+            "log.dirs": str(self.work_dir / "data"),
+            **(overrides or {}),
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.poll() if self._process else None
+
+    def start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        props = self.work_dir / "server.properties"
+        props.write_text("".join(f"{k}={v}\n" for k, v in self.properties.items()))
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MINIKAFKA_")}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "broker", str(props)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        )
+        log.close()
+
+    def _signal(self, signum: int) -> None:
+        if self._process is not None and self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL: the broker dies on the spot, its session expires later."""
+        self._signal(signal.SIGKILL)
+        if self._process is not None:
+            self._process.wait()
+
+    def pause(self) -> None:
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def terminate(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM: a clean shutdown; returns the exit status."""
+        self._signal(signal.SIGCONT)
+        self._signal(signal.SIGTERM)
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self._process.returncode
+
+    def wait(self, timeout: float) -> int:
+        assert self._process is not None
+        return self._process.wait(timeout)
+
+    def restart(self) -> None:
+        if self.running:
+            self.kill()
+        self.start()
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+class LocalCluster:
+    """ZooKeeper plus brokers 1..N, as `minikafka local-cluster` runs them."""
+
+    def __init__(self, work_dir: Path, brokers: int, zookeeper_port: int | None = None,
+                 base_port: int | None = None, overrides: Mapping[str, str] | None = None) -> None:
+        self.work_dir = Path(work_dir)
+        self.zookeeper = ZooKeeperServer(self.work_dir / "zookeeper", port=zookeeper_port)
+        # Brokers stop together here: a last broker cannot hand its leaderships to anyone, so
+        # keep its controlled shutdown retries short (Kafka's default backoff is 5 s).
+        overrides = {"controlled.shutdown.retry.backoff.ms": "1000", **(overrides or {})}
+        self.brokers = [
+            BrokerProcess(
+                broker_id,
+                self.zookeeper.connect,
+                self.work_dir / f"broker-{broker_id}",
+                port=(base_port + broker_id - 1) if base_port else None,
+                overrides=overrides,
+            )
+            for broker_id in range(1, brokers + 1)
+        ]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(b.address for b in self.brokers)
+
+    def start(self) -> None:
+        self.zookeeper.start()
+        for broker in self.brokers:
+            broker.start()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until every broker is registered in ZooKeeper and a controller is elected."""
+        zk = KazooClient(hosts=self.zookeeper.connect)
+        zk.start()
+        try:
+            wait_until(lambda: len(zk.get_children("/brokers/ids")) == len(self.brokers) and zk.exists("/controller"),
+                       timeout, "every broker registered and a controller")
+        finally:
+            zk.stop()
+            zk.close()
+
+    def kill(self) -> None:
+        """SIGKILL every broker, then stop ZooKeeper: a benchmark's quick end."""
+        for broker in self.brokers:
+            broker.kill()
+        self.zookeeper.stop()
+
+    def stop(self) -> None:
+        for broker in self.brokers:
+            broker._signal(signal.SIGTERM)
+        for broker in self.brokers:
+            broker.terminate()
+        self.zookeeper.stop()
