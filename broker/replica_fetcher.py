@@ -291,7 +291,7 @@ class ReplicaFetcherThread:
         max_wait_ms = 0 if request.is_full and not request.to_send else self.manager.max_wait_ms
         response = self._stub.Fetch(
             kafka_pb2.FetchRequest(
-                replica_id=rm.broker_id, replica_epoch=rm._broker_epoch(), max_wait_ms=max_wait_ms,
+                replica_id=rm.broker_id, replica_epoch=rm.broker_epoch, max_wait_ms=max_wait_ms,
                 min_bytes=self.manager.min_bytes, max_bytes=self.manager.response_max_bytes,
                 topics=[kafka_pb2.FetchTopic(topic=t, partitions=ps) for t, ps in by_topic.items()],
                 session_id=request.session_id, session_epoch=request.epoch,

@@ -177,6 +177,11 @@ class ReplicaManager:
 
     # -- views ---------------------------------------------------------------------------------
 
+    @property
+    def broker_epoch(self) -> int:
+        """This broker's epoch: the zxid that created its registration, as the controller knows it."""
+        return self._broker_epoch()
+
     def partitions(self) -> dict[TopicPartition, PartitionInfo]:
         """Each hosted partition's state as the controller last sent it."""
         with self._lock:

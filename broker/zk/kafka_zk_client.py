@@ -216,7 +216,10 @@ class KafkaZkClient:
                 self._on_session_event(SessionEvent.EXPIRED)
         elif state == KazooState.CONNECTED:
             self._cancel_cut_off_timer()
-            session_id = self._kazoo._session_id
+            client_id = self._kazoo.client_id
+            if client_id is None:
+                return  # lost again already: the SUSPENDED or LOST that follows is handled instead
+            session_id = client_id[0]
             with self._lock:
                 revived = self._given_up is not None and session_id == self._given_up
                 if not revived:
@@ -342,10 +345,13 @@ class KafkaZkClient:
         stat = self.exists(path)
         if stat is None:
             raise BrokerIdInUseError(f"{path} vanished right after it was created")
-        if stat.ephemeralOwner != self._kazoo._session_id:
+        client_id = self._kazoo.client_id
+        if client_id is None:
+            raise ConnectionLoss(f"the connection to ZooKeeper was lost while registering {path}")
+        if stat.ephemeralOwner != client_id[0]:
             raise BrokerIdInUseError(
                 f"Broker id {info.broker_id} is already registered: {path} belongs to ZooKeeper "
-                f"session 0x{stat.ephemeralOwner:x}, not this broker's (0x{self._kazoo._session_id or 0:x}); "
+                f"session 0x{stat.ephemeralOwner:x}, not this broker's (0x{client_id[0]:x}); "
                 "broker.id must be unique in the cluster"
             )
         return stat.czxid
@@ -353,7 +359,8 @@ class KafkaZkClient:
     def deregister_broker(self, broker_id: int) -> None:
         path = zk_data.broker_id_path(broker_id)
         found = self.retry(self._kazoo.exists, path, deadline_s=5)
-        if found is not None and found.ephemeralOwner == self._kazoo._session_id:
+        client_id = self._kazoo.client_id
+        if found is not None and client_id is not None and found.ephemeralOwner == client_id[0]:
             with contextlib.suppress(NoNodeError, BadVersionError):
                 self.retry(self._kazoo.delete, path, version=found.version, deadline_s=5)
 
