@@ -73,6 +73,15 @@ def consumers() -> Iterator[list[Any]]:
             consumer.stop()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that gets a real ZooKeeper server, through any fixture, carries the `live`
+    marker, so `-m "not live"` runs the unit tests alone; modules that start servers themselves
+    are marked in their pytestmark."""
+    for item in items:
+        if {"zookeeper", "private_zookeeper"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """Attach every broker's log to the report of a failed test."""
