@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -701,3 +701,29 @@ class _Group(kafka_pb2_grpc.GroupServicer):
 
     def ListGroups(self, request, context):  # type: ignore[no-untyped-def]
         return self.cluster.list_groups(self.broker_id, request)
+
+
+def running(partition_leaders: list[int], topic: str = "t") -> Iterator[FakeCluster]:
+    """A fake cluster with one topic whose partitions have these leaders, closed at the end: the
+    body of the client tests' `cluster` fixtures."""
+    fake = FakeCluster()
+    fake.create_topic(topic, partition_leaders)
+    yield fake
+    fake.close()
+
+
+C = TypeVar("C")
+
+
+def made(make_client: Callable[..., C], close: Callable[[C], object]) -> Iterator[Callable[..., C]]:
+    """A factory of clients for a fixture to yield, each client closed at the end."""
+    clients: list[C] = []
+
+    def make(**config: object) -> C:
+        client = make_client(len(clients), **config)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        close(client)

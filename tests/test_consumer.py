@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
+import fake_cluster
 import pytest
 from fake_cluster import FakeCluster, Scripted, wait_for
 
@@ -20,26 +21,17 @@ T0, T1, T2 = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t",
 
 @pytest.fixture
 def cluster() -> Iterator[FakeCluster]:
-    fake = FakeCluster()
-    fake.create_topic("t", [1, 2, 1])
-    yield fake
-    fake.close()
+    yield from fake_cluster.running([1, 2, 1])
 
 
 @pytest.fixture
 def make_consumer(cluster: FakeCluster) -> Iterator[Callable[..., KafkaConsumer]]:
-    consumers: list[KafkaConsumer] = []
-
-    def make(**config: object) -> KafkaConsumer:
+    def make(_made_before: int, **config: object) -> KafkaConsumer:
         config = {"fetch_max_wait_ms": 50, "retry_backoff_ms": 10, "request_timeout_ms": 5000,
                   "default_api_timeout_ms": 5000, **config}
-        consumer = KafkaConsumer(cluster.bootstrap, **config)  # type: ignore[arg-type]
-        consumers.append(consumer)
-        return consumer
+        return KafkaConsumer(cluster.bootstrap, **config)  # type: ignore[arg-type]
 
-    yield make
-    for consumer in consumers:
-        consumer.close()
+    yield from fake_cluster.made(make, KafkaConsumer.close)
 
 
 def poll_until(consumer: KafkaConsumer, count: int, timeout: float = 5.0) -> list[ConsumerRecord]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+import fake_cluster
 import pytest
 from fake_cluster import FakeCluster, ProduceSeen, Scripted, wait_for
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
@@ -21,25 +22,16 @@ from minikafka_protocol.errors import Errors
 
 @pytest.fixture
 def cluster() -> Iterator[FakeCluster]:
-    fake = FakeCluster()
-    fake.create_topic("t", [1, 2, 3])
-    yield fake
-    fake.close()
+    yield from fake_cluster.running([1, 2, 3])
 
 
 @pytest.fixture
 def make_producer(cluster: FakeCluster) -> Iterator[Callable[..., KafkaProducer]]:
-    producers: list[KafkaProducer] = []
-
-    def make(**config: object) -> KafkaProducer:
+    def make(_made_before: int, **config: object) -> KafkaProducer:
         config = {"linger_ms": 1, "retry_backoff_ms": 10, "request_timeout_ms": 5000, **config}
-        producer = KafkaProducer(cluster.bootstrap, **config)  # type: ignore[arg-type]
-        producers.append(producer)
-        return producer
+        return KafkaProducer(cluster.bootstrap, **config)  # type: ignore[arg-type]
 
-    yield make
-    for producer in producers:
-        producer.close(timeout=5)
+    yield from fake_cluster.made(make, lambda producer: producer.close(timeout=5))
 
 
 def seen_for(cluster: FakeCluster, tp: tuple[str, int]) -> list[ProduceSeen]:
