@@ -74,7 +74,7 @@ class DataService(kafka_pb2_grpc.DataServicer):
                 else:
                     entries[tp] = data.records
         timeout_ms = max(0, min(request.timeout_ms or 30000, 300000))
-        for tp, result in self._replicas.append_records(request.acks, timeout_ms, entries).items():
+        for tp, result in self._replicas.append_records(request.acks, timeout_ms, entries).result().items():
             answers[tp] = kafka_pb2.ProducePartitionResponse(
                 partition=tp[1], error_code=result.error.code, error_message=result.message,
                 base_offset=result.base_offset, log_start_offset=result.log_start_offset,

@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +97,7 @@ class _DelayedProduce:
     results: dict[TopicPartition, ProduceResult]
     deadline: float
     timeout_ms: int
-    callback: Callable[[dict[TopicPartition, ProduceResult]], None]
+    future: Future[dict[TopicPartition, ProduceResult]]
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ class ReplicaManager:
         self._fetch_sessions_lock = threading.Lock()
         self._checkpointed_high_watermarks: dict[TopicPartition, int] = {}
         self._delayed_produces: list[_DelayedProduce] = []
+        self._delayed_produce_started = False
         self._delayed_produce_thread = threading.Thread(
             target=self._delayed_produce_loop, name=f"delayed-produce-{broker_id}", daemon=True
         )
@@ -392,29 +394,33 @@ class ReplicaManager:
 
     def append_records(
         self, acks: int, timeout_ms: int, entries: dict[TopicPartition, bytes]
-    ) -> dict[TopicPartition, ProduceResult]:
-        """Kafka's appendRecords: append to each leader's log, then for acks=all wait until every
-        ISR member has the records or timeout_ms passes."""
+    ) -> Future[dict[TopicPartition, ProduceResult]]:
+        """Kafka's appendRecords: the records are in the leaders' logs, in call order, when this
+        returns. The future has each partition's result: at once, or for acks=all once every ISR
+        member has the records, timeout_ms passes or the broker stops, completed by the
+        delayed-produce thread (Kafka's produce purgatory). No caller holds a thread meanwhile."""
         results, waiting = self._append_to_leaders(acks, entries)
-        if waiting:
-            self._await_replication(waiting, results, timeout_ms)
-        return results
-
-    def append_records_async(
-        self, acks: int, timeout_ms: int, entries: dict[TopicPartition, bytes],
-        callback: Callable[[dict[TopicPartition, ProduceResult]], None],
-    ) -> None:
-        """append_records for a caller that must not block (the group coordinator's thread): the
-        records are in the leaders' logs, in call order, when this returns; ``callback`` gets the
-        results once acks=all is satisfied, on the delayed-produce thread (Kafka's produce purgatory)."""
-        results, waiting = self._append_to_leaders(acks, entries)
+        done: Future[dict[TopicPartition, ProduceResult]] = Future()
         if not waiting:
-            callback(results)
-            return
+            done.set_result(results)
+            return done
         deadline = time.monotonic() + timeout_ms / 1000
         with self._data_changed:
-            self._delayed_produces.append(_DelayedProduce(waiting, results, deadline, timeout_ms, callback))
+            if self._stopped.is_set():  # the delayed-produce thread may be gone: nobody would wait
+                self._timed_out(waiting, results, timeout_ms)
+                done.set_result(results)
+                return done
+            self._delayed_produces.append(_DelayedProduce(waiting, results, deadline, timeout_ms, done))
+            self._start_delayed_produce_thread()
         self.notify_data_changed(())  # wakes the delayed-produce thread; no partition changed
+        return done
+
+    def _start_delayed_produce_thread(self) -> None:
+        """Started by start() or by the first delayed produce (a replica manager in a unit test
+        runs no other thread), once; called with _data_changed held."""
+        if not self._delayed_produce_started:
+            self._delayed_produce_started = True
+            self._delayed_produce_thread.start()
 
     def _append_to_leaders(
         self, acks: int, entries: dict[TopicPartition, bytes]
@@ -462,24 +468,9 @@ class ReplicaManager:
         for tp in waiting:
             results[tp] = ProduceResult(Errors.REQUEST_TIMED_OUT, f"not replicated to the ISR within {timeout_ms} ms")
 
-    def _await_replication(
-        self, waiting: dict[TopicPartition, tuple[Partition, int, int]], results: dict[TopicPartition, ProduceResult],
-        timeout_ms: int,
-    ) -> None:
-        """Kafka's DelayedProduce: done when each partition's high watermark passes its write."""
-        deadline = time.monotonic() + timeout_ms / 1000
-        while waiting:
-            seen = self._data_version
-            self._replication_done(waiting, results)
-            remaining = deadline - time.monotonic()
-            if not waiting or remaining <= 0 or self._stopped.is_set():
-                break
-            self._wait_for_change(seen, remaining)
-        self._timed_out(waiting, results, timeout_ms)
-
     def _delayed_produce_loop(self) -> None:
-        """Completes the appends of append_records_async, each once its high watermark passes it,
-        its partition fails, its timeout passes or the broker stops."""
+        """Completes the delayed appends of append_records, each once its high watermark passes
+        it, its partition fails, its timeout passes or the broker stops."""
         while True:
             with self._data_changed:
                 seen = self._data_version
@@ -493,10 +484,7 @@ class ReplicaManager:
                     keep.append(delayed)
                     continue
                 self._timed_out(delayed.waiting, delayed.results, delayed.timeout_ms)
-                try:
-                    delayed.callback(delayed.results)
-                except Exception:
-                    log.exception("%s A delayed produce callback failed", self.prefix)
+                delayed.future.set_result(delayed.results)  # a failing callback is logged by Future
             with self._data_changed:
                 self._delayed_produces[:0] = keep
                 if stopped and not self._delayed_produces:
@@ -711,7 +699,8 @@ class ReplicaManager:
 
     def start(self) -> None:
         threading.Thread(target=self._isr_upkeep, name=f"isr-upkeep-{self.broker_id}", daemon=True).start()
-        self._delayed_produce_thread.start()
+        with self._data_changed:
+            self._start_delayed_produce_thread()
 
     def stop(self) -> None:
         self._stopped.set()

@@ -134,7 +134,8 @@ def test_a_malformed_record_in_the_offsets_log_is_skipped_when_loading(
     assert coordinator.commit_offsets("simple", "", -1, {("t", 0): OffsetAndMetadata(3, "", 1)}).result(T) == {
         ("t", 0): Errors.NONE}
     # A record whose key says "offset commit" but whose value is garbage.
-    replicas.append_records(1, 1000, {TP: rb.build_batch([(b"\x00\x01\x00\x01g\x00\x01t\x00\x00\x00\x00", b"junk")])})
+    garbage = rb.build_batch([(b"\x00\x01\x00\x01g\x00\x01t\x00\x00\x00\x00", b"junk")])
+    replicas.append_records(1, 1000, {TP: garbage}).result()
     lead(replicas, 1, leader=2)
     lead(replicas, 2)
     wait_until(lambda: owned(coordinator) == [0], T, "the partition to load again")

@@ -105,7 +105,7 @@ def batch(*values: bytes, **producer: int) -> bytes:
 
 
 def produce(manager: ReplicaManager, records: bytes, acks: int = 1, timeout_ms: int = 1000) -> ProduceResult:
-    return manager.append_records(acks, timeout_ms, {T0: records})[T0]
+    return manager.append_records(acks, timeout_ms, {T0: records}).result()[T0]
 
 
 def fetch(manager: ReplicaManager, offset: int, replica_id: int = -1, epoch: int = -1, wait_ms: int = 0) -> FetchResult:
@@ -133,6 +133,18 @@ def test_acks_all_waits_for_the_follower_and_times_out_without_it(tmp_path: Path
     fetch(manager, 2, replica_id=2)
     writer.join(5)
     assert result and result[0].error is Errors.NONE and result[0].base_offset == 1
+
+
+def test_an_acks_all_write_is_a_future_completed_by_the_follower_fetch_that_replicates_it(tmp_path: Path) -> None:
+    # One delayed-produce path for every caller: nobody holds a thread while the ISR catches up.
+    manager = leader_manager(tmp_path)
+    written = manager.append_records(-1, 10000, {T0: batch(b"x")})
+    assert manager.partition(T0).log.log_end_offset == 1 and not written.done()
+    fetch(manager, 1, replica_id=2)
+    assert written.result(timeout=5)[T0].error is Errors.NONE
+    manager.stop()
+    late = manager.append_records(-1, 10000, {T0: batch(b"y")})
+    assert late.result(timeout=5)[T0].error is Errors.REQUEST_TIMED_OUT  # a stopped broker answers at once
 
 
 def test_acks_all_is_refused_when_the_isr_is_below_min_insync_replicas(tmp_path: Path) -> None:

@@ -274,13 +274,13 @@ class GroupMetadataManager:
             return
         tp = (OFFSETS_TOPIC, partition)
 
-        def replicated(results: dict[TopicPartition, ProduceResult]) -> None:
-            error = results[tp].error
+        def replicated(results: Future[dict[TopicPartition, ProduceResult]]) -> None:
+            error = results.result()[tp].error
             self._events.put(lambda: done(error))
 
-        self._replicas.append_records_async(
-            ACKS_ALL, self._commit_timeout_ms, {tp: build_batch(list(batch_records))}, replicated
-        )
+        self._replicas.append_records(
+            ACKS_ALL, self._commit_timeout_ms, {tp: build_batch(list(batch_records))}
+        ).add_done_callback(replicated)
 
     def _store_group(self, store: StoreGroup) -> None:
         self._append(
