@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
 import grpc
 from kazoo.exceptions import NodeExistsError
 
+from broker import grpc_adapter
 from broker.group.coordinator_rules import (
     MAX_GROUP_ID_BYTES,
     JoinGroupRequest,
@@ -83,27 +82,6 @@ class OffsetsTopicCreator:
             self._created = True
 
 
-def _client_host(context: grpc.ServicerContext) -> str:
-    """Kafka's clientHost ("/127.0.0.1") from gRPC's peer ("ipv4:127.0.0.1:52144")."""
-    peer = context.peer() or ""
-    kind, _, rest = peer.partition(":")
-    if kind == "ipv4":
-        return "/" + rest.rsplit(":", 1)[0]
-    if kind == "ipv6":
-        return "/" + rest.rsplit(":", 1)[0].strip("[]").replace("%5B", "").replace("%5D", "")
-    return "/" + rest if rest else ""
-
-
-def _wait(future: Future[R], context: grpc.ServicerContext, gone: R) -> R:
-    """A parked request's answer; the worker thread is freed if the client goes away first."""
-    while True:
-        try:
-            return future.result(timeout=1.0)
-        except FutureTimeout:
-            if not context.is_active():
-                return gone
-
-
 class GroupService(kafka_pb2_grpc.GroupServicer):
     def __init__(self, broker_id: int, metadata: MetadataCache, coordinator: GroupMetadataManager,
                  offsets_topic: OffsetsTopicCreator) -> None:
@@ -154,9 +132,9 @@ class GroupService(kafka_pb2_grpc.GroupServicer):
             protocols=[(p.name, bytes(p.metadata)) for p in request.protocols],
             session_timeout_ms=request.session_timeout_ms, rebalance_timeout_ms=request.rebalance_timeout_ms,
             group_instance_id=request.group_instance_id if request.HasField("group_instance_id") else None,
-            client_host=_client_host(context),
+            client_host=grpc_adapter.client_host(context),
         )
-        result = _wait(self._coordinator.join_group(req), context, None)
+        result = grpc_adapter.wait(self._coordinator.join_group(req), context, None)
         if result is None:
             return kafka_pb2.JoinGroupResponse(error_code=Errors.REQUEST_TIMED_OUT.code, generation_id=-1)
         response = kafka_pb2.JoinGroupResponse(
@@ -178,7 +156,7 @@ class GroupService(kafka_pb2_grpc.GroupServicer):
             group_instance_id=request.group_instance_id if request.HasField("group_instance_id") else None,
             protocol_type=request.protocol_type or None, protocol_name=request.protocol_name or None,
         )
-        result = _wait(self._coordinator.sync_group(req), context, None)
+        result = grpc_adapter.wait(self._coordinator.sync_group(req), context, None)
         if result is None:
             return kafka_pb2.SyncGroupResponse(error_code=Errors.REQUEST_TIMED_OUT.code)
         return kafka_pb2.SyncGroupResponse(
@@ -190,7 +168,7 @@ class GroupService(kafka_pb2_grpc.GroupServicer):
                   ) -> kafka_pb2.HeartbeatResponse:
         instance = request.group_instance_id if request.HasField("group_instance_id") else None
         future = self._coordinator.heartbeat(request.group_id, request.member_id, request.generation_id, instance)
-        return kafka_pb2.HeartbeatResponse(error_code=_wait(future, context, Errors.REQUEST_TIMED_OUT).code)
+        return kafka_pb2.HeartbeatResponse(error_code=grpc_adapter.wait(future, context, Errors.REQUEST_TIMED_OUT).code)
 
     def LeaveGroup(self, request: kafka_pb2.LeaveGroupRequest, context: grpc.ServicerContext
                    ) -> kafka_pb2.LeaveGroupResponse:
@@ -198,7 +176,7 @@ class GroupService(kafka_pb2_grpc.GroupServicer):
                    for m in request.members]
         if not members:
             return kafka_pb2.LeaveGroupResponse(error_code=Errors.INVALID_REQUEST.code)
-        result = _wait(self._coordinator.leave_group(request.group_id, members), context, None)
+        result = grpc_adapter.wait(self._coordinator.leave_group(request.group_id, members), context, None)
         if result is None:
             return kafka_pb2.LeaveGroupResponse(error_code=Errors.REQUEST_TIMED_OUT.code)
         response = kafka_pb2.LeaveGroupResponse(error_code=result.error.code)
@@ -229,7 +207,7 @@ class GroupService(kafka_pb2_grpc.GroupServicer):
             instance = request.group_instance_id if request.HasField("group_instance_id") else None
             future = self._coordinator.commit_offsets(request.group_id, request.member_id, request.generation_id,
                                                       offsets, instance)
-            errors.update(_wait(future, context, dict.fromkeys(offsets, Errors.REQUEST_TIMED_OUT)))
+            errors.update(grpc_adapter.wait(future, context, dict.fromkeys(offsets, Errors.REQUEST_TIMED_OUT)))
         response = kafka_pb2.OffsetCommitResponse()
         by_topic: dict[str, kafka_pb2.OffsetCommitTopicResponse] = {}
         for (topic, partition), error in sorted(errors.items()):
@@ -242,7 +220,7 @@ class GroupService(kafka_pb2_grpc.GroupServicer):
     def OffsetFetch(self, request: kafka_pb2.OffsetFetchRequest, context: grpc.ServicerContext
                     ) -> kafka_pb2.OffsetFetchResponse:
         wanted = [(t.name, p) for t in request.topics for p in t.partitions] if request.topics else None
-        error, offsets = _wait(self._coordinator.fetch_offsets(request.group_id, wanted), context,
+        error, offsets = grpc_adapter.wait(self._coordinator.fetch_offsets(request.group_id, wanted), context,
                                (Errors.REQUEST_TIMED_OUT, {}))
         response = kafka_pb2.OffsetFetchResponse(error_code=error.code)
         if error is not Errors.NONE:
@@ -263,7 +241,7 @@ class GroupService(kafka_pb2_grpc.GroupServicer):
 
     def DescribeGroups(self, request: kafka_pb2.DescribeGroupsRequest, context: grpc.ServicerContext
                        ) -> kafka_pb2.DescribeGroupsResponse:
-        described = _wait(self._coordinator.describe_groups(list(request.groups)), context, [])
+        described = grpc_adapter.wait(self._coordinator.describe_groups(list(request.groups)), context, [])
         response = kafka_pb2.DescribeGroupsResponse()
         for error, group in described:
             entry = response.groups.add(
@@ -281,7 +259,7 @@ class GroupService(kafka_pb2_grpc.GroupServicer):
 
     def ListGroups(self, request: kafka_pb2.ListGroupsRequest, context: grpc.ServicerContext
                    ) -> kafka_pb2.ListGroupsResponse:
-        error, groups = _wait(self._coordinator.list_groups(), context, (Errors.REQUEST_TIMED_OUT, []))
+        error, groups = grpc_adapter.wait(self._coordinator.list_groups(), context, (Errors.REQUEST_TIMED_OUT, []))
         response = kafka_pb2.ListGroupsResponse(error_code=error.code)
         for group in groups:
             response.groups.add(group_id=group.group_id, protocol_type=group.protocol_type, group_state=group.state)

@@ -14,10 +14,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from broker import heap
 from broker.admin_service import AdminService
+from broker.api.kafka_apis import KafkaApis
 from broker.broker_control_service import BrokerControlService
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
-from broker.data_service import DataService, ProducerIdManager
+from broker.data_service import DataService
 from broker.group.coordinator_rules import GroupConfig
 from broker.group.group_metadata_manager import GroupMetadataManager
 from broker.group_service import GroupService, OffsetsTopicCreator
@@ -25,6 +26,7 @@ from broker.grpc_options import OPTIONS, target
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import MetadataCache, PartitionInfo, TopicPartition
+from broker.producer_id_manager import ProducerIdManager
 from broker.replica_manager import ReplicaManager
 from broker.scheduler import KafkaScheduler
 from broker.zk import zk_data
@@ -188,11 +190,9 @@ class KafkaServer:
                          self.replica_manager, group_metrics=self._group_metrics),
             server,
         )
-        kafka_pb2_grpc.add_DataServicer_to_server(
-            DataService(self.broker_id, self.replica_manager, self.metadata_cache,
-                        ProducerIdManager(self.broker_id, self.zk)),
-            server,
-        )
+        apis = KafkaApis(self.broker_id, self.replica_manager, self.metadata_cache,
+                         ProducerIdManager(self.broker_id, self.zk), self._handle_controlled_shutdown)
+        kafka_pb2_grpc.add_DataServicer_to_server(DataService(apis), server)
         assert self.group_coordinator is not None
         kafka_pb2_grpc.add_GroupServicer_to_server(
             GroupService(
@@ -203,9 +203,7 @@ class KafkaServer:
             ),
             server,
         )
-        kafka_pb2_grpc.add_BrokerControlServicer_to_server(
-            BrokerControlService(self.replica_manager, self.metadata_cache, self._handle_controlled_shutdown), server
-        )
+        kafka_pb2_grpc.add_BrokerControlServicer_to_server(BrokerControlService(apis), server)
 
     def _group_metrics(self) -> dict[str, int]:
         if self.group_coordinator is None:

@@ -1,0 +1,201 @@
+"""The requests and answers of the request layer, as plain data named after Kafka's messages.
+
+Each holds what the API means, not how a transport lays it out: partitions are keyed by
+TopicPartition (in request order), where Kafka's wire format nests them under their topics.
+Per-partition answers reuse the replica manager's and the group coordinator's own results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from broker.fetch_session import FINAL_EPOCH, INVALID_SESSION_ID, PartitionData
+from broker.metadata_cache import BrokerEndpoint, PartitionInfo
+from broker.replica_manager import FetchResult, ProduceResult
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.errors import Errors
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProduceRequest:
+    acks: int
+    timeout_ms: int
+    partitions: dict[TopicPartition, bytes]
+
+
+@dataclass(frozen=True)
+class ProduceResponse:
+    partitions: dict[TopicPartition, ProduceResult]
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """A consumer's (replica_id -1) or a follower's fetch; with a session (KIP-227) when
+    session_id or session_epoch say so, `partitions` holds only what changed."""
+
+    replica_id: int
+    max_wait_ms: int
+    min_bytes: int
+    max_bytes: int
+    partitions: dict[TopicPartition, PartitionData]
+    replica_epoch: int = -1
+    session_id: int = INVALID_SESSION_ID
+    session_epoch: int = FINAL_EPOCH
+    forgotten: tuple[TopicPartition, ...] = ()
+
+
+@dataclass(frozen=True)
+class FetchResponse:
+    error: Errors
+    session_id: int
+    partitions: dict[TopicPartition, FetchResult] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ListOffsetsPartition:
+    current_leader_epoch: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class ListOffsetsRequest:
+    partitions: dict[TopicPartition, ListOffsetsPartition]
+    replica_id: int = -1
+
+
+@dataclass(frozen=True)
+class ListedOffset:
+    error: Errors
+    offset: int = -1
+    leader_epoch: int = -1
+    timestamp: int = -1
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ListOffsetsResponse:
+    partitions: dict[TopicPartition, ListedOffset]
+
+
+@dataclass(frozen=True)
+class OffsetForLeaderEpochPartition:
+    current_leader_epoch: int
+    leader_epoch: int
+
+
+@dataclass(frozen=True)
+class OffsetForLeaderEpochRequest:
+    partitions: dict[TopicPartition, OffsetForLeaderEpochPartition]
+
+
+@dataclass(frozen=True)
+class EpochEndOffset:
+    error: Errors
+    leader_epoch: int
+    end_offset: int
+
+
+@dataclass(frozen=True)
+class OffsetForLeaderEpochResponse:
+    partitions: dict[TopicPartition, EpochEndOffset]
+
+
+@dataclass(frozen=True)
+class InitProducerIdRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class InitProducerIdResponse:
+    error: Errors
+    producer_id: int = -1
+    producer_epoch: int = -1
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class DescribeReplicasRequest:
+    partitions: tuple[TopicPartition, ...] | None = None  # None: every partition this broker has
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    broker_id: int
+    log_end_offset: int
+    last_caught_up_time_ms: int | None = None  # None for the leader itself
+
+
+@dataclass(frozen=True)
+class PartitionReplicas:
+    tp: TopicPartition
+    error: Errors
+    leader_epoch: int = -1
+    high_watermark: int = -1
+    log_start_offset: int = -1
+    replicas: tuple[ReplicaState, ...] = ()
+
+
+@dataclass(frozen=True)
+class DescribeReplicasResponse:
+    responding_broker_id: int
+    partitions: tuple[PartitionReplicas, ...]
+
+
+# -- the controller's requests to brokers ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeaderAndIsrRequest:
+    controller_id: int
+    controller_epoch: int
+    broker_epoch: int
+    partition_states: list[PartitionInfo]
+
+
+@dataclass(frozen=True)
+class UpdateMetadataRequest:
+    controller_id: int
+    controller_epoch: int
+    broker_epoch: int
+    live_brokers: list[BrokerEndpoint]
+    partition_states: list[PartitionInfo]
+    deleted_partitions: list[TopicPartition]
+
+
+@dataclass(frozen=True)
+class StopReplicaPartition:
+    tp: TopicPartition
+    leader_epoch: int
+    delete_partition: bool
+
+
+@dataclass(frozen=True)
+class StopReplicaRequest:
+    controller_id: int
+    controller_epoch: int
+    broker_epoch: int
+    partitions: list[StopReplicaPartition]
+
+
+@dataclass(frozen=True)
+class ControlledShutdownRequest:
+    broker_id: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True)
+class ControllerRequestResponse:
+    """The answer to LeaderAndIsr, UpdateMetadata and StopReplica: the request's error and each
+    partition's."""
+
+    error: Errors
+    partition_errors: dict[TopicPartition, Errors] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ControlledShutdownResponse:
+    error: Errors
+    message: str = ""
+    remaining_partitions: tuple[TopicPartition, ...] = ()

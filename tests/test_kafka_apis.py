@@ -1,0 +1,103 @@
+"""The request layer without a transport: requests as plain data in, Kafka's error codes out,
+parked answers as futures (a real replica manager on a temporary directory, no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broker.api import messages as m
+from broker.api.context import RequestContext
+from broker.api.kafka_apis import KafkaApis
+from broker.fetch_session import PartitionData
+from broker.log import record_batch as rb
+from broker.log.log_config import LogConfig
+from broker.log.log_manager import LogManager
+from broker.metadata_cache import BrokerEndpoint, MetadataCache, PartitionInfo
+from broker.replica_manager import ReplicaManager
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.errors import Errors
+
+T0 = TopicPartition("t", 0)
+MISSING = TopicPartition("missing", 0)
+CALLER = RequestContext(client_host="/127.0.0.1")
+
+
+class NoProducerIds:
+    def generate(self) -> int:
+        raise ConnectionError("ZooKeeper is away")
+
+
+@pytest.fixture
+def apis(tmp_path: Path) -> KafkaApis:
+    """Broker 1 leading t-0 with broker 2 in the ISR, as the controller's two requests make it."""
+    replicas = ReplicaManager(1, lambda: 100, LogManager([str(tmp_path)], LogConfig()))
+    apis = KafkaApis(1, replicas, MetadataCache(), NoProducerIds(),  # type: ignore[arg-type]
+                     lambda _b, _e: (Errors.NOT_CONTROLLER, "Broker 1 is not the controller", []))
+    state = PartitionInfo("t", 0, 1, 0, isr=(1, 2), replicas=(1, 2), zk_version=0, controller_epoch=1)
+    brokers = [BrokerEndpoint(1, "127.0.0.1", 9092), BrokerEndpoint(2, "127.0.0.1", 9093)]
+    answers = [apis.handle(CALLER, m.LeaderAndIsrRequest(9, 1, -1, [state])).result(),
+               apis.handle(CALLER, m.UpdateMetadataRequest(9, 1, -1, brokers, [state], [])).result()]
+    assert answers == [m.ControllerRequestResponse(Errors.NONE, {T0: Errors.NONE}),
+                       m.ControllerRequestResponse(Errors.NONE)]
+    return apis
+
+
+def produce(apis: KafkaApis, acks: int, *tps: TopicPartition) -> m.ProduceResponse:
+    request = m.ProduceRequest(acks, 10000, {tp: rb.build_batch([(None, b"v")]) for tp in tps})
+    return apis.handle(CALLER, request).result(timeout=5)
+
+
+def test_produce_is_checked_before_any_append(apis: KafkaApis) -> None:
+    answer = produce(apis, 2, T0)
+    assert answer.partitions[T0].error is Errors.INVALID_REQUIRED_ACKS
+    answer = produce(apis, 1, MISSING, T0)
+    assert [(tp, r.error, r.base_offset) for tp, r in answer.partitions.items()] == [
+        (MISSING, Errors.UNKNOWN_TOPIC_OR_PARTITION, -1), (T0, Errors.NONE, 0)]
+
+
+def test_an_acks_all_produce_parks_as_a_future_until_the_follower_fetches(apis: KafkaApis) -> None:
+    request = m.ProduceRequest(-1, 10000, {T0: rb.build_batch([(None, b"v")])})
+    parked = apis.handle(CALLER, request)
+    assert not parked.done()
+    follower = m.FetchRequest(replica_id=2, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20,
+                              partitions={T0: PartitionData(1)})
+    assert apis.handle(CALLER, follower).result().error is Errors.NONE
+    assert parked.result(timeout=5).partitions[T0].error is Errors.NONE
+
+
+def test_fetch_and_offsets_answer_each_partition_with_kafkas_codes(apis: KafkaApis) -> None:
+    produce(apis, 1, T0)
+    fetched = apis.handle(CALLER, m.FetchRequest(-1, 0, 0, 1 << 20, {
+        MISSING: PartitionData(0), T0: PartitionData(0),
+    })).result()
+    assert fetched.partitions[MISSING].error is Errors.UNKNOWN_TOPIC_OR_PARTITION
+    assert fetched.partitions[T0].high_watermark == 0  # the follower has not fetched: nothing to read yet
+    listed = apis.handle(CALLER, m.ListOffsetsRequest({
+        T0: m.ListOffsetsPartition(-1, -2), MISSING: m.ListOffsetsPartition(-1, -1),
+    })).result()
+    assert (listed.partitions[T0].error, listed.partitions[T0].offset) == (Errors.NONE, 0)
+    assert listed.partitions[MISSING].error is Errors.UNKNOWN_TOPIC_OR_PARTITION
+    by_time = apis.handle(CALLER, m.ListOffsetsRequest({T0: m.ListOffsetsPartition(-1, 12345)})).result()
+    assert by_time.partitions[T0].error is Errors.INVALID_REQUEST and "timestamps" in by_time.partitions[T0].message
+    ended = apis.handle(CALLER, m.OffsetForLeaderEpochRequest({T0: m.OffsetForLeaderEpochPartition(5, 0)})).result()
+    assert ended.partitions[T0].error is Errors.UNKNOWN_LEADER_EPOCH  # the caller knows a newer leader epoch
+
+
+def test_a_producer_id_that_cannot_be_reserved_is_coordinator_not_available(apis: KafkaApis) -> None:
+    answer = apis.handle(CALLER, m.InitProducerIdRequest()).result()
+    assert (answer.error, answer.producer_id, answer.message) == (Errors.COORDINATOR_NOT_AVAILABLE, -1,
+                                                                  "ZooKeeper is away")
+
+
+def test_controlled_shutdown_and_a_stale_controller_are_answered_without_a_transport(apis: KafkaApis) -> None:
+    shutdown = apis.handle(CALLER, m.ControlledShutdownRequest(2, 100)).result()
+    assert (shutdown.error, shutdown.remaining_partitions) == (Errors.NOT_CONTROLLER, ())
+    stale = apis.handle(CALLER, m.StopReplicaRequest(9, 0, -1, [m.StopReplicaPartition(T0, 0, True)])).result()
+    assert stale.error is Errors.STALE_CONTROLLER_EPOCH
+
+
+def test_an_unknown_request_type_is_a_programming_error(apis: KafkaApis) -> None:
+    with pytest.raises(TypeError, match="no handler for str"):
+        apis.handle(CALLER, "Produce")
