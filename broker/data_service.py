@@ -6,7 +6,8 @@ import grpc
 
 from broker import grpc_adapter
 from broker.api import messages as m
-from broker.api.kafka_apis import DEFAULT_PARTITION_MAX_BYTES, KafkaApis
+from broker.api.data_apis import DEFAULT_PARTITION_MAX_BYTES
+from broker.api.kafka_apis import KafkaApis
 from broker.fetch_session import FINAL_EPOCH, PartitionData
 from broker.replica_manager import FetchResult, ProduceResult
 from minikafka_protocol.common import TopicPartition

@@ -14,6 +14,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from broker import heap
 from broker.admin_service import AdminService
+from broker.api.control_apis import ControlApis
+from broker.api.data_apis import DataApis
+from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
 from broker.broker_control_service import BrokerControlService
 from broker.config import EndPoint, KafkaConfig
@@ -21,7 +24,8 @@ from broker.controller.controller import KafkaController
 from broker.data_service import DataService
 from broker.group.coordinator_rules import GroupConfig
 from broker.group.group_metadata_manager import GroupMetadataManager
-from broker.group_service import GroupService, OffsetsTopicCreator
+from broker.group.offsets_topic import OffsetsTopicCreator
+from broker.group_service import GroupService
 from broker.grpc_options import OPTIONS, target
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
@@ -190,19 +194,18 @@ class KafkaServer:
                          self.replica_manager, group_metrics=self._group_metrics),
             server,
         )
-        apis = KafkaApis(self.broker_id, self.replica_manager, self.metadata_cache,
-                         ProducerIdManager(self.broker_id, self.zk), self._handle_controlled_shutdown)
-        kafka_pb2_grpc.add_DataServicer_to_server(DataService(apis), server)
         assert self.group_coordinator is not None
-        kafka_pb2_grpc.add_GroupServicer_to_server(
-            GroupService(
-                self.broker_id, self.metadata_cache, self.group_coordinator,
-                OffsetsTopicCreator(self.zk, self.config.offsets_topic_num_partitions,
-                                    self.config.offsets_topic_replication_factor,
-                                    self.config.offsets_topic_segment_bytes),
-            ),
-            server,
+        apis = KafkaApis(
+            DataApis(self.broker_id, self.replica_manager, self.metadata_cache,
+                     ProducerIdManager(self.broker_id, self.zk)),
+            ControlApis(self.replica_manager, self.metadata_cache, self._handle_controlled_shutdown),
+            GroupApis(self.broker_id, self.metadata_cache, self.group_coordinator,
+                      OffsetsTopicCreator(self.zk, self.config.offsets_topic_num_partitions,
+                                          self.config.offsets_topic_replication_factor,
+                                          self.config.offsets_topic_segment_bytes)),
         )
+        kafka_pb2_grpc.add_DataServicer_to_server(DataService(apis), server)
+        kafka_pb2_grpc.add_GroupServicer_to_server(GroupService(apis), server)
         kafka_pb2_grpc.add_BrokerControlServicer_to_server(BrokerControlService(apis), server)
 
     def _group_metrics(self) -> dict[str, int]:

@@ -3,14 +3,21 @@ parked answers as futures (a real replica manager on a temporary directory, no s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from broker.api import messages as m
 from broker.api.context import RequestContext
+from broker.api.control_apis import ControlApis
+from broker.api.data_apis import DataApis
+from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
 from broker.fetch_session import PartitionData
+from broker.group.coordinator_rules import JoinGroupRequest
+from broker.group.group_metadata_manager import GroupMetadataManager
+from broker.group.offsets_topic import OffsetsTopicCreator
 from broker.log import record_batch as rb
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
@@ -29,19 +36,43 @@ class NoProducerIds:
         raise ConnectionError("ZooKeeper is away")
 
 
+class TopicCreations:
+    """The one ZooKeeper write OffsetsTopicCreator makes, recorded."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def create_topic(self, assignment: object, configs: dict[str, str]) -> None:
+        self.created.append(assignment.topic)  # type: ignore[attr-defined]
+
+
 @pytest.fixture
-def apis(tmp_path: Path) -> KafkaApis:
-    """Broker 1 leading t-0 with broker 2 in the ISR, as the controller's two requests make it."""
+def zk() -> TopicCreations:
+    return TopicCreations()
+
+
+@pytest.fixture
+def apis(tmp_path: Path, zk: TopicCreations) -> Iterator[KafkaApis]:
+    """Broker 1 leading t-0 with broker 2 in the ISR, as the controller's two requests make it,
+    and coordinating no group yet."""
     replicas = ReplicaManager(1, lambda: 100, LogManager([str(tmp_path)], LogConfig()))
-    apis = KafkaApis(1, replicas, MetadataCache(), NoProducerIds(),  # type: ignore[arg-type]
-                     lambda _b, _e: (Errors.NOT_CONTROLLER, "Broker 1 is not the controller", []))
+    metadata = MetadataCache()
+    coordinator = GroupMetadataManager(1, replicas, lambda: 50)
+    coordinator.startup()
+    apis = KafkaApis(
+        DataApis(1, replicas, metadata, NoProducerIds()),  # type: ignore[arg-type]
+        ControlApis(replicas, metadata, lambda _b, _e: (Errors.NOT_CONTROLLER, "Broker 1 is not the controller", [])),
+        GroupApis(1, metadata, coordinator, OffsetsTopicCreator(zk, 50, 3, 104857600)),  # type: ignore[arg-type]
+    )
     state = PartitionInfo("t", 0, 1, 0, isr=(1, 2), replicas=(1, 2), zk_version=0, controller_epoch=1)
     brokers = [BrokerEndpoint(1, "127.0.0.1", 9092), BrokerEndpoint(2, "127.0.0.1", 9093)]
     answers = [apis.handle(CALLER, m.LeaderAndIsrRequest(9, 1, -1, [state])).result(),
                apis.handle(CALLER, m.UpdateMetadataRequest(9, 1, -1, brokers, [state], [])).result()]
     assert answers == [m.ControllerRequestResponse(Errors.NONE, {T0: Errors.NONE}),
                        m.ControllerRequestResponse(Errors.NONE)]
-    return apis
+    yield apis
+    coordinator.shutdown()
+    replicas.stop()
 
 
 def produce(apis: KafkaApis, acks: int, *tps: TopicPartition) -> m.ProduceResponse:
@@ -96,6 +127,26 @@ def test_controlled_shutdown_and_a_stale_controller_are_answered_without_a_trans
     assert (shutdown.error, shutdown.remaining_partitions) == (Errors.NOT_CONTROLLER, ())
     stale = apis.handle(CALLER, m.StopReplicaRequest(9, 0, -1, [m.StopReplicaPartition(T0, 0, True)])).result()
     assert stale.error is Errors.STALE_CONTROLLER_EPOCH
+
+
+def test_the_first_coordinator_lookup_creates_the_offsets_topic_once(apis: KafkaApis, zk: TopicCreations) -> None:
+    for _ in range(2):
+        found = apis.handle(CALLER, m.FindCoordinatorRequest("g")).result()
+        assert found.error is Errors.COORDINATOR_NOT_AVAILABLE and "being created" in found.message
+    assert zk.created == ["__consumer_offsets"]
+    too_long = apis.handle(CALLER, m.FindCoordinatorRequest("g" * 40000)).result()
+    assert too_long.error is Errors.INVALID_GROUP_ID
+
+
+def test_group_requests_to_a_broker_that_does_not_coordinate_the_group_are_not_coordinator(apis: KafkaApis) -> None:
+    join = JoinGroupRequest("g", "", "client", "consumer", [("range", b"")], 10000, 30000)
+    assert apis.handle(CALLER, join).result(timeout=5).error is Errors.NOT_COORDINATOR
+    beat = apis.handle(CALLER, m.HeartbeatRequest("g", "member", 1)).result(timeout=5)
+    assert beat == m.HeartbeatResponse(Errors.NOT_COORDINATOR)
+    assert apis.handle(CALLER, m.LeaveGroupRequest("g", ())).result().error is Errors.INVALID_REQUEST
+    committed = apis.handle(CALLER, m.OffsetCommitRequest("g", "member", 1, {
+        MISSING: m.CommittedOffset(5)})).result(timeout=5)
+    assert committed.errors == {MISSING: Errors.UNKNOWN_TOPIC_OR_PARTITION}  # refused before the coordinator
 
 
 def test_an_unknown_request_type_is_a_programming_error(apis: KafkaApis) -> None:

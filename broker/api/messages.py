@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from broker.fetch_session import FINAL_EPOCH, INVALID_SESSION_ID, PartitionData
+from broker.group.coordinator_rules import MemberIdentity, OffsetFetchPartition
+from broker.group.group_metadata_manager import GroupSummary
 from broker.metadata_cache import BrokerEndpoint, PartitionInfo
 from broker.replica_manager import FetchResult, ProduceResult
 from minikafka_protocol.common import TopicPartition
@@ -199,3 +201,95 @@ class ControlledShutdownResponse:
     error: Errors
     message: str = ""
     remaining_partitions: tuple[TopicPartition, ...] = ()
+
+
+# -- group coordinator lookup, membership and offsets ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FindCoordinatorRequest:
+    key: str  # the group id
+
+
+@dataclass(frozen=True)
+class FindCoordinatorResponse:
+    error: Errors
+    message: str = ""
+    node_id: int = -1
+    host: str = ""
+    port: int = 0
+    partition: int = -1  # the group's __consumer_offsets partition, once known
+
+
+@dataclass(frozen=True)
+class HeartbeatRequest:
+    group_id: str
+    member_id: str
+    generation_id: int
+    group_instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class HeartbeatResponse:
+    error: Errors
+
+
+@dataclass(frozen=True)
+class LeaveGroupRequest:
+    group_id: str
+    members: tuple[MemberIdentity, ...]
+
+
+@dataclass(frozen=True)
+class CommittedOffset:
+    offset: int
+    metadata: str = ""
+    leader_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class OffsetCommitRequest:
+    group_id: str
+    member_id: str
+    generation_id: int
+    offsets: dict[TopicPartition, CommittedOffset]
+    group_instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OffsetCommitResponse:
+    errors: dict[TopicPartition, Errors]  # sorted by partition
+
+
+@dataclass(frozen=True)
+class OffsetFetchRequest:
+    group_id: str
+    partitions: tuple[TopicPartition, ...] | None = None  # None: every partition the group committed
+
+
+@dataclass(frozen=True)
+class OffsetFetchResponse:
+    error: Errors
+    offsets: dict[TopicPartition, OffsetFetchPartition] = field(default_factory=dict)  # sorted by partition
+
+
+@dataclass(frozen=True)
+class DescribeGroupsRequest:
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DescribeGroupsResponse:
+    coordinator_id: int
+    groups: list[tuple[Errors, GroupSummary]]
+
+
+@dataclass(frozen=True)
+class ListGroupsRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class ListGroupsResponse:
+    error: Errors
+    groups: list[GroupSummary] = field(default_factory=list)

@@ -1,0 +1,78 @@
+"""The controller's requests to a broker (LeaderAndIsr, UpdateMetadata, StopReplica) and the
+controlled shutdown requests the controller answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from broker import heap
+from broker.api import messages as m
+from broker.api.context import RequestContext
+from broker.metadata_cache import MetadataCache
+from broker.replica_manager import ReplicaManager, state_change_log
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.errors import Errors
+
+ControlledShutdown = Callable[[int, int], tuple[Errors, str, list[TopicPartition]]]
+
+
+class ControlApis:
+    def __init__(self, replica_manager: ReplicaManager, metadata_cache: MetadataCache,
+                 controlled_shutdown: ControlledShutdown) -> None:
+        self._replicas = replica_manager
+        self._metadata = metadata_cache
+        self._controlled_shutdown = controlled_shutdown
+
+    def handlers(self) -> dict[type, Callable[[RequestContext, Any], Any]]:
+        return {
+            m.LeaderAndIsrRequest: self.handle_leader_and_isr,
+            m.UpdateMetadataRequest: self.handle_update_metadata,
+            m.StopReplicaRequest: self.handle_stop_replica,
+            m.ControlledShutdownRequest: self.handle_controlled_shutdown,
+        }
+
+    def handle_leader_and_isr(
+        self, context: RequestContext, request: m.LeaderAndIsrRequest
+    ) -> m.ControllerRequestResponse:
+        error, results = self._replicas.become_leader_or_follower(
+            request.controller_id, request.controller_epoch, request.broker_epoch, request.partition_states
+        )
+        heap.settle()
+        return m.ControllerRequestResponse(error, results)
+
+    def handle_update_metadata(
+        self, context: RequestContext, request: m.UpdateMetadataRequest
+    ) -> m.ControllerRequestResponse:
+        error = self._replicas.accept_controller_request(
+            "UpdateMetadata", request.controller_id, request.controller_epoch, request.broker_epoch
+        )
+        if error is Errors.NONE:
+            self._metadata.update(request.controller_id, request.controller_epoch, request.live_brokers,
+                                  request.partition_states, request.deleted_partitions)
+            state_change_log.info(
+                "%s Add %d partitions and deleted %d partitions from metadata cache in response to "
+                "UpdateMetadata request sent by controller %d epoch %d",
+                self._replicas.prefix, len(request.partition_states), len(request.deleted_partitions),
+                request.controller_id, request.controller_epoch,
+            )
+            self._replicas.fetchers.retry_pending()
+            heap.settle()
+        return m.ControllerRequestResponse(error)
+
+    def handle_stop_replica(
+        self, context: RequestContext, request: m.StopReplicaRequest
+    ) -> m.ControllerRequestResponse:
+        error, results = self._replicas.stop_replicas(
+            request.controller_id, request.controller_epoch, request.broker_epoch,
+            [(p.tp[0], p.tp[1], p.leader_epoch, p.delete_partition) for p in request.partitions],
+        )
+        # A deleted partition's frozen objects may hold cycles only a full collection frees.
+        heap.settle(reclaim=any(p.delete_partition for p in request.partitions))
+        return m.ControllerRequestResponse(error, results)
+
+    def handle_controlled_shutdown(
+        self, context: RequestContext, request: m.ControlledShutdownRequest
+    ) -> m.ControlledShutdownResponse:
+        error, message, remaining = self._controlled_shutdown(request.broker_id, request.broker_epoch)
+        return m.ControlledShutdownResponse(error, message, tuple(remaining))

@@ -1,0 +1,31 @@
+"""The futures every parked answer of the request layer travels in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+def done(value: A) -> Future[A]:
+    """A future that already has its answer."""
+    future: Future[A] = Future()
+    future.set_result(value)
+    return future
+
+
+def then(future: Future[A], convert: Callable[[A], B]) -> Future[B]:
+    """A future of `convert` applied to `future`'s result, completed on whichever thread completes `future`."""
+    out: Future[B] = Future()
+
+    def relay(finished: Future[A]) -> None:
+        try:
+            out.set_result(convert(finished.result()))
+        except BaseException as e:
+            out.set_exception(e)
+
+    future.add_done_callback(relay)
+    return out

@@ -1,0 +1,145 @@
+"""The group APIs: the coordinator lookup (FindCoordinator), membership (JoinGroup, SyncGroup,
+Heartbeat, LeaveGroup), offsets (OffsetCommit, OffsetFetch) and the group views, over the group
+coordinator, whose answers are futures completed on its own thread."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import replace
+from typing import Any
+
+from broker.api import messages as m
+from broker.api.context import RequestContext
+from broker.api.futures import done, then
+from broker.group.coordinator_rules import (
+    MAX_GROUP_ID_BYTES,
+    JoinGroupRequest,
+    JoinGroupResult,
+    LeaveGroupResult,
+    SyncGroupRequest,
+    SyncGroupResult,
+)
+from broker.group.group_metadata import OffsetAndMetadata
+from broker.group.group_metadata_manager import GroupMetadataManager
+from broker.group.offsets_topic import OffsetsTopicCreator
+from broker.metadata_cache import MetadataCache
+from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import OFFSETS_TOPIC, partition_for
+
+log = logging.getLogger(__name__)
+class GroupApis:
+    def __init__(self, broker_id: int, metadata_cache: MetadataCache, coordinator: GroupMetadataManager,
+                 offsets_topic: OffsetsTopicCreator) -> None:
+        self.broker_id = broker_id
+        self._metadata = metadata_cache
+        self._coordinator = coordinator
+        self._offsets_topic = offsets_topic
+
+    def handlers(self) -> dict[type, Callable[[RequestContext, Any], Any]]:
+        return {
+            m.FindCoordinatorRequest: self.handle_find_coordinator,
+            JoinGroupRequest: self.handle_join_group,
+            SyncGroupRequest: self.handle_sync_group,
+            m.HeartbeatRequest: self.handle_heartbeat,
+            m.LeaveGroupRequest: self.handle_leave_group,
+            m.OffsetCommitRequest: self.handle_offset_commit,
+            m.OffsetFetchRequest: self.handle_offset_fetch,
+            m.DescribeGroupsRequest: self.handle_describe_groups,
+            m.ListGroupsRequest: self.handle_list_groups,
+        }
+
+    # -- group coordinator lookup ----------------------------------------------------------------
+
+    def handle_find_coordinator(
+        self, context: RequestContext, request: m.FindCoordinatorRequest
+    ) -> m.FindCoordinatorResponse:
+        """Answered by any broker from its metadata cache: the leader of the group's
+        __consumer_offsets partition. The first lookup creates the topic (Kafka's ZooKeeper-mode
+        createInternalTopic), and the answer is COORDINATOR_NOT_AVAILABLE until its partitions have leaders."""
+        if len(request.key.encode()) > MAX_GROUP_ID_BYTES:
+            return m.FindCoordinatorResponse(Errors.INVALID_GROUP_ID,
+                                             f"Group id is longer than {MAX_GROUP_ID_BYTES} bytes")
+        snapshot = self._metadata.snapshot()
+        partitions = snapshot.partitions_of(OFFSETS_TOPIC)
+        if not partitions:
+            try:
+                self._offsets_topic.ensure(sorted(snapshot.brokers))
+            except Exception as e:  # ZooKeeper away: the client retries
+                log.warning("Cannot create %s: %s", OFFSETS_TOPIC, e)
+            return m.FindCoordinatorResponse(Errors.COORDINATOR_NOT_AVAILABLE,
+                                             f"The {OFFSETS_TOPIC} topic is being created")
+        partition = partition_for(request.key, len(partitions))
+        info = snapshot.partitions.get((OFFSETS_TOPIC, partition))
+        broker = snapshot.brokers.get(info.leader) if info is not None else None
+        if broker is None:
+            return m.FindCoordinatorResponse(Errors.COORDINATOR_NOT_AVAILABLE,
+                                             f"{OFFSETS_TOPIC}-{partition} has no leader", partition=partition)
+        return m.FindCoordinatorResponse(Errors.NONE, node_id=broker.broker_id, host=broker.host, port=broker.port,
+                                         partition=partition)
+
+    # -- membership ------------------------------------------------------------------------------
+
+    def handle_join_group(self, context: RequestContext, request: JoinGroupRequest) -> Future[JoinGroupResult]:
+        # The member's host is the caller's, as the transport saw it, not what the request says.
+        return self._coordinator.join_group(replace(request, client_host=context.client_host))
+
+    def handle_sync_group(self, context: RequestContext, request: SyncGroupRequest) -> Future[SyncGroupResult]:
+        return self._coordinator.sync_group(request)
+
+    def handle_heartbeat(self, context: RequestContext, request: m.HeartbeatRequest) -> Future[m.HeartbeatResponse]:
+        return then(self._coordinator.heartbeat(request.group_id, request.member_id, request.generation_id,
+                                                request.group_instance_id), m.HeartbeatResponse)
+
+    def handle_leave_group(
+        self, context: RequestContext, request: m.LeaveGroupRequest
+    ) -> LeaveGroupResult | Future[LeaveGroupResult]:
+        if not request.members:
+            return LeaveGroupResult(Errors.INVALID_REQUEST)
+        return self._coordinator.leave_group(request.group_id, list(request.members))
+
+    # -- offsets ---------------------------------------------------------------------------------
+
+    def handle_offset_commit(
+        self, context: RequestContext, request: m.OffsetCommitRequest
+    ) -> Future[m.OffsetCommitResponse]:
+        """KafkaApis first answers UNKNOWN_TOPIC_OR_PARTITION for partitions the cluster does not have."""
+        known = self._metadata.snapshot().partitions
+        now = int(time.time() * 1000)  # Kafka's commit timestamp is the broker's clock
+        errors: dict[TopicPartition, Errors] = {}
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, committed in request.offsets.items():
+            if tp not in known:
+                errors[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                offsets[tp] = OffsetAndMetadata(committed.offset, committed.metadata, now, committed.leader_epoch)
+
+        def answer(stored: dict[TopicPartition, Errors]) -> m.OffsetCommitResponse:
+            return m.OffsetCommitResponse(dict(sorted({**errors, **stored}.items())))
+
+        if not offsets and errors:
+            return then(done({}), answer)
+        return then(self._coordinator.commit_offsets(request.group_id, request.member_id, request.generation_id,
+                                                     offsets, request.group_instance_id), answer)
+
+    def handle_offset_fetch(
+        self, context: RequestContext, request: m.OffsetFetchRequest
+    ) -> Future[m.OffsetFetchResponse]:
+        wanted = list(request.partitions) if request.partitions is not None else None
+        return then(self._coordinator.fetch_offsets(request.group_id, wanted),
+                    lambda found: m.OffsetFetchResponse(found[0], dict(sorted(found[1].items()))))
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def handle_describe_groups(
+        self, context: RequestContext, request: m.DescribeGroupsRequest
+    ) -> Future[m.DescribeGroupsResponse]:
+        return then(self._coordinator.describe_groups(list(request.groups)),
+                    lambda described: m.DescribeGroupsResponse(self.broker_id, described))
+
+    def handle_list_groups(self, context: RequestContext, request: m.ListGroupsRequest) -> Future[m.ListGroupsResponse]:
+        return then(self._coordinator.list_groups(), lambda listed: m.ListGroupsResponse(*listed))
+
