@@ -23,7 +23,7 @@ from client import watch
 from client.admin import AdminClient, AdminError, ClusterDescription, parse_bootstrap_servers
 from client.cluster import ClusterMetadata, KafkaError
 from client.consumer import ConsumerRecord, KafkaConsumer
-from client.consumer_coordinator import Coordinator, DescribedMember, GroupClient, describe_members
+from client.group.wire import Coordinator, DescribedMember, GroupClient, describe_members
 from client.producer import FutureRecordMetadata, KafkaProducer
 from client.tooling.local_cluster import LocalCluster
 from client.tooling.processes import LocalClusterError, wait_until
@@ -281,7 +281,7 @@ class _GroupLog:
     line each, while a group consumer runs."""
 
     def __enter__(self) -> None:
-        self.logger = logging.getLogger("client.consumer_coordinator")
+        self.logger = logging.getLogger("client.group")
         self.saved = (self.logger.level, self.logger.propagate)
         self.handler = logging.StreamHandler(sys.stderr)
         self.handler.setFormatter(_GroupLogFormatter())

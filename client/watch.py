@@ -38,7 +38,7 @@ from rich.text import Text
 from broker.grpc_options import target
 from client.admin import parse_bootstrap_servers
 from client.cluster import ClusterMetadata
-from client.consumer_coordinator import GroupClient, describe_members
+from client.group.wire import GroupClient, describe_members
 from client.tooling.zookeeper import four_letter_word
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors

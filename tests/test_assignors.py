@@ -1,4 +1,4 @@
-"""Kafka's consumer partition assignors and consumer protocol metadata (client/assignors.py).
+"""Kafka's consumer partition assignors and consumer protocol metadata (client/group/assignors/).
 
 Kafka's RangeAssignorTest, RoundRobinAssignorTest, AbstractStickyAssignorTest, StickyAssignorTest
 and ConsumerProtocolTest cases written again (their non-rack variants), then property checks on
@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from client.assignors import (
+from client.group.assignors import (
     ASSIGNORS,
     ConsumerPartitionAssignor,
     MemberInfo,
@@ -24,10 +24,9 @@ from client.assignors import (
     RoundRobinAssignor,
     StickyAssignor,
     assignor_for,
-    deserialize_topic_partition_assignment,
     select_assignor,
-    serialize_topic_partition_assignment,
 )
+from client.group.assignors.sticky import deserialize_topic_partition_assignment, serialize_topic_partition_assignment
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.consumer_protocol import (
     DEFAULT_GENERATION,

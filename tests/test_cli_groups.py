@@ -13,7 +13,7 @@ from fake_cluster import FakeCluster, wait_for
 
 from client import cli
 from client.consumer import KafkaConsumer
-from client.consumer_coordinator import MemberState
+from client.group.member import MemberState
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from client import cli
 from client.consumer import KafkaConsumer
-from client.consumer_coordinator import MemberState
+from client.group.member import MemberState
 from client.watch import (
     FOLD_OVER,
     OFFSETS_TOPIC,
