@@ -19,7 +19,6 @@ from typing import TypeVar
 from rich.console import Console
 from rich.table import Table
 
-from client import watch
 from client.admin import AdminClient, AdminError, ClusterDescription, parse_bootstrap_servers
 from client.cluster import ClusterMetadata, KafkaError
 from client.consumer import ConsumerRecord, KafkaConsumer
@@ -27,6 +26,8 @@ from client.group.wire import Coordinator, DescribedMember, GroupClient, describ
 from client.producer import FutureRecordMetadata, KafkaProducer
 from client.tooling.local_cluster import LocalCluster
 from client.tooling.processes import LocalClusterError, wait_until
+from client.watch import collector as watch_collector
+from client.watch import render as watch_render
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors
 from minikafka_protocol.group import OFFSETS_TOPIC
@@ -724,7 +725,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise UsageError("--interval and --timeout must be positive")
     bootstrap = _bootstrap(args.bootstrap_server)
     try:
-        zookeeper = watch.parse_zookeeper_connect(args.zookeeper) if args.zookeeper is not None else []
+        zookeeper = watch_collector.parse_zookeeper_connect(args.zookeeper) if args.zookeeper is not None else []
     except ValueError as e:
         raise UsageError(str(e)) from None
     # A cluster out of reach is the one-line error every command gives; once it answered, the view
@@ -732,12 +733,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
     AdminClient(bootstrap, timeout_s=args.timeout).metadata()
     # One refresh's calls all go at once: each may take up to the interval (longer with --once).
     timeout_s = min(args.timeout, 5.0) if args.once else min(max(args.interval, 0.5), 3.0)
-    collector = watch.SnapshotCollector(bootstrap, zookeeper, timeout_s=timeout_s)
+    collector = watch_collector.SnapshotCollector(bootstrap, zookeeper, timeout_s=timeout_s)
     try:
         if args.once:
-            watch.print_snapshot(collector.collect(), args.output, args.internal, _console())
+            watch_render.print_snapshot(collector.collect(), args.output, args.internal, _console())
         else:
-            watch.run(collector, args.interval, args.output, args.internal, _console())
+            watch_render.run(collector, args.interval, args.output, args.internal, _console())
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:

@@ -96,7 +96,6 @@ def reaction_for(api: str, error: Errors) -> Reaction:
     return Reaction.RETRY if error in RETRIABLE_ERRORS else Reaction.FATAL
 
 
-
 # -- the requests ---------------------------------------------------------------------------------
 
 
