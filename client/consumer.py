@@ -2,9 +2,9 @@
 subscribe() to topics as a member of a consumer group, and commit offsets.
 
 Without a group_id nothing changes from a group-less consumer: manual assignment, no commits.
-With one, the group membership (coordinator, join, heartbeats, commits) is the job of
-client/consumer_coordinator.py; poll() drives it: it joins when needed, fetches only the current
-assignment, and never returns records of a partition after it was revoked. A partition newly
+With one, the group membership (coordinator, join, heartbeats, commits) is the job of the
+ConsumerCoordinator (client/group/); poll() drives it: it joins when needed, fetches only the
+current assignment, and never returns records of a partition after it was revoked. A partition newly
 assigned (by the group or by assign()) starts at its committed offset, else by auto.offset.reset.
 
 poll() sends one Fetch per leader for the assigned partitions that have a position and nothing
@@ -43,7 +43,9 @@ import grpc
 
 from broker.log.record_batch import CorruptRecordError, UnsupportedCompressionError, batches, records, validate
 from client.cluster import INVALID_METADATA_ERRORS, ClusterMetadata, KafkaError
-from client.consumer_coordinator import ConsumerCoordinator, ConsumerRebalanceListener, GroupState, transport_error
+from client.group.consumer_coordinator import ConsumerCoordinator, ConsumerRebalanceListener
+from client.group.member import GroupState
+from client.group.wire import transport_error
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2

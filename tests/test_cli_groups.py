@@ -12,8 +12,9 @@ import pytest
 from fake_cluster import FakeCluster, wait_for
 
 from client import cli
+from client.cli import produce_consume
 from client.consumer import KafkaConsumer
-from client.consumer_coordinator import MemberState
+from client.group.member import MemberState
 
 
 @pytest.fixture
@@ -114,7 +115,7 @@ def test_a_group_consumer_logs_its_coordinator_and_every_rebalance(
     cluster: FakeCluster, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Quick heartbeats, so that the command hears of the rebalance at once.
-    monkeypatch.setattr(cli, "KafkaConsumer", functools.partial(KafkaConsumer, heartbeat_interval_ms=20))
+    monkeypatch.setattr(produce_consume, "KafkaConsumer", functools.partial(KafkaConsumer, heartbeat_interval_ms=20))
     cluster.move_coordinator("G", 2)
     result: list[int] = []
     command = threading.Thread(target=lambda: result.append(cli.main([

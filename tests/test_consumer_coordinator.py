@@ -1,4 +1,4 @@
-"""The consumer's side of consumer groups (client/consumer_coordinator.py through KafkaConsumer)
+"""The consumer's side of consumer groups (client/group/ through KafkaConsumer)
 against the fake cluster's scripted Group service; the decisions as plain asserts first."""
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ from fake_cluster import FakeCluster, wait_for
 
 from client.cluster import KafkaError
 from client.consumer import ConsumerRecord, KafkaConsumer
-from client.consumer_coordinator import (
+from client.group.consumer_coordinator import (
     CommitFailedError,
     ConsumerRebalanceListener,
-    GroupApi,
-    MemberState,
-    Reaction,
     join_protocols,
     leader_assignment,
-    reaction_for,
 )
+from client.group.member import MemberState
+from client.group.wire import Reaction, reaction_for
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.consumer_protocol import Subscription, deserialize_assignment, deserialize_subscription
 from minikafka_protocol.errors import Errors
+from minikafka_protocol.group import GroupApi
 
 T0, T1, T2 = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)
 ALL = [T0, T1, T2]

@@ -12,32 +12,30 @@ from rich.console import Console
 
 from client import cli
 from client.consumer import KafkaConsumer
-from client.consumer_coordinator import MemberState
-from client.watch import (
+from client.group.member import MemberState
+from client.watch.collector import SnapshotCollector, parse_srvr, parse_zookeeper_connect
+from client.watch.elections import (
     FOLD_OVER,
-    OFFSETS_TOPIC,
+    Election,
+    ElectionEvent,
+    Watch,
+    diff_elections,
+    fold_partition_elections,
+    remembered,
+)
+from client.watch.render import render, snapshot_json, status_lines
+from client.watch.snapshot import (
     BrokerCounters,
     BrokerState,
     ClusterSnapshot,
-    Election,
-    ElectionEvent,
     GroupMember,
     GroupState,
     PartitionState,
-    SnapshotCollector,
-    Watch,
     ZooKeeperServerState,
-    diff_elections,
-    fold_partition_elections,
-    parse_srvr,
-    parse_zookeeper_connect,
-    remembered,
-    render,
     short_member_id,
-    snapshot_json,
-    status_lines,
 )
 from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.group import OFFSETS_TOPIC
 
 NOW = 1_700_000_000.0
 A = "first-6c9e4c7f-2b64-4f89-bb30-4ccaf72fb8e7"

@@ -14,16 +14,11 @@ from test_consumer_group_live import GroupConsumer, find_coordinator
 from test_replication_live import bootstrap, create
 
 from client.tooling.processes import free_port, wait_until
-from client.watch import (
-    OFFSETS_TOPIC,
-    ClusterSnapshot,
-    Election,
-    ElectionEvent,
-    SnapshotCollector,
-    Watch,
-    status_lines,
-)
-from minikafka_protocol.group import partition_for
+from client.watch.collector import SnapshotCollector
+from client.watch.elections import Election, ElectionEvent, Watch
+from client.watch.render import status_lines
+from client.watch.snapshot import ClusterSnapshot
+from minikafka_protocol.group import OFFSETS_TOPIC, partition_for
 
 pytestmark = pytest.mark.live
 

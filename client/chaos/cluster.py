@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client.chaos.schedule import CONTROLLER, COORDINATOR, GROUP_LEADER, LEADER, ZK_LEADER, ZK_TWO, PlannedFault
-from client.watch import ClusterSnapshot
+from client.watch.snapshot import ClusterSnapshot
 
 BROKERS = (1, 2, 3)
 ZOOKEEPER_SERVERS = (1, 2, 3)

@@ -19,7 +19,7 @@ from typing import Any
 from client.chaos.cluster import BROKERS, ZOOKEEPER_SERVERS, ChaosCluster, Mend, ProcessHandles, hurt_process
 from client.tooling.processes import wait_until
 from client.tooling.zookeeper import four_letter_word
-from client.watch import parse_srvr
+from client.watch.collector import parse_srvr
 
 # The compose file's settings (docker-compose.yml).
 ZOOKEEPER_SESSION_TIMEOUT_MS = 6000

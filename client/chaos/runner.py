@@ -35,7 +35,8 @@ from client.chaos.local import LocalChaosCluster
 from client.chaos.schedule import FAULT_KINDS, PlannedFault, Schedule, draw_schedule
 from client.chaos.workload import MEMBER_SESSION_TIMEOUT_MS, Producer, StandaloneReader, number
 from client.tooling.processes import wait_until
-from client.watch import ClusterSnapshot, GroupState, SnapshotCollector
+from client.watch.collector import SnapshotCollector
+from client.watch.snapshot import ClusterSnapshot, GroupState
 from minikafka_protocol.errors import Errors
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from client.chaos import history as h
 from client.chaos.history import HistoryWriter
 from client.cluster import KafkaError
 from client.consumer import ConsumerRecord, KafkaConsumer
-from client.consumer_coordinator import ConsumerRebalanceListener
+from client.group.consumer_coordinator import ConsumerRebalanceListener
 from client.producer import FutureRecordMetadata, KafkaProducer
 from minikafka_protocol.common import TopicPartition
 

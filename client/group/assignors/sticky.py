@@ -1,27 +1,8 @@
-"""Kafka's consumer partition assignors, as pure code.
-
-The group leader computes the partition assignment of its group with the assignor the group voted
-for; the coordinator only carries the members' metadata and the result as opaque bytes. Mirrored
-from Kafka's Java client (org.apache.kafka.clients.consumer):
-
-- `RangeAssignor` ("range"), `RoundRobinAssignor` ("roundrobin") and `StickyAssignor` ("sticky", with
-  AbstractStickyAssignor's constrained and general algorithms), over plain data: the partition
-  count of each topic and each member's `Subscription`; the result maps each member id to its
-  partitions, sorted.
-- The StickyAssignor's user data (StickyAssignorUserData v0 and v1).
-- `ASSIGNORS`, `assignor_for` and `select_assignor` (the assignor of the group's vote).
-
-The consumer protocol's bytes (Subscription, Assignment) and the vote itself are Kafka protocol
-shared with the broker, in `minikafka_protocol`.
-
-Where Java iterates a HashMap whose order changes a result (which members the sticky assignor
-serves first, which moved partition it moves back, the vote's tie), the order of a
-java.util.HashMap is reproduced (`java_string_hash`, bucket order, then insertion order), so
-results match Kafka's: checked against Kafka's own classes on thousands of random groups (the
-test suite keeps a digest of such a check), member ids in any script included.
+"""Kafka's StickyAssignor ("sticky", AbstractStickyAssignor's constrained and general algorithms)
+and its user data (StickyAssignorUserData v0 and v1), which carries a member's previous
+assignment and generation in its Subscription.
 
 Differences from Kafka, on purpose:
-- Rack-aware assignment (KIP-881) is left out: `rack_id` travels on the wire but is not used.
 - The sticky assignor is pure: its maximum generation is computed per call (Java keeps it on the
   assignor instance across calls), and it computes no `partitionsTransferringOwnership` (that is
   for CooperativeStickyAssignor, not mirrored here).
@@ -30,20 +11,15 @@ Differences from Kafka, on purpose:
   assigns it to a non-subscriber) or still takes part (Java then throws a NullPointerException):
   about 3 % of random groups with stale claims and differing subscriptions. Here that member must
   be subscribed and taking part, else the partition is moved as any other.
-- Other guards: an owned partition beyond its topic's partition count is dropped (Java would keep
-  it); a member with an empty subscription never makes the subscriptions "all equal"; a topic
-  listed twice in a subscription counts once.
 - A HashMap's tree bins (8+ colliding keys in one bucket) are not reproduced: with that many
   colliding member ids, the order of the sticky assignor's members may differ from Java's.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import ClassVar
 
+from client.group.assignors.abstract import Assignments, ConsumerPartitionAssignor
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.consumer_protocol import (
     DEFAULT_GENERATION,
@@ -52,30 +28,8 @@ from minikafka_protocol.consumer_protocol import (
     read_topic_partitions,
     write_topic_partitions,
 )
-from minikafka_protocol.group import select_protocol
 from minikafka_protocol.java import hash_map_bucket, hash_map_capacity, hash_map_order, java_string_hash, string_order
 from minikafka_protocol.types import Reader, SchemaError, int32
-
-Assignments = dict[str, list[TopicPartition]]
-
-
-@dataclass(frozen=True)
-class MemberInfo:
-    """AbstractPartitionAssignor.MemberInfo: members with a group instance id come first, by
-    instance id, then the others by member id; so static members keep their partitions when
-    their member id changes."""
-
-    member_id: str
-    group_instance_id: str | None = None
-
-    def sort_key(self) -> tuple[int, bytes]:
-        if self.group_instance_id is not None:
-            return (0, string_order(self.group_instance_id))
-        return (1, string_order(self.member_id))
-
-    def __lt__(self, other: MemberInfo) -> bool:
-        return self.sort_key() < other.sort_key()
-
 
 # --- java.util.HashMap iteration order ----------------------------------------------------------
 
@@ -110,76 +64,7 @@ class _JavaHashSet:
                                                    self._inserted[tp]))
 
 
-# --- The assignors ------------------------------------------------------------------------------
-
-
-class ConsumerPartitionAssignor(ABC):
-    """Kafka's ConsumerPartitionAssignor with AbstractPartitionAssignor's entry point."""
-
-    name: ClassVar[str]
-
-    def assign(self, partitions_per_topic: Mapping[str, int],
-               subscriptions: Mapping[str, Subscription]) -> Assignments:
-        """Each member id's partitions, sorted. `partitions_per_topic` is the cluster metadata; as
-        AbstractPartitionAssignor.assign does, only subscribed topics with partitions count."""
-        subscribed = {topic for subscription in subscriptions.values() for topic in subscription.topics}
-        partitions = {topic: count for topic, count in partitions_per_topic.items()
-                      if topic in subscribed and count > 0}
-        raw = self.assign_partitions(partitions, subscriptions)
-        return {member: sorted(raw.get(member, ())) for member in subscriptions}
-
-    @abstractmethod
-    def assign_partitions(self, partitions_per_topic: Mapping[str, int],
-                          subscriptions: Mapping[str, Subscription]) -> Assignments:
-        """The assignment over topics that all have partitions (AbstractPartitionAssignor.assign)."""
-
-
-class RangeAssignor(ConsumerPartitionAssignor):
-    """Kafka's RangeAssignor, without racks: per topic, the sorted subscribers each get a range of
-    `P // C` partitions, the first `P % C` of them one more, so co-partitioned topics line up."""
-
-    name = "range"
-
-    def assign_partitions(self, partitions_per_topic: Mapping[str, int],
-                          subscriptions: Mapping[str, Subscription]) -> Assignments:
-        assignment: Assignments = {member: [] for member in subscriptions}
-        consumers_per_topic: dict[str, list[MemberInfo]] = {}
-        for member, subscription in subscriptions.items():
-            for topic in subscription.topics:
-                consumers_per_topic.setdefault(topic, []).append(MemberInfo(member, subscription.group_instance_id))
-        for topic, count in partitions_per_topic.items():
-            consumers = sorted(consumers_per_topic.get(topic, ()))
-            if not consumers:
-                continue
-            per_consumer, extra = divmod(count, len(consumers))
-            for i, consumer in enumerate(consumers):
-                start = per_consumer * i + min(i, extra)
-                length = per_consumer + (1 if i < extra else 0)
-                assignment[consumer.member_id].extend(TopicPartition(topic, p) for p in range(start, start + length))
-        return assignment
-
-
-class RoundRobinAssignor(ConsumerPartitionAssignor):
-    """Kafka's RoundRobinAssignor: all partitions sorted by (topic, partition) are dealt to the
-    sorted members in a circle, skipping members not subscribed to the partition's topic."""
-
-    name = "roundrobin"
-
-    def assign_partitions(self, partitions_per_topic: Mapping[str, int],
-                          subscriptions: Mapping[str, Subscription]) -> Assignments:
-        assignment: Assignments = {member: [] for member in subscriptions}
-        members = sorted(MemberInfo(member, s.group_instance_id) for member, s in subscriptions.items())
-        topics_of = {member: set(subscription.topics) for member, subscription in subscriptions.items()}
-        topics = sorted({topic for subscription in subscriptions.values() for topic in subscription.topics},
-                        key=string_order)
-        position = 0  # Kafka's CircularIterator over the sorted members
-        for topic in topics:
-            for partition in range(partitions_per_topic.get(topic, 0)):
-                while topic not in topics_of[members[position].member_id]:
-                    position = (position + 1) % len(members)
-                assignment[members[position].member_id].append(TopicPartition(topic, partition))
-                position = (position + 1) % len(members)
-        return assignment
+# --- The assignor --------------------------------------------------------------------------------
 
 
 class StickyAssignor(ConsumerPartitionAssignor):
@@ -566,26 +451,6 @@ def _balance_score(assignment: Assignments) -> int:
     """getBalanceScore: the sum of the count differences over all pairs of members; 0 is perfect."""
     sizes = sorted(len(tps) for tps in assignment.values())
     return sum(size * (2 * i - len(sizes) + 1) for i, size in enumerate(sizes))
-
-
-# --- Registry -----------------------------------------------
-
-ASSIGNORS: dict[str, ConsumerPartitionAssignor] = {
-    assignor.name: assignor for assignor in (RangeAssignor(), RoundRobinAssignor(), StickyAssignor())
-}
-
-
-def assignor_for(protocol: str) -> ConsumerPartitionAssignor:
-    """The assignor of a protocol name (ConsumerCoordinator.lookupAssignor)."""
-    try:
-        return ASSIGNORS[protocol]
-    except KeyError:
-        raise ValueError(f"coordinator selected invalid assignment protocol: {protocol}") from None
-
-
-def select_assignor(member_protocols: Iterable[Sequence[str]]) -> ConsumerPartitionAssignor:
-    """The assignor of the protocol the group voted for, given each member's protocols by preference."""
-    return assignor_for(select_protocol(member_protocols))
 
 
 # --- StickyAssignor's user data ------------------------------------------------------------------

@@ -1,17 +1,10 @@
-"""The consumer's side of a consumer group (Kafka's ConsumerCoordinator and AbstractCoordinator).
-
-Three layers, as aiokafka splits them:
-
-- Decisions over plain data: `reaction_for` (what a member does after each group API error, as a
-  table), `join_protocols` (the JoinGroup metadata of each assignor), `leader_assignment` (what the
-  group leader hands out). No IO; tested with plain asserts.
-- The wire: `GroupClient`, the Group service's calls (FindCoordinator to any broker, the rest to
-  the group's coordinator), transport failures turned into Kafka's errors.
-- `ConsumerCoordinator`, owned by the consumer's thread: finds the coordinator, runs one
-  `_RebalanceRound` object per rebalance (JoinGroup, again at once after MEMBER_ID_REQUIRED, the
-  leader's assignment, SyncGroup), calls the rebalance listener, commits offsets. Its only helper
-  thread, `HeartbeatThread`, sends heartbeats and *reports* what it learnt through a queue that
-  the consumer's next poll() drains: the consumer's thread stays the one owner of the group state.
+"""The consumer's side of a consumer group (Kafka's ConsumerCoordinator): `ConsumerCoordinator`,
+owned by the consumer's thread, finds the coordinator, runs one `RebalanceRound` per rebalance
+and computes the assignment when it leads, calls the rebalance listener, heartbeats through its
+`HeartbeatThread` and commits offsets. What the heartbeat thread and asynchronous commits learn
+is queued for the consumer's next poll(), so the consumer's thread stays the one owner of the
+group state. Beside it, the decisions over plain data: `join_protocols` (the JoinGroup metadata
+of each assignor) and `leader_assignment` (what the group leader hands out).
 
 Losing the coordinator (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
 a lost connection or a request timeout) is Kafka's markCoordinatorUnknown: the member finds the
@@ -27,8 +20,7 @@ true, `auto.commit.interval.ms` 5000, `retry.backoff.ms` 100, `group.instance.id
 membership, KIP-345).
 
 Differences from Kafka, on purpose:
-- The heartbeat thread does not look for a new coordinator itself: it stops and the next poll()
-  does, so a consumer that is not polled is dropped after `session.timeout.ms`.
+- The heartbeat thread does not look for a new coordinator itself (see `client.group.heartbeat`).
 - Only the eager rebalance protocol (revoke everything before a rejoin); no cooperative rebalancing.
 - The leader does not watch the metadata for partition count changes of subscribed topics.
 """
@@ -38,29 +30,40 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from enum import Enum
-from typing import Any, NoReturn
+from dataclasses import dataclass, replace
+from typing import NoReturn
 
 import grpc
 
-from broker.grpc_options import target
-from client.assignors import ASSIGNORS, assignor_for, serialize_topic_partition_assignment
-from client.cluster import RETRIABLE_ERRORS, ClusterMetadata, KafkaError, error_from_rpc
+from client.cluster import ClusterMetadata, KafkaError
+from client.group.assignors import ASSIGNORS, assignor_for
+from client.group.assignors.sticky import serialize_topic_partition_assignment
+from client.group.heartbeat import HeartbeatFailed, HeartbeatTarget, HeartbeatThread, PollTimeout
+from client.group.member import Generation, GroupState, MemberState
+from client.group.rebalance import Failed, JoinConfig, Joined, JoinedMember, NeedsAssignment, RebalanceRound
+from client.group.wire import (
+    COORDINATOR_LOST,
+    Coordinator,
+    GroupClient,
+    Reaction,
+    offset_commit_error,
+    offset_commit_request,
+    offset_fetch_request,
+    reaction_for,
+    transport_error,
+)
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.consumer_protocol import (
     Subscription,
-    deserialize_assignment,
     deserialize_subscription,
     serialize_assignment,
     serialize_subscription,
 )
 from minikafka_protocol.errors import Errors
-from minikafka_protocol.group import CONSUMER_PROTOCOL_TYPE, NO_GENERATION, UNKNOWN_MEMBER_ID, GroupApi
-from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
+from minikafka_protocol.group import NO_GENERATION, UNKNOWN_MEMBER_ID, GroupApi
+from minikafka_rpc import kafka_pb2
 
 log = logging.getLogger(__name__)
 
@@ -70,128 +73,7 @@ JOIN_GROUP_TIMEOUT_LAPSE_S = 5.0
 _client_ids = itertools.count(1)
 
 
-# -- plain data -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Coordinator:
-    """The broker coordinating a group (FindCoordinator's answer)."""
-
-    node_id: int
-    host: str
-    port: int
-
-    @property
-    def address(self) -> str:
-        return target(self.host, self.port)
-
-    def __str__(self) -> str:
-        return f"broker {self.node_id} ({self.address})"
-
-
-@dataclass(frozen=True)
-class Generation:
-    """AbstractCoordinator.Generation: what the last successful JoinGroup said."""
-
-    generation_id: int = NO_GENERATION
-    member_id: str = UNKNOWN_MEMBER_ID
-    protocol: str | None = None
-
-    @property
-    def lost(self) -> bool:
-        """Reset by an error: the partitions owned under it may already be someone else's."""
-        return self.generation_id == NO_GENERATION or self.member_id == UNKNOWN_MEMBER_ID
-
-
-class MemberState(Enum):
-    """AbstractCoordinator.MemberState."""
-
-    UNJOINED = "UNJOINED"  # no generation: the next poll() joins
-    PREPARING_REBALANCE = "PREPARING_REBALANCE"  # JoinGroup sent
-    COMPLETING_REBALANCE = "COMPLETING_REBALANCE"  # JoinGroup answered, SyncGroup under way
-    STABLE = "STABLE"  # assignment received
-
-
-@dataclass(frozen=True)
-class GroupState:
-    """The member as it sees itself, for people and tests (`KafkaConsumer.group_state()`)."""
-
-    group_id: str
-    group_instance_id: str | None
-    client_id: str
-    state: MemberState
-    coordinator: Coordinator | None
-    member_id: str
-    generation_id: int
-    leader_id: str
-    is_leader: bool
-    protocol: str | None  # the assignor the group voted for
-    subscription: tuple[str, ...]
-    assignment: tuple[TopicPartition, ...]
-    rejoin_reason: str | None
-
-
-@dataclass(frozen=True)
-class JoinedMember:
-    """A member as the leader's JoinGroup answer lists it."""
-
-    member_id: str
-    group_instance_id: str | None
-    metadata: bytes
-
-
-class Reaction(Enum):
-    """What a member does after a group API answers an error (Kafka's response handlers)."""
-
-    FIND_COORDINATOR = "mark the coordinator unknown, find it again after retry.backoff.ms and rejoin"
-    RETRY = "try again after retry.backoff.ms"
-    REJOIN = "rejoin the group now"
-    REJOIN_NOW = "join again at once with the member id the coordinator gave"
-    RESET_GENERATION = "forget the generation, keep the member id, rejoin now"
-    RESET_MEMBER = "forget the member id and the generation, rejoin now"
-    FATAL = "raise to the application"
-
-
-# A lost connection is BROKER_NOT_AVAILABLE, an unanswered request REQUEST_TIMED_OUT (error_from_rpc).
-_COORDINATOR_LOST = dict.fromkeys(
-    (Errors.COORDINATOR_NOT_AVAILABLE, Errors.NOT_COORDINATOR, Errors.COORDINATOR_LOAD_IN_PROGRESS,
-     Errors.BROKER_NOT_AVAILABLE, Errors.REQUEST_TIMED_OUT),
-    Reaction.FIND_COORDINATOR,
-)
-_MEMBERSHIP = {
-    Errors.UNKNOWN_MEMBER_ID: Reaction.RESET_MEMBER,
-    Errors.ILLEGAL_GENERATION: Reaction.RESET_GENERATION,
-    Errors.REBALANCE_IN_PROGRESS: Reaction.REJOIN,
-    Errors.FENCED_INSTANCE_ID: Reaction.FATAL,
-}
-REACTIONS: dict[str, dict[Errors, Reaction]] = {
-    GroupApi.FIND_COORDINATOR: {Errors.COORDINATOR_NOT_AVAILABLE: Reaction.RETRY},
-    GroupApi.JOIN_GROUP: {**_COORDINATOR_LOST, **_MEMBERSHIP, Errors.MEMBER_ID_REQUIRED: Reaction.REJOIN_NOW},
-    GroupApi.SYNC_GROUP: {**_COORDINATOR_LOST, **_MEMBERSHIP},
-    GroupApi.HEARTBEAT: {**_COORDINATOR_LOST, **_MEMBERSHIP},
-    GroupApi.OFFSET_COMMIT: {**_COORDINATOR_LOST, **_MEMBERSHIP},
-    GroupApi.OFFSET_FETCH: dict(_COORDINATOR_LOST),
-    GroupApi.LEAVE_GROUP: {},
-}
-
-
-def transport_error(e: grpc.RpcError | grpc.FutureCancelledError, who: str) -> KafkaError:
-    """error_from_rpc, but a call cancelled under us (a broker shutting down ends its calls so) is a
-    lost connection, BROKER_NOT_AVAILABLE; the client's own cancellations are never looked at."""
-    code = e.code() if isinstance(e, grpc.RpcError) and hasattr(e, "code") else None
-    if isinstance(e, grpc.FutureCancelledError) or code is grpc.StatusCode.CANCELLED:
-        return KafkaError(Errors.BROKER_NOT_AVAILABLE, f"{who}: the call was cancelled (connection lost)")
-    return error_from_rpc(e, who)
-
-
-def reaction_for(api: str, error: Errors) -> Reaction:
-    """The reaction to `error` answered to `api`: the table, else a retry for Kafka's retriable
-    errors and FATAL for the rest (INCONSISTENT_GROUP_PROTOCOL, INVALID_SESSION_TIMEOUT,
-    GROUP_MAX_SIZE_REACHED, INVALID_GROUP_ID, ...)."""
-    reaction = REACTIONS[api].get(error)
-    if reaction is not None:
-        return reaction
-    return Reaction.RETRY if error in RETRIABLE_ERRORS else Reaction.FATAL
+# -- decisions over plain data --------------------------------------------------------------------
 
 
 def join_protocols(strategies: Sequence[str], topics: Sequence[str], generation_id: int,
@@ -258,304 +140,14 @@ class ConsumerRebalanceListener:
         self.on_partitions_revoked(lost)
 
 
-# -- the wire -------------------------------------------------------------------------------------
-
-
-class GroupClient:
-    """The Group service's calls: FindCoordinator to any broker, the rest to a coordinator."""
-
-    def __init__(self, cluster: ClusterMetadata) -> None:
-        self._cluster = cluster
-        self._stubs: dict[str, kafka_pb2_grpc.GroupStub] = {}
-
-    def find_coordinator(self, group_id: str) -> Coordinator:
-        """The group's coordinator; KafkaError (retriable for COORDINATOR_NOT_AVAILABLE) if none."""
-        request = kafka_pb2.FindCoordinatorRequest(key=group_id)
-        response = self._cluster.call_any(
-            "FindCoordinator",
-            lambda channel, timeout: kafka_pb2_grpc.GroupStub(channel).FindCoordinator(request, timeout=timeout),
-        )
-        error = Errors.for_code(response.error_code)
-        if error is not Errors.NONE:
-            raise KafkaError(error, response.error_message or f"no coordinator for group '{group_id}'")
-        return Coordinator(response.node_id, response.host, response.port)
-
-    def stub(self, coordinator: Coordinator | str) -> kafka_pb2_grpc.GroupStub:
-        address = coordinator if isinstance(coordinator, str) else coordinator.address
-        stub = self._stubs.get(address)
-        if stub is None:
-            stub = self._stubs[address] = kafka_pb2_grpc.GroupStub(self._cluster.channel(address))
-        return stub
-
-    def call(self, coordinator: Coordinator | str, api: str, request: object, timeout_s: float) -> Any:
-        """A blocking call; a transport failure raises as the Kafka error it means."""
-        try:
-            return getattr(self.stub(coordinator), api)(request, timeout=timeout_s)
-        except grpc.RpcError as e:
-            raise transport_error(e, f"{api} to {coordinator}") from None
-        except ValueError as e:  # the channel was closed under us: the consumer is closing
-            raise KafkaError(Errors.BROKER_NOT_AVAILABLE, f"{api} to {coordinator}: {e}") from None
-
-
-# -- the heartbeat thread -------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
-class _HeartbeatTarget:
-    coordinator: Coordinator
-    generation: Generation
+class CommitDone:
+    """An asynchronous OffsetCommit answered, for the consumer's thread to handle in its next poll()."""
 
-
-@dataclass(frozen=True)
-class _HeartbeatFailed:
-    target: _HeartbeatTarget
-    error: KafkaError
-
-
-@dataclass(frozen=True)
-class _PollTimeout:
-    target: _HeartbeatTarget
-
-
-@dataclass(frozen=True)
-class _CommitDone:
     generation: Generation
     offsets: dict[TopicPartition, int]
     call: grpc.Future
     callback: Callable[[dict[TopicPartition, int], Exception | None], None] | None
-
-
-class HeartbeatThread:
-    """Kafka's HeartbeatThread: a Heartbeat every heartbeat.interval.ms while a generation is
-    current. It changes no group state: what it learns goes to `report`, for the next poll().
-
-    REBALANCE_IN_PROGRESS is reported once and heartbeats go on (they keep the session alive until
-    the rejoin); any other error, a lost connection included, stops them until the consumer's
-    thread sets a new target. When poll() has not been called for max.poll.interval.ms, a dynamic
-    member leaves the group from here (as Kafka's does), since nobody else will."""
-
-    def __init__(self, client: GroupClient, group_id: str, group_instance_id: str | None, interval_s: float,
-                 session_timeout_s: float, max_poll_interval_s: float, request_timeout_s: float,
-                 report: Callable[[object], None]) -> None:
-        self._client = client
-        self._group_id = group_id
-        self._group_instance_id = group_instance_id
-        self._interval_s = interval_s
-        self._session_timeout_s = session_timeout_s
-        self._max_poll_interval_s = max_poll_interval_s
-        self._request_timeout_s = request_timeout_s
-        self._report = report
-        self._cond = threading.Condition()
-        self._target: _HeartbeatTarget | None = None
-        self._closed = False
-        self._last_poll = time.monotonic()
-        self._thread: threading.Thread | None = None
-
-    def start(self, target: _HeartbeatTarget) -> None:
-        """Heartbeat for `target` from now on (a new object restarts the schedule)."""
-        with self._cond:
-            if self._target is target:
-                return
-            self._target = target
-            self._cond.notify_all()
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self._group_id}", daemon=True)
-                self._thread.start()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._target = None
-            self._cond.notify_all()
-
-    def record_poll(self) -> None:
-        self._last_poll = time.monotonic()
-
-    @property
-    def last_poll(self) -> float:
-        return self._last_poll
-
-    def close(self) -> None:
-        # Not joined: a heartbeat in flight ends when the consumer closes its channels.
-        with self._cond:
-            self._closed, self._target = True, None
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        target: _HeartbeatTarget | None = None
-        next_at = 0.0
-        told_rebalancing = False
-        while True:
-            poll_timed_out = False
-            with self._cond:
-                while True:
-                    if self._closed:
-                        return
-                    if self._target is not target:  # a new generation or coordinator: start afresh
-                        target, told_rebalancing = self._target, False
-                        next_at = time.monotonic() + self._interval_s
-                    if target is None:
-                        self._cond.wait()
-                        continue
-                    now = time.monotonic()
-                    if now - self._last_poll > self._max_poll_interval_s:
-                        self._target, poll_timed_out = None, True
-                        break
-                    if now >= next_at:
-                        break
-                    self._cond.wait(next_at - now)
-            if poll_timed_out:
-                self._leave_on_poll_timeout(target)
-                continue
-            sent_at = time.monotonic()
-            error = self._heartbeat(target)
-            next_at = sent_at + self._interval_s
-            if error.error is Errors.NONE or (error.error is Errors.REBALANCE_IN_PROGRESS and told_rebalancing):
-                continue
-            with self._cond:
-                if self._target is not target:
-                    continue  # answered for a generation the consumer has left meanwhile
-                if error.error is Errors.REBALANCE_IN_PROGRESS:
-                    told_rebalancing = True
-                else:
-                    self._target = None
-            self._report(_HeartbeatFailed(target, error))
-
-    def _heartbeat(self, target: _HeartbeatTarget) -> KafkaError:
-        request = kafka_pb2.HeartbeatRequest(
-            group_id=self._group_id, generation_id=target.generation.generation_id,
-            member_id=target.generation.member_id, group_instance_id=self._group_instance_id,
-        )
-        try:
-            response = self._client.call(target.coordinator, "Heartbeat", request,
-                                         min(self._request_timeout_s, self._session_timeout_s))
-        except KafkaError as e:
-            return e
-        error = Errors.for_code(response.error_code)
-        return KafkaError(error, f"Heartbeat of generation {target.generation.generation_id}")
-
-    def _leave_on_poll_timeout(self, target: _HeartbeatTarget) -> None:
-        log.warning("consumer poll timeout has expired: poll() was not called within max.poll.interval.ms "
-                    "(%.0f ms), so member %s leaves group %s", self._max_poll_interval_s * 1000,
-                    target.generation.member_id, self._group_id)
-        if self._group_instance_id is None:
-            request = kafka_pb2.LeaveGroupRequest(group_id=self._group_id, members=[
-                kafka_pb2.MemberIdentity(member_id=target.generation.member_id)])
-            try:
-                self._client.call(target.coordinator, "LeaveGroup", request, self._request_timeout_s)
-            except KafkaError as e:
-                log.info("LeaveGroup of member %s failed: %s", target.generation.member_id, e)
-        self._report(_PollTimeout(target))
-
-
-# -- one rebalance round --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Joined:
-    generation: Generation
-    leader_id: str
-    assignment: tuple[TopicPartition, ...]
-
-
-@dataclass(frozen=True)
-class _Failed:
-    api: str
-    error: KafkaError
-    member_id: str  # as the round left it: MEMBER_ID_REQUIRED may have given one
-
-
-class _RebalanceRound:
-    """One JoinGroup + SyncGroup round (aiokafka's CoordinatorGroupRebalance): a new object per
-    round, so an answer to an abandoned round is never taken for the current one's. Driven by
-    `advance(deadline)`, which waits for the call in flight no longer than the deadline and returns
-    None while the round goes on, so poll() keeps its timeout during a rebalance."""
-
-    def __init__(self, owner: ConsumerCoordinator, coordinator: Coordinator, member_id: str,
-                 protocols: list[tuple[str, bytes]]) -> None:
-        self._owner = owner
-        self.coordinator = coordinator
-        self.member_id = member_id
-        self._protocols = protocols
-        self.generation: Generation | None = None  # once JoinGroup answered
-        self.heartbeat_target: _HeartbeatTarget | None = None  # one object, so heartbeats keep their pace
-        self.leader_id = ""
-        self.state = MemberState.PREPARING_REBALANCE
-        self._api = GroupApi.JOIN_GROUP
-        self._call: grpc.Future = self._send_join()
-
-    def _send_join(self) -> grpc.Future:
-        o = self._owner
-        request = kafka_pb2.JoinGroupRequest(
-            group_id=o.group_id, session_timeout_ms=o.session_timeout_ms, rebalance_timeout_ms=o.max_poll_interval_ms,
-            member_id=self.member_id, group_instance_id=o.group_instance_id, protocol_type=CONSUMER_PROTOCOL_TYPE,
-            protocols=[kafka_pb2.JoinGroupProtocol(name=n, metadata=m) for n, m in self._protocols],
-            client_id=o.client_id,
-        )
-        return o.client.stub(self.coordinator).JoinGroup.future(request, timeout=o.join_timeout_s)
-
-    def cancel(self) -> None:
-        self._call.cancel()
-
-    def advance(self, deadline: float) -> _Joined | _Failed | None:
-        while True:
-            try:
-                response = self._call.result(timeout=max(0.0, deadline - time.monotonic()))
-            except grpc.FutureTimeoutError:
-                return None
-            except (grpc.RpcError, grpc.FutureCancelledError) as e:
-                return _Failed(self._api, transport_error(e, f"{self._api} to {self.coordinator}"), self.member_id)
-            outcome = self._on_join(response) if self._api == GroupApi.JOIN_GROUP else self._on_sync(response)
-            if outcome is not None:
-                return outcome
-
-    def _on_join(self, response: kafka_pb2.JoinGroupResponse) -> _Failed | None:
-        error = Errors.for_code(response.error_code)
-        if error is Errors.MEMBER_ID_REQUIRED:
-            # KIP-394: the coordinator named us and expects us back at once under that name.
-            log.info("group %s: the coordinator asked member id %s to join again (MEMBER_ID_REQUIRED)",
-                     self._owner.group_id, response.member_id)
-            self.member_id = response.member_id
-            self._call = self._send_join()
-            return None
-        if error is not Errors.NONE:
-            return _Failed(GroupApi.JOIN_GROUP, KafkaError(error, response.error_message or "JoinGroup"),
-                           self.member_id)
-        self.member_id = response.member_id
-        self.leader_id = response.leader
-        self.generation = Generation(response.generation_id, response.member_id, response.protocol_name)
-        self.heartbeat_target = _HeartbeatTarget(self.coordinator, self.generation)
-        self.state = MemberState.COMPLETING_REBALANCE
-        assignments: dict[str, bytes] = {}
-        if response.leader == response.member_id and not response.skip_assignment:
-            try:
-                assignments = self._owner.assign_as_leader(response)
-            except KafkaError as e:
-                return _Failed(GroupApi.JOIN_GROUP, e, self.member_id)
-        self._api = GroupApi.SYNC_GROUP
-        o = self._owner
-        request = kafka_pb2.SyncGroupRequest(
-            group_id=o.group_id, generation_id=response.generation_id, member_id=response.member_id,
-            group_instance_id=o.group_instance_id, protocol_type=CONSUMER_PROTOCOL_TYPE,
-            protocol_name=response.protocol_name,
-            assignments=[kafka_pb2.SyncGroupAssignment(member_id=m, assignment=a) for m, a in assignments.items()],
-        )
-        # A follower's SyncGroup waits at the coordinator for the leader's: as long as a join may.
-        self._call = o.client.stub(self.coordinator).SyncGroup.future(request, timeout=o.join_timeout_s)
-        return None
-
-    def _on_sync(self, response: kafka_pb2.SyncGroupResponse) -> _Joined | _Failed:
-        error = Errors.for_code(response.error_code)
-        if error is not Errors.NONE:
-            return _Failed(GroupApi.SYNC_GROUP, KafkaError(error, response.error_message or "SyncGroup"),
-                           self.member_id)
-        assert self.generation is not None
-        try:
-            assignment = deserialize_assignment(response.assignment) if response.assignment else None
-        except ValueError as e:
-            return _Failed(GroupApi.SYNC_GROUP, KafkaError(Errors.INVALID_REQUEST, f"bad assignment: {e}"),
-                           self.member_id)
-        partitions = tuple(sorted(assignment.partitions)) if assignment else ()
-        return _Joined(self.generation, self.leader_id, partitions)
 
 
 # -- the coordinator ------------------------------------------------------------------------------
@@ -614,6 +206,8 @@ class ConsumerCoordinator:
         self.join_timeout_s = max(self._request_timeout_s, max_poll_interval_ms / 1000 + JOIN_GROUP_TIMEOUT_LAPSE_S)
         self._cluster = cluster
         self.client = GroupClient(cluster)
+        self._join_config = JoinConfig(group_id, group_instance_id, self.client_id, session_timeout_ms,
+                                       max_poll_interval_ms, self.join_timeout_s)
         self._assign = assign
         self._consumed = consumed
         self._wakeup = wakeup
@@ -631,7 +225,7 @@ class ConsumerCoordinator:
         self._listener: ConsumerRebalanceListener | None = None
         self._assignment: tuple[TopicPartition, ...] = ()
         self._last_assignment: tuple[TopicPartition, ...] = ()  # for the sticky assignor's user data
-        self._round: _RebalanceRound | None = None
+        self._round: RebalanceRound | None = None
         self._rejoin_reason: str | None = None
         self._needs_join_prepare = True
         self._prepare_deadline: float | None = None  # until when the commit before a rebalance is retried
@@ -734,6 +328,8 @@ class ConsumerCoordinator:
             # Not waiting longer than half of max.poll.interval.ms at once: this wait is a poll too.
             step_deadline = min(deadline, time.monotonic() + self.max_poll_interval_ms / 2000)
             outcome = round_.advance(step_deadline)
+            while isinstance(outcome, NeedsAssignment):
+                outcome = self._lead(round_, outcome, step_deadline)
             self.record_poll()
             if round_.heartbeat_target is not None and outcome is None:
                 # Between the join and the sync answers the coordinator expects heartbeats.
@@ -743,7 +339,7 @@ class ConsumerCoordinator:
                     continue
                 return False
             self._round = None
-            if isinstance(outcome, _Failed):
+            if isinstance(outcome, Failed):
                 self._on_round_failed(outcome)
             else:
                 self._on_join_complete(round_.coordinator, outcome)
@@ -778,7 +374,7 @@ class ConsumerCoordinator:
         self._coordinator = coordinator
         log.info("Discovered group coordinator %s for group %s", coordinator, self.group_id)
         if self._state is MemberState.STABLE and self._round is None:
-            self._heartbeat.start(_HeartbeatTarget(coordinator, self._generation))
+            self._heartbeat.start(HeartbeatTarget(coordinator, self._generation))
 
     def _start_round(self) -> None:
         assert self._coordinator is not None
@@ -787,30 +383,39 @@ class ConsumerCoordinator:
         self._heartbeat.stop()
         protocols = join_protocols(self.strategies, self._subscription, self._generation.generation_id,
                                    self._last_assignment)
-        self._round = _RebalanceRound(self, self._coordinator, self._generation.member_id, protocols)
+        self._round = RebalanceRound(self.client, self._join_config, self._coordinator, self._generation.member_id,
+                                     protocols)
 
-    def assign_as_leader(self, response: kafka_pb2.JoinGroupResponse) -> dict[str, bytes]:
-        """Run the assignor the group voted for over every member's subscription (the leader's job)."""
-        members = [JoinedMember(m.member_id, m.group_instance_id if m.HasField("group_instance_id") else None,
-                                m.metadata) for m in response.members]
+    def _lead(self, round_: RebalanceRound, needed: NeedsAssignment, deadline: float
+              ) -> Joined | Failed | NeedsAssignment | None:
+        """The leader's part of a round, here rather than in the round: it blocks on metadata IO."""
         try:
-            subscriptions = group_subscriptions(members)
+            assignments = self.assign_as_leader(needed)
+        except KafkaError as e:
+            return round_.fail(e)
+        round_.assigned(assignments)
+        return round_.advance(deadline)
+
+    def assign_as_leader(self, needed: NeedsAssignment) -> dict[str, bytes]:
+        """Run the assignor the group voted for over every member's subscription (the leader's job)."""
+        try:
+            subscriptions = group_subscriptions(needed.members)
         except ValueError as e:
             raise KafkaError(Errors.INCONSISTENT_GROUP_PROTOCOL, f"a member's subscription does not parse: {e}") \
                 from None
-        if response.protocol_name not in ASSIGNORS:
+        if needed.protocol not in ASSIGNORS:
             raise KafkaError(Errors.INCONSISTENT_GROUP_PROTOCOL,
-                             f"coordinator selected invalid assignment protocol: {response.protocol_name}")
+                             f"coordinator selected invalid assignment protocol: {needed.protocol}")
         topics = subscribed_topics(subscriptions)
         self._cluster.refresh(topics)  # KafkaError (retriable) if no broker answers
         counts = {t: len(self._cluster.partitions(t) or {}) for t in topics}
-        assignment = leader_assignment(response.protocol_name, subscriptions, counts)
+        assignment = leader_assignment(needed.protocol, subscriptions, counts)
         log.info("Finished assignment for group %s at generation %d with %s: %s", self.group_id,
-                 response.generation_id, response.protocol_name,
+                 needed.generation_id, needed.protocol,
                  "; ".join(f"{m}: {format_partitions(tps)}" for m, tps in assignment.items()))
         return {member: serialize_assignment(tps) for member, tps in assignment.items()}
 
-    def _on_round_failed(self, failed: _Failed) -> None:
+    def _on_round_failed(self, failed: Failed) -> None:
         self._heartbeat.stop()
         self._state = MemberState.UNJOINED
         if failed.member_id != self._generation.member_id:
@@ -818,12 +423,12 @@ class ConsumerCoordinator:
         log.info("%s of group %s failed: %s", failed.api, self.group_id, failed.error)
         self._react(failed.api, failed.error, self._generation)
 
-    def _on_join_complete(self, coordinator: Coordinator, joined: _Joined) -> None:
+    def _on_join_complete(self, coordinator: Coordinator, joined: Joined) -> None:
         self._generation, self._leader_id = joined.generation, joined.leader_id
         self._state = MemberState.STABLE
         self._assignment = self._last_assignment = joined.assignment
         self._needs_join_prepare = True
-        self._heartbeat.start(_HeartbeatTarget(coordinator, joined.generation))
+        self._heartbeat.start(HeartbeatTarget(coordinator, joined.generation))
         role = "leader" if joined.leader_id == joined.generation.member_id else "follower"
         log.info("joined group %s generation %d as %s (member id %s), assignment: %s", self.group_id,
                  joined.generation.generation_id, role, joined.generation.member_id,
@@ -875,7 +480,7 @@ class ConsumerCoordinator:
         try:
             self.commit_sync(offsets, max(min(deadline, self._prepare_deadline), now + self._retry_backoff_s))
         except KafkaError as e:
-            if e.error in _COORDINATOR_LOST and not isinstance(e, CommitFailedError) \
+            if e.error in COORDINATOR_LOST and not isinstance(e, CommitFailedError) \
                     and time.monotonic() < self._prepare_deadline:
                 return False
             # At least once still holds: the next owner reads from the last commit.
@@ -894,12 +499,7 @@ class ConsumerCoordinator:
         if self.group_instance_id is None and coordinator is not None and generation.member_id:
             log.info("Member %s sending LeaveGroup request to coordinator %s of group %s due to %s",
                      generation.member_id, coordinator, self.group_id, reason)
-            request = kafka_pb2.LeaveGroupRequest(group_id=self.group_id, members=[
-                kafka_pb2.MemberIdentity(member_id=generation.member_id)])
-            try:
-                self.client.call(coordinator, "LeaveGroup", request, self._request_timeout_s)
-            except KafkaError as e:
-                log.info("LeaveGroup of member %s failed: %s", generation.member_id, e)
+            self.client.leave_group(coordinator, self.group_id, generation.member_id, self._request_timeout_s)
         self._reset_generation(reset_member_id=True, reason=reason, quiet=True)
         self._state = MemberState.UNJOINED
         self._rejoin_reason = None
@@ -967,13 +567,13 @@ class ConsumerCoordinator:
                 event = self._events.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(event, _CommitDone):
+            if isinstance(event, CommitDone):
                 self._on_async_commit_done(event)
                 continue
-            assert isinstance(event, _HeartbeatFailed | _PollTimeout)
+            assert isinstance(event, HeartbeatFailed | PollTimeout)
             if event.target.generation != self._generation or event.target.coordinator != self._coordinator:
                 continue  # about a generation or coordinator this member has moved on from
-            if isinstance(event, _PollTimeout):
+            if isinstance(event, PollTimeout):
                 self._reset_generation(True, "the consumer poll timeout expired (max.poll.interval.ms)")
                 self._request_rejoin("the consumer poll timeout expired")
             else:
@@ -1000,24 +600,12 @@ class ConsumerCoordinator:
 
     def _commit_request(self, offsets: Mapping[TopicPartition, int], generation: Generation
                         ) -> kafka_pb2.OffsetCommitRequest:
-        for tp, offset in offsets.items():
-            if offset < 0:
-                raise ValueError(f"invalid offset {offset} for {tp}")
-        topics: dict[str, list[kafka_pb2.OffsetCommitPartition]] = {}
-        for tp, offset in sorted(offsets.items()):
-            topics.setdefault(tp.topic, []).append(kafka_pb2.OffsetCommitPartition(
-                partition=tp.partition, committed_offset=offset, committed_leader_epoch=-1))
-        return kafka_pb2.OffsetCommitRequest(
-            group_id=self.group_id, generation_id=generation.generation_id, member_id=generation.member_id,
-            group_instance_id=self.group_instance_id if generation.member_id else None,
-            topics=[kafka_pb2.OffsetCommitTopic(name=t, partitions=ps) for t, ps in topics.items()],
-        )
+        return offset_commit_request(offsets, group_id=self.group_id, generation_id=generation.generation_id,
+                                     member_id=generation.member_id, group_instance_id=self.group_instance_id)
 
     def _on_commit_response(self, response: kafka_pb2.OffsetCommitResponse, generation: Generation,
                             offsets: Mapping[TopicPartition, int]) -> None:
-        errors = [Errors.for_code(response.error_code)] + [
-            Errors.for_code(p.error_code) for t in response.topics for p in t.partitions]
-        error = next((e for e in errors if e is not Errors.NONE), Errors.NONE)
+        error = offset_commit_error(response)
         if error is not Errors.NONE:
             self._on_commit_error(KafkaError(error, f"OffsetCommit of {_format_offsets(offsets)}"), generation)
         log.debug("Committed offsets %s of group %s", _format_offsets(offsets), self.group_id)
@@ -1072,10 +660,10 @@ class ConsumerCoordinator:
             self._complete_async(offsets, callback, e)
             return
         call = self.client.stub(coordinator).OffsetCommit.future(request, timeout=self._request_timeout_s)
-        done = _CommitDone(generation, offsets, call, callback)
+        done = CommitDone(generation, offsets, call, callback)
         call.add_done_callback(lambda _: self._report(done))
 
-    def _on_async_commit_done(self, done: _CommitDone) -> None:
+    def _on_async_commit_done(self, done: CommitDone) -> None:
         try:
             try:
                 response = done.call.result()
@@ -1114,11 +702,7 @@ class ConsumerCoordinator:
         """One OffsetFetch: the committed offsets of `partitions` that have one. KafkaError on failure
         (retriable ones after marking the coordinator unknown if it was lost)."""
         self._check_fatal()
-        topics: dict[str, list[int]] = {}
-        for tp in sorted(partitions):
-            topics.setdefault(tp.topic, []).append(tp.partition)
-        request = kafka_pb2.OffsetFetchRequest(group_id=self.group_id, topics=[
-            kafka_pb2.OffsetFetchTopic(name=t, partitions=ps) for t, ps in topics.items()])
+        request = offset_fetch_request(self.group_id, partitions)
         try:
             coordinator = self._ensure_coordinator()
             response = self.client.call(coordinator, "OffsetFetch", request, self._request_timeout_s)
@@ -1175,28 +759,3 @@ class ConsumerCoordinator:
 def _format_offsets(offsets: Mapping[TopicPartition, int]) -> str:
     return ", ".join(f"{tp.topic}-{tp.partition}@{offset}" for tp, offset in sorted(offsets.items())) or "none"
 
-
-@dataclass
-class DescribedMember:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    host: str
-    assignment: list[TopicPartition] = field(default_factory=list)
-
-
-def describe_members(group: kafka_pb2.DescribedGroup) -> list[DescribedMember]:
-    """The members of a DescribeGroups answer, with their assignments decoded when the group is a
-    consumer group (ConsumerProtocol); undecodable bytes read as no partitions."""
-    members = []
-    for m in group.members:
-        partitions: list[TopicPartition] = []
-        if group.protocol_type == CONSUMER_PROTOCOL_TYPE and m.member_assignment:
-            try:
-                assignment = deserialize_assignment(m.member_assignment)
-            except ValueError:
-                assignment = None
-            partitions = sorted(assignment.partitions) if assignment else []
-        members.append(DescribedMember(m.member_id, m.group_instance_id if m.HasField("group_instance_id") else None,
-                                       m.client_id, m.client_host, partitions))
-    return members
