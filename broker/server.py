@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from broker import heap
 from broker.admin_service import AdminService
+from broker.api.admin_apis import AdminApis
 from broker.api.control_apis import ControlApis
 from broker.api.data_apis import DataApis
 from broker.api.group_apis import GroupApis
@@ -189,13 +190,10 @@ class KafkaServer:
         assert self.replica_manager is not None
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-        kafka_pb2_grpc.add_AdminServicer_to_server(
-            AdminService(self.config, self.zk, self.cluster_id, self.metadata_cache, self.controller,
-                         self.replica_manager, group_metrics=self._group_metrics),
-            server,
-        )
         assert self.group_coordinator is not None
         apis = KafkaApis(
+            AdminApis(self.config, self.zk, self.cluster_id, self.metadata_cache, self.controller,
+                      self.replica_manager, group_metrics=self._group_metrics),
             DataApis(self.broker_id, self.replica_manager, self.metadata_cache,
                      ProducerIdManager(self.broker_id, self.zk)),
             ControlApis(self.replica_manager, self.metadata_cache, self._handle_controlled_shutdown),
@@ -204,6 +202,7 @@ class KafkaServer:
                                           self.config.offsets_topic_replication_factor,
                                           self.config.offsets_topic_segment_bytes)),
         )
+        kafka_pb2_grpc.add_AdminServicer_to_server(AdminService(apis), server)
         kafka_pb2_grpc.add_DataServicer_to_server(DataService(apis), server)
         kafka_pb2_grpc.add_GroupServicer_to_server(GroupService(apis), server)
         kafka_pb2_grpc.add_BrokerControlServicer_to_server(BrokerControlService(apis), server)

@@ -4,11 +4,11 @@ controlled shutdown requests the controller answers."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from broker import heap
 from broker.api import messages as m
 from broker.api.context import RequestContext
+from broker.api.kafka_apis import Handler
 from broker.metadata_cache import MetadataCache
 from broker.replica_manager import ReplicaManager, state_change_log
 from minikafka_protocol.common import TopicPartition
@@ -24,7 +24,7 @@ class ControlApis:
         self._metadata = metadata_cache
         self._controlled_shutdown = controlled_shutdown
 
-    def handlers(self) -> dict[type, Callable[[RequestContext, Any], Any]]:
+    def handlers(self) -> dict[type, Handler]:
         return {
             m.LeaderAndIsrRequest: self.handle_leader_and_isr,
             m.UpdateMetadataRequest: self.handle_update_metadata,

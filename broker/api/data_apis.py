@@ -4,12 +4,11 @@ handleFetchRequest, handleListOffsetRequest, handleOffsetForLeaderEpochRequest, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
 
 from broker.api import messages as m
 from broker.api.context import RequestContext
+from broker.api.kafka_apis import Handler
 from broker.fetch_session import FINAL_EPOCH, INVALID_SESSION_ID, FetchKind
 from broker.metadata_cache import MetadataCache
 from broker.partition import caught_up_ms
@@ -37,7 +36,7 @@ class DataApis:
         self._metadata = metadata_cache
         self._producer_ids = producer_ids
 
-    def handlers(self) -> dict[type, Callable[[RequestContext, Any], Any]]:
+    def handlers(self) -> dict[type, Handler]:
         return {
             m.ProduceRequest: self.handle_produce,
             m.FetchRequest: self.handle_fetch,

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
-from typing import Any
 
 from broker.api import messages as m
 from broker.api.context import RequestContext
 from broker.api.futures import done, then
+from broker.api.kafka_apis import Handler
 from broker.group.coordinator_rules import (
     MAX_GROUP_ID_BYTES,
     JoinGroupRequest,
@@ -39,7 +38,7 @@ class GroupApis:
         self._coordinator = coordinator
         self._offsets_topic = offsets_topic
 
-    def handlers(self) -> dict[type, Callable[[RequestContext, Any], Any]]:
+    def handlers(self) -> dict[type, Handler]:
         return {
             m.FindCoordinatorRequest: self.handle_find_coordinator,
             JoinGroupRequest: self.handle_join_group,

@@ -14,6 +14,7 @@ from broker.group.coordinator_rules import MemberIdentity, OffsetFetchPartition
 from broker.group.group_metadata_manager import GroupSummary
 from broker.metadata_cache import BrokerEndpoint, PartitionInfo
 from broker.replica_manager import FetchResult, ProduceResult
+from broker.zk.zk_data import BrokerInfo
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors
 
@@ -293,3 +294,124 @@ class ListGroupsRequest:
 class ListGroupsResponse:
     error: Errors
     groups: list[GroupSummary] = field(default_factory=list)
+
+
+# -- the cluster and its topics ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetadataRequest:
+    topics: tuple[str, ...] | None = None  # None: every topic
+
+
+@dataclass(frozen=True)
+class PartitionMetadata:
+    error: Errors
+    state: PartitionInfo
+
+
+@dataclass(frozen=True)
+class TopicMetadata:
+    name: str
+    error: Errors
+    is_internal: bool = False
+    configs: dict[str, str] = field(default_factory=dict)
+    partitions: tuple[PartitionMetadata, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetadataResponse:
+    cluster_id: str
+    controller_id: int
+    responding_broker_id: int
+    brokers: tuple[BrokerEndpoint, ...]
+    topics: tuple[TopicMetadata, ...]
+
+
+@dataclass(frozen=True)
+class CreatableTopic:
+    name: str
+    num_partitions: int = -1  # -1: num.partitions
+    replication_factor: int = -1  # -1: default.replication.factor
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreateTopicsRequest:
+    topics: tuple[CreatableTopic, ...]
+    timeout_ms: int = 0  # 0: the default
+    validate_only: bool = False
+
+
+@dataclass(frozen=True)
+class CreatableTopicResult:
+    name: str
+    error: Errors
+    message: str = ""
+    num_partitions: int = -1
+    replication_factor: int = -1
+
+
+@dataclass(frozen=True)
+class CreateTopicsResponse:
+    topics: tuple[CreatableTopicResult, ...]
+
+
+@dataclass(frozen=True)
+class DeleteTopicsRequest:
+    topic_names: tuple[str, ...]
+    timeout_ms: int = 0
+
+
+@dataclass(frozen=True)
+class DeletableTopicResult:
+    name: str
+    error: Errors
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class DeleteTopicsResponse:
+    results: tuple[DeletableTopicResult, ...]
+
+
+@dataclass(frozen=True)
+class ElectLeadersRequest:
+    election_type: str  # "PREFERRED" or "UNCLEAN", Kafka's ElectionType
+    partitions: tuple[TopicPartition, ...] | None = None  # None: every partition
+    timeout_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ElectLeadersResponse:
+    error: Errors
+    results: dict[TopicPartition, Errors] = field(default_factory=dict)  # sorted by partition
+
+
+@dataclass(frozen=True)
+class DescribeClusterRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class DescribeClusterResponse:
+    error: Errors
+    responding_broker_id: int
+    message: str = ""
+    cluster_id: str = ""
+    controller_id: int = -1
+    controller_epoch: int = -1
+    brokers: tuple[BrokerInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class BrokerMetricsRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class BrokerMetricsResponse:
+    """Each gauge and counter by its name, and the latest truncations a follower reported."""
+
+    values: dict[str, int]
+    truncations: tuple[str, ...] = ()
