@@ -16,7 +16,7 @@ from kazoo.protocol.states import EventType, WatchedEvent
 
 from broker import heap
 from broker.controller import controller_election
-from broker.controller.channel_manager import ControllerChannelManager
+from broker.controller.channel_manager import ChannelManager, ControllerChannelManager
 from broker.controller.controller_context import ControllerContext, TopicPartition
 from broker.controller.controller_election import ElectionStep
 from broker.controller.event_manager import (
@@ -108,6 +108,7 @@ class KafkaController:
         on_fatal: Callable[[str], None],
         unclean_leader_election_default: bool = False,
         leader_imbalance_per_broker_percentage: int = 10,
+        channels: ChannelManager | None = None,
     ) -> None:
         self.broker_id = broker_info.broker_id
         self._broker_info = broker_info
@@ -119,7 +120,8 @@ class KafkaController:
         self.unclean_leader_election_default = unclean_leader_election_default
         self.leader_imbalance_per_broker_percentage = leader_imbalance_per_broker_percentage
         self.unclean_elections = 0  # UncleanLeaderElectionsPerSec, as a count
-        self.channels = ControllerChannelManager(self.broker_id)
+        # `channels`: the brokers' request channels; gRPC ones unless given.
+        self.channels: ChannelManager = channels if channels is not None else ControllerChannelManager(self.broker_id)
         self.batch = ControllerBrokerRequestBatch(self.broker_id, lambda: self.context, self.channels, self.log)
         self.partition_state_machine = PartitionStateMachine(self, zk, self.batch)
         self.replica_state_machine = ReplicaStateMachine(self, zk, self.batch)
