@@ -291,6 +291,43 @@ def test_a_broker_that_comes_back_hears_of_its_partitions_and_an_offline_partiti
 # -- controlled shutdown --------------------------------------------------------------------------
 
 
+def test_controlled_shutdown_moves_leadership_away_and_answers_what_the_broker_still_leads(
+    cluster: ControllerCluster,
+) -> None:
+    zookeeper = cluster.zookeeper
+    zookeeper.create_topic("t", {0: (2, 1, 3), 1: (2, 3), 2: (2,), 3: (1, 2)})
+    zookeeper.set_partition_state(T0, leader=2, isr=(2, 1, 3))
+    zookeeper.set_partition_state(T1, leader=2, isr=(2,))  # nobody else in sync: cannot move
+    zookeeper.set_partition_state(T2, leader=2, isr=(2,))  # one replica: not even tried
+    zookeeper.set_partition_state(T3, leader=1, isr=(1, 2))  # broker 2 follows
+    two = cluster.start(2, controller=False)
+    cluster.start(3, controller=False)
+    cluster.start(1)
+    controller = cluster.wait_for_controller(1, epoch=1)
+    channels = cluster.brokers[1].channels
+    wait_until(lambda: channels.brokers == {1, 2, 3}, TIMEOUT, "channels to every broker")
+    cluster.settled(1)
+    channels.clear()
+
+    error, remaining = controller.controlled_shutdown(2, two.broker_epoch, TIMEOUT)
+
+    assert error is Errors.NONE
+    assert remaining == [T1, T2]
+    assert cluster.state(T0) == (1, (1, 3), 1, 1)  # the first ISR replica not shutting down, in assignment order
+    assert cluster.state(T3) == (1, (1,), 1, 1)  # the follower leaves the ISR
+    # What the broker still leads stays as it was: it serves until it stops.
+    assert cluster.state(T1) == (2, (2,), 0, 0)
+    assert cluster.state(T2) == (2, (2,), 0, 0)
+    assert channels.last_state(1, T0).leader == 1 and channels.last_state(3, T0).leader == 1
+    assert channels.last_state(2, T0).leader == 1  # the shutting-down broker hears too
+    # StopReplica (no delete) only for the partitions it followed: one it led hears of its new
+    # leader instead, and one it still leads is left alone.
+    stops = [s.stop for s in channels.sent("StopReplica")]
+    assert stops and all(s.broker_id == 2 for s in channels.sent("StopReplica"))
+    assert {tp: d for s in stops for tp, d in s.items()} == {T3: False}
+    assert 2 in controller.context.shutting_down_broker_ids
+
+
 def test_controlled_shutdown_refuses_an_unknown_broker_a_stale_broker_epoch_and_a_broker_that_is_not_controller(
     cluster: ControllerCluster,
 ) -> None:

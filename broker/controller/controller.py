@@ -683,14 +683,20 @@ class KafkaController:
             return
         self.log.info("Shutting down broker %d", event.broker_id)
         self.context.shutting_down_broker_ids.add(event.broker_id)
-        led = [
-            tp for tp in self.context.partitions_led_by(event.broker_id)
-            if len(self.context.assignments.get(tp, ())) > 1 and tp[0] not in self.context.topics_being_deleted
+        to_act_on = [
+            tp for tp in self.context.partitions_on_broker(event.broker_id)
+            if len(self.context.assignments[tp]) > 1 and tp in self.context.leadership
+            and tp[0] not in self.context.topics_being_deleted
         ]
+        led = [tp for tp in to_act_on if self.context.leadership[tp].leader == event.broker_id]
+        # Split before the elections, as Kafka does: only the partitions it followed lose its
+        # replica. One whose leadership could not move keeps it (and its ISR) until the broker
+        # stops, and is answered as remaining.
+        followed = [tp for tp in to_act_on if self.context.leadership[tp].leader != event.broker_id]
         self.partition_state_machine.handle_state_changes(
             led, PartitionState.ONLINE_PARTITION, Election.CONTROLLED_SHUTDOWN
         )
-        self.replica_state_machine.offline([event.broker_id], stop_replicas=True)
+        self.replica_state_machine.offline([event.broker_id], stop_replicas=True, partitions=followed)
         self.batch.send()
         remaining = self.context.partitions_led_by(event.broker_id)
         self.log.info("Broker %d still leads %d partitions: %s", event.broker_id, len(remaining),
