@@ -365,6 +365,43 @@ def test_a_write_fenced_by_an_old_controller_epoch_is_refused_by_the_double(clus
     assert cluster.zookeeper.controller_id() == 1
 
 
+def test_a_zombie_controllers_fenced_write_is_refused_and_it_resigns_without_applying_or_sending_anything(
+    cluster: ControllerCluster,
+) -> None:
+    zookeeper = cluster.zookeeper
+    zookeeper.create_topic("t", {0: (3, 1, 2), 1: (1, 2, 3)})
+    zookeeper.set_partition_state(T0, leader=3, isr=(3, 1, 2))
+    zookeeper.set_partition_state(T1, leader=1, isr=(1, 2, 3))
+    zombie = cluster.start_with_controller(1, 2, 3)
+    three = cluster.brokers[3]
+
+    # Broker 1 stalls past its session timeout: ZooKeeper expires the session, it has not heard.
+    cluster.brokers[1].zk.expire_session(told=False)
+    wait_until(lambda: zookeeper.controller_epoch() == (2, 2), TIMEOUT, "a controller of epoch 2")
+    new_id = zookeeper.controller_id()
+    assert new_id in (2, 3)
+    cluster.wait_for_state(T1, leader=2, isr=(2, 3))
+    cluster.settled(new_id)
+    before = {tp: cluster.state(tp) for tp in (T0, T1)}
+    zombie_channels = cluster.brokers[1].channels
+    zombie_channels.clear()
+
+    # The zombie still acts as controller; its first write goes out on a new session, fenced.
+    assert zombie.is_active
+    error, remaining = zombie.controlled_shutdown(3, three.broker_epoch, TIMEOUT)
+
+    assert (error, remaining) == (Errors.NOT_CONTROLLER, [])
+    wait_until(lambda: zombie.active_controller_id == new_id, TIMEOUT, "the zombie to follow the new controller")
+    assert not zombie.is_active
+    assert {tp: cluster.state(tp) for tp in (T0, T1)} == before  # broker 3 still leads t-0
+    assert zombie_channels.sent() == [] and zombie_channels.brokers == set()
+    # Its fenced delete of /controller was refused as well.
+    assert zookeeper.controller_id() == new_id and zookeeper.controller_epoch() == (2, 2)
+    # It registered again on its new session, and the new controller saw it come back.
+    wait_until(lambda: 1 in cluster.controller(new_id).context.live_brokers, TIMEOUT, "broker 1 back")
+    assert cluster.fatal == []
+
+
 # -- elections cut off ----------------------------------------------------------------------------
 
 

@@ -258,6 +258,10 @@ class KafkaController:
                 "Resigning.",
                 event.name, e,
             )
+            # A caller waiting on the event (controlled shutdown, leader election) is answered
+            # NOT_CONTROLLER now, as Kafka answers it the ControllerMovedException, instead of
+            # waiting out its timeout: the handler stopped before it could answer.
+            event.preempt()
             self._maybe_resign(force=True)
             self._elect()
 
