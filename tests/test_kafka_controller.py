@@ -331,11 +331,8 @@ def test_controlled_shutdown_moves_leadership_away_and_answers_what_the_broker_s
 def test_controlled_shutdown_refuses_an_unknown_broker_a_stale_broker_epoch_and_a_broker_that_is_not_controller(
     cluster: ControllerCluster,
 ) -> None:
-    cluster.start(1)
-    two = cluster.start(2)
-    controller = cluster.wait_for_controller(1, epoch=1)
-    cluster.wait_for_followers(1, 2)
-    wait_until(lambda: 2 in controller.context.live_brokers, TIMEOUT, "the controller to know broker 2")
+    controller = cluster.start_with_controller(1, 2)
+    two = cluster.brokers[2]
 
     assert controller.controlled_shutdown(7, -1, TIMEOUT) == (Errors.BROKER_NOT_AVAILABLE, [])
     assert controller.controlled_shutdown(2, two.broker_epoch - 1, TIMEOUT) == (Errors.STALE_BROKER_EPOCH, [])
@@ -392,6 +389,7 @@ def test_a_zombie_controllers_fenced_write_is_refused_and_it_resigns_without_app
 
     assert (error, remaining) == (Errors.NOT_CONTROLLER, [])
     wait_until(lambda: zombie.active_controller_id == new_id, TIMEOUT, "the zombie to follow the new controller")
+    cluster.settled(1)  # its resignation, and the new session's events, are done
     assert not zombie.is_active
     assert {tp: cluster.state(tp) for tp in (T0, T1)} == before  # broker 3 still leads t-0
     assert zombie_channels.sent() == [] and zombie_channels.brokers == set()
