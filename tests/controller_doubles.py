@@ -98,11 +98,15 @@ class FakeZooKeeper:
         """Expiry or close: the session's ephemerals go (firing the others' watches), its own watches with it."""
         with self._lock:
             self.live_sessions.discard(session_id)
-            for watches in (*self._data_watches.values(), *self._child_watches.values()):
-                watches.difference_update({w for w in watches if w[0] == session_id})
+            self.drop_watches(session_id)
             ephemerals = sorted(p for p, n in self.nodes.items() if n.ephemeral_owner == session_id)
             fired = self._apply([("delete", p, -1) for p in ephemerals])[1] if ephemerals else []
         _fire(fired)
+
+    def drop_watches(self, session_id: int) -> None:
+        with self._lock:
+            for watches in (*self._data_watches.values(), *self._child_watches.values()):
+                watches.difference_update({w for w in watches if w[0] == session_id})
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -299,6 +303,15 @@ class FakeKafkaZkClient:
         if told:
             self._session()
 
+    def reconnect(self, while_away: Callable[[], None] = lambda: None) -> None:
+        """The connection drops and comes back on the same session. kazoo loses every watch
+        meanwhile (the adapter's RECONNECTED says so), so what `while_away` changes fires nothing here."""
+        assert self._session_id is not None
+        self.zookeeper.drop_watches(self._session_id)
+        self._on_session_event(SessionEvent.DISCONNECTED)
+        while_away()
+        self._on_session_event(SessionEvent.RECONNECTED)
+
     def _session(self) -> int:
         if self._untold_expiry:
             self._untold_expiry = False
@@ -394,6 +407,8 @@ class FakeKafkaZkClient:
             with contextlib.suppress(NodeExistsError):
                 self.zookeeper.write(("create", zk_data.CONTROLLER_EPOCH_PATH,
                                       zk_data.encode_controller_epoch(zk_data.INITIAL_CONTROLLER_EPOCH), 0))
+        # No answer is ever lost here, so the real adapter's check that a failed race was in
+        # fact its own multi applied (checkControllerAndEpoch) has nothing to find.
         epoch_and_version = self.get_controller_epoch()
         assert epoch_and_version is not None
         epoch, epoch_zk_version = epoch_and_version

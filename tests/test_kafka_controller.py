@@ -288,6 +288,25 @@ def test_a_broker_that_comes_back_hears_of_its_partitions_and_an_offline_partiti
                "LeaderAndIsr to the returning broker")
 
 
+def test_after_a_reconnection_lost_its_watches_the_controller_catches_up_on_a_broker_failure_it_missed(
+    cluster: ControllerCluster,
+) -> None:
+    cluster.zookeeper.create_topic("t", {0: (2, 3)})
+    cluster.zookeeper.set_partition_state(T0, leader=2, isr=(2, 3))
+    cluster.start(2, controller=False)
+    cluster.start(3, controller=False)
+    cluster.start(1)
+    controller = cluster.wait_for_controller(1, epoch=1)
+    cluster.settled(1)
+
+    cluster.brokers[1].zk.reconnect(while_away=lambda: cluster.crash(2))
+
+    cluster.wait_for_state(T0, leader=3, isr=(3,))
+    cluster.settled(1)
+    assert controller.is_active and set(controller.context.live_brokers) == {1, 3}
+    assert cluster.zookeeper.controller_epoch() == (1, 1)  # the same controller, no new election
+
+
 # -- controlled shutdown --------------------------------------------------------------------------
 
 
