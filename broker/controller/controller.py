@@ -702,7 +702,9 @@ class KafkaController:
         )
         self.replica_state_machine.offline([event.broker_id], stop_replicas=True, partitions=followed)
         self.batch.send()
-        remaining = self.context.partitions_led_by(event.broker_id)
+        # Kafka's partitionLeadersOnBroker: among the same partitions, as a partition of one
+        # replica can never move and is no reason to try again.
+        remaining = [tp for tp in to_act_on if self.context.leadership[tp].leader == event.broker_id]
         self.log.info("Broker %d still leads %d partitions: %s", event.broker_id, len(remaining),
                       ",".join(f"{t}-{p}" for t, p in remaining))
         event.callback(Errors.NONE, remaining)
