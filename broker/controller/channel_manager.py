@@ -10,7 +10,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -67,6 +67,21 @@ class RequestSendThread:
         self._stopped.set()
         self.queue.put(None)
         self._channel.close()
+
+
+class ChannelManager(Protocol):
+    """What the controller needs of its channels to the brokers: ControllerChannelManager, or a
+    stand-in that records the requests (the controller's unit tests)."""
+
+    def add_broker(self, broker: BrokerInfo) -> None: ...
+
+    def remove_broker(self, broker_id: int) -> None: ...
+
+    def send(
+        self, broker_id: int, method: str, request: Any, callback: Callable[[Any], None] | None = None
+    ) -> None: ...
+
+    def shutdown(self) -> None: ...
 
 
 class ControllerChannelManager:

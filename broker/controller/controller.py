@@ -16,7 +16,7 @@ from kazoo.protocol.states import EventType, WatchedEvent
 
 from broker import heap
 from broker.controller import controller_election
-from broker.controller.channel_manager import ControllerChannelManager
+from broker.controller.channel_manager import ChannelManager, ControllerChannelManager
 from broker.controller.controller_context import ControllerContext, TopicPartition
 from broker.controller.controller_election import ElectionStep
 from broker.controller.event_manager import (
@@ -108,6 +108,7 @@ class KafkaController:
         on_fatal: Callable[[str], None],
         unclean_leader_election_default: bool = False,
         leader_imbalance_per_broker_percentage: int = 10,
+        channels: ChannelManager | None = None,
     ) -> None:
         self.broker_id = broker_info.broker_id
         self._broker_info = broker_info
@@ -119,7 +120,8 @@ class KafkaController:
         self.unclean_leader_election_default = unclean_leader_election_default
         self.leader_imbalance_per_broker_percentage = leader_imbalance_per_broker_percentage
         self.unclean_elections = 0  # UncleanLeaderElectionsPerSec, as a count
-        self.channels = ControllerChannelManager(self.broker_id)
+        # `channels`: the brokers' request channels; gRPC ones unless given.
+        self.channels: ChannelManager = channels if channels is not None else ControllerChannelManager(self.broker_id)
         self.batch = ControllerBrokerRequestBatch(self.broker_id, lambda: self.context, self.channels, self.log)
         self.partition_state_machine = PartitionStateMachine(self, zk, self.batch)
         self.replica_state_machine = ReplicaStateMachine(self, zk, self.batch)
@@ -256,6 +258,10 @@ class KafkaController:
                 "Resigning.",
                 event.name, e,
             )
+            # A caller waiting on the event (controlled shutdown, leader election) is answered
+            # NOT_CONTROLLER now, as Kafka answers it the ControllerMovedException, instead of
+            # waiting out its timeout: the handler stopped before it could answer.
+            event.preempt()
             self._maybe_resign(force=True)
             self._elect()
 
@@ -681,16 +687,24 @@ class KafkaController:
             return
         self.log.info("Shutting down broker %d", event.broker_id)
         self.context.shutting_down_broker_ids.add(event.broker_id)
-        led = [
-            tp for tp in self.context.partitions_led_by(event.broker_id)
-            if len(self.context.assignments.get(tp, ())) > 1 and tp[0] not in self.context.topics_being_deleted
+        to_act_on = [
+            tp for tp in self.context.partitions_on_broker(event.broker_id)
+            if len(self.context.assignments[tp]) > 1 and tp in self.context.leadership
+            and tp[0] not in self.context.topics_being_deleted
         ]
+        led = [tp for tp in to_act_on if self.context.leadership[tp].leader == event.broker_id]
+        # Split before the elections, as Kafka does: only the partitions it followed lose its
+        # replica. One whose leadership could not move keeps it (and its ISR) until the broker
+        # stops, and is answered as remaining.
+        followed = [tp for tp in to_act_on if self.context.leadership[tp].leader != event.broker_id]
         self.partition_state_machine.handle_state_changes(
             led, PartitionState.ONLINE_PARTITION, Election.CONTROLLED_SHUTDOWN
         )
-        self.replica_state_machine.offline([event.broker_id], stop_replicas=True)
+        self.replica_state_machine.offline([event.broker_id], stop_replicas=True, partitions=followed)
         self.batch.send()
-        remaining = self.context.partitions_led_by(event.broker_id)
+        # Kafka's partitionLeadersOnBroker: among the same partitions, as a partition of one
+        # replica can never move and is no reason to try again.
+        remaining = [tp for tp in to_act_on if self.context.leadership[tp].leader == event.broker_id]
         self.log.info("Broker %d still leads %d partitions: %s", event.broker_id, len(remaining),
                       ",".join(f"{t}-{p}" for t, p in remaining))
         event.callback(Errors.NONE, remaining)

@@ -333,18 +333,22 @@ class ReplicaStateMachine(_ZkStateMachine):
                 with_metadata=with_metadata,
             )
 
-    def offline(self, broker_ids: Iterable[int], stop_replicas: bool = False) -> None:
+    def offline(
+        self, broker_ids: Iterable[int], stop_replicas: bool = False, partitions: Iterable[TopicPartition] | None = None
+    ) -> None:
         """OfflineReplica: take the brokers' replicas out of every ISR (never the last member),
-        fenced and conditional on each partition's zk version."""
+        fenced and conditional on each partition's zk version. `partitions`: only these of the
+        brokers' partitions (a controlled shutdown's, those the broker follows)."""
+        only = None if partitions is None else set(partitions)
         for broker_id in sorted(broker_ids):
-            partitions = [
+            on_broker = [
                 tp for tp in self._context.partitions_on_broker(broker_id)
-                if tp[0] not in self._context.topics_being_deleted
+                if tp[0] not in self._context.topics_being_deleted and (only is None or tp in only)
             ]
             if stop_replicas:
-                for tp in partitions:
+                for tp in on_broker:
                     self._batch.add_stop_replica([broker_id], tp, delete=False)
-            remaining = partitions
+            remaining = on_broker
             stale: set[TopicPartition] = set()
             removed = 0
             while remaining:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from broker.controller.channel_manager import ControllerChannelManager
+from broker.controller.channel_manager import ChannelManager
 from broker.controller.controller_context import ControllerContext, TopicPartition
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2
@@ -26,7 +26,7 @@ def broker_node(info: Any) -> kafka_pb2.BrokerNode:
 
 
 class ControllerBrokerRequestBatch:
-    def __init__(self, controller_id: int, context_of: Any, channels: ControllerChannelManager, log_: Any) -> None:
+    def __init__(self, controller_id: int, context_of: Any, channels: ChannelManager, log_: Any) -> None:
         self._controller_id = controller_id
         self._context_of = context_of  # the controller's current context, read at send time
         self._channels = channels
