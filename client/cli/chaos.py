@@ -66,3 +66,4 @@ def add_commands(commands: Commands) -> None:
                        help="comma-separated: kill, pause, stop, partition, zookeeper")
     chaos.add_argument("--output", choices=("text", "json"), default="text")
     chaos.add_argument("--history", metavar="DIR", help="keep each run's history and report here (run-SEED/)")
+    chaos.set_defaults(func=cmd_chaos)
