@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from broker import replica_manager
+from broker import data_changes
+from broker.clock import now_ms
 from broker.fetch_session import FetchKind, PartitionData
 from broker.log import record_batch as rb
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import PartitionInfo
 from broker.partition import caught_up_ms
-from broker.replica_manager import FetchRequestPartition, FetchResult, ProduceResult, ReplicaManager, now_ms
+from broker.replica_manager import ReplicaManager
+from broker.replica_results import FetchRequestPartition, FetchResult, ProduceResult
 from client.tooling.processes import wait_until
 from minikafka_protocol.errors import Errors
 
@@ -109,7 +111,8 @@ def produce(manager: ReplicaManager, records: bytes, acks: int = 1, timeout_ms: 
 
 
 def fetch(manager: ReplicaManager, offset: int, replica_id: int = -1, epoch: int = -1, wait_ms: int = 0) -> FetchResult:
-    return manager.fetch_messages(replica_id, wait_ms, 1, 1 << 20, [FetchRequestPartition(T0, offset, epoch)])[T0]
+    wanted = [FetchRequestPartition(T0, offset, epoch)]
+    return manager.fetch_path.fetch_messages(replica_id, wait_ms, 1, 1 << 20, wanted)[T0]
 
 
 def test_consumers_see_only_what_every_isr_member_has(tmp_path: Path) -> None:
@@ -196,11 +199,11 @@ def test_fetch_errors_name_the_epoch_and_the_range(tmp_path: Path) -> None:
 def test_a_lagging_follower_leaves_the_isr_and_returns_once_caught_up(tmp_path: Path) -> None:
     manager = leader_manager(tmp_path)
     produce(manager, batch(b"a"))
-    manager._change_isrs([manager.partition(T0)], now_ms() + 5000)
+    manager.isr.change_isrs([manager.partition(T0)], now_ms() + 5000)
     assert manager.partition(T0).isr == (1,) and manager.counters.isr_shrinks == 1
     assert manager.partition(T0).high_watermark == 1  # the follower no longer holds it back
     fetch(manager, 1, replica_id=2)
-    manager._change_isrs([manager.partition(T0)], now_ms())
+    manager.isr.change_isrs([manager.partition(T0)], now_ms())
     assert manager.partition(T0).isr == (1, 2) and manager.counters.isr_expands == 1
     assert manager.isr_writes == [(1,), (1, 2)]  # type: ignore[attr-defined]
 
@@ -216,7 +219,7 @@ def test_isr_changes_of_many_partitions_are_written_in_one_go(tmp_path: Path) ->
               for p in range(50)]
     manager.become_leader_or_follower(9, 1, -1, states)
     leaders = [manager.partition(("t", p)) for p in range(50)]
-    manager._change_isrs(leaders, now_ms() + 5000)
+    manager.isr.change_isrs(leaders, now_ms() + 5000)
     assert calls == [50] and manager.counters.isr_shrinks == 50
     assert {p.isr for p in leaders} == {(1,)} and {p.state.zk_version for p in leaders} == {1}
 
@@ -233,7 +236,7 @@ def test_an_isr_written_while_the_controller_sent_a_newer_state_is_not_kept(tmp_
     manager = ReplicaManager(1, lambda: 100, LogManager([str(tmp_path)], LogConfig()), write_isr=write_isr,
                              replica_lag_time_max_ms=1000)
     manager.become_leader_or_follower(9, 1, -1, [state(0)._replace(isr=(1, 2))])
-    manager._change_isrs([manager.partition(T0)], now_ms() + 5000)
+    manager.isr.change_isrs([manager.partition(T0)], now_ms() + 5000)
     assert manager.partition(T0).state.isr == (1, 2) and manager.partition(T0).state.zk_version == 5
     assert manager.counters.failed_isr_updates == 1 and manager.counters.isr_shrinks == 0
 
@@ -254,9 +257,9 @@ def session_fetch(
     manager: ReplicaManager, session_id: int, epoch: int, named: dict[tuple[str, int], PartitionData],
     forgotten: tuple[tuple[str, int], ...] = (), wait_ms: int = 0,
 ) -> tuple[int, dict[tuple[str, int], FetchResult]]:
-    context = manager.new_fetch_context(2, session_id, epoch, named, list(forgotten))
+    context = manager.fetch_path.new_fetch_context(2, session_id, epoch, named, list(forgotten))
     assert context.kind in (FetchKind.FULL, FetchKind.INCREMENTAL), context.error
-    return manager.fetch_session_messages(context, wait_ms, 1, 1 << 20)
+    return manager.fetch_path.fetch_session_messages(context, wait_ms, 1, 1 << 20)
 
 
 def open_follower_session(manager: ReplicaManager) -> int:
@@ -276,20 +279,20 @@ def test_an_incremental_fetch_answers_only_new_records_and_high_watermarks(tmp_p
     _, answers = session_fetch(manager, session_id, 3, {T0: PartitionData(1, 0)})
     assert list(answers) == [T0] and answers[T0].high_watermark == 1 and answers[T0].records == b""
     assert session_fetch(manager, session_id, 4, {}, wait_ms=20)[1] == {}
-    assert manager.fetch_session_metrics() == (1, 2, 0, 4)
+    assert manager.fetch_path.fetch_session_metrics() == (1, 2, 0, 4)
     manager.stop()
 
 
 def test_an_incremental_fetch_waits_for_new_records_in_any_of_its_partitions(tmp_path: Path) -> None:
     manager = two_partition_leader(tmp_path)
     session_id = open_follower_session(manager)
-    context = manager.new_fetch_context(2, session_id, 1, {}, [])
+    context = manager.fetch_path.new_fetch_context(2, session_id, 1, {}, [])
     assert context.session is not None
     clock = context.session.clock
     clock.last_fetch_ms = 0
     answered: list[dict[tuple[str, int], FetchResult]] = []
     waiting = threading.Thread(
-        target=lambda: answered.append(manager.fetch_session_messages(context, 10000, 1, 1 << 20)[1])
+        target=lambda: answered.append(manager.fetch_path.fetch_session_messages(context, 10000, 1, 1 << 20)[1])
     )
     started = time.monotonic()
     waiting.start()
@@ -312,10 +315,10 @@ def test_idle_session_partitions_keep_a_caught_up_follower_in_the_isr_while_it_f
     before = now_ms()
     assert session_fetch(manager, session_id, 1, {})[1] == {}
     assert caught_up_ms(partition.followers[2]) >= before and partition.followers[2].last_caught_up_time_ms == 0
-    manager._change_isrs([partition], now_ms())
+    manager.isr.change_isrs([partition], now_ms())
     assert partition.isr == (1, 2) and manager.counters.isr_shrinks == 0
     # The follower stops fetching: its session's clock stops, and it falls out of the ISR in time.
-    manager._change_isrs([partition], now_ms() + 2000)
+    manager.isr.change_isrs([partition], now_ms() + 2000)
     assert partition.isr == (1,) and manager.counters.isr_shrinks == 1
     manager.stop()
 
@@ -353,14 +356,14 @@ def test_a_partition_the_leader_no_longer_leads_comes_back_with_its_error(tmp_pa
 
 def test_consumers_fetch_without_a_session(tmp_path: Path) -> None:
     manager = leader_manager(tmp_path)
-    assert manager.new_fetch_context(-1, 0, 0, {T0: PartitionData(0)}, []).kind is FetchKind.SESSIONLESS
-    assert manager.fetch_session_metrics()[0] == 0
+    assert manager.fetch_path.new_fetch_context(-1, 0, 0, {T0: PartitionData(0)}, []).kind is FetchKind.SESSIONLESS
+    assert manager.fetch_path.fetch_session_metrics()[0] == 0
 
 
 def test_a_session_that_fell_behind_the_change_log_reads_every_partition(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(replica_manager, "CHANGE_LOG_SIZE", 4)
+    monkeypatch.setattr(data_changes, "CHANGE_LOG_SIZE", 4)
     manager = two_partition_leader(tmp_path)
     session_id = open_follower_session(manager)
     produce(manager, batch(b"a"))

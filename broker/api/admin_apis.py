@@ -62,7 +62,7 @@ class AdminApis:
         active = self._controller.is_active
         snapshot = self._metadata.snapshot()
         counters = self._replicas.counters
-        sessions, cached, evictions, incremental = self._replicas.fetch_session_metrics()
+        sessions, cached, evictions, incremental = self._replicas.fetch_path.fetch_session_metrics()
         return m.BrokerMetricsResponse({
             "broker_id": self._broker_id,
             "active_controller_count": int(active),

@@ -13,7 +13,8 @@ from broker.fetch_session import FINAL_EPOCH, INVALID_SESSION_ID, FetchKind
 from broker.metadata_cache import MetadataCache
 from broker.partition import caught_up_ms
 from broker.producer_id_manager import ProducerIdManager
-from broker.replica_manager import FetchRequestPartition, FetchResult, ProduceResult, ReplicaManager
+from broker.replica_manager import ReplicaManager
+from broker.replica_results import FetchRequestPartition, FetchResult, ProduceResult
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors
 
@@ -81,15 +82,16 @@ class DataApis:
         min_bytes, max_bytes = max(request.min_bytes, 0), request.max_bytes or DEFAULT_FETCH_MAX_BYTES
         if request.session_epoch == FINAL_EPOCH and request.session_id == INVALID_SESSION_ID:
             return self._fetch_without_session(request, max_wait_ms, min_bytes, max_bytes)
-        fetch = self._replicas.new_fetch_context(request.replica_id, request.session_id, request.session_epoch,
-                                                 request.partitions, list(request.forgotten))
+        fetch_path = self._replicas.fetch_path
+        fetch = fetch_path.new_fetch_context(request.replica_id, request.session_id, request.session_epoch,
+                                             request.partitions, list(request.forgotten))
         if fetch.kind is FetchKind.ERROR:
             log.info("Fetch session %d of replica %d refused at epoch %d: %s", request.session_id,
                      request.replica_id, request.session_epoch, fetch.error.name)
             return m.FetchResponse(fetch.error, INVALID_SESSION_ID)
         if fetch.kind is FetchKind.SESSIONLESS:
             return self._fetch_without_session(request, max_wait_ms, min_bytes, max_bytes)
-        session_id, results = self._replicas.fetch_session_messages(fetch, max_wait_ms, min_bytes, max_bytes)
+        session_id, results = fetch_path.fetch_session_messages(fetch, max_wait_ms, min_bytes, max_bytes)
         return m.FetchResponse(Errors.NONE, session_id, results)
 
     def _fetch_without_session(
@@ -103,8 +105,8 @@ class DataApis:
                 continue
             wanted.append(FetchRequestPartition(tp, p.fetch_offset, p.current_leader_epoch, p.max_bytes))
         if wanted:
-            answers.update(self._replicas.fetch_messages(request.replica_id, max_wait_ms, min_bytes, max_bytes,
-                                                         wanted))
+            answers.update(self._replicas.fetch_path.fetch_messages(request.replica_id, max_wait_ms, min_bytes,
+                                                                    max_bytes, wanted))
         return m.FetchResponse(Errors.NONE, INVALID_SESSION_ID, answers)
 
     def handle_list_offsets(self, context: RequestContext, request: m.ListOffsetsRequest) -> m.ListOffsetsResponse:

@@ -13,7 +13,7 @@ from broker.fetch_session import FINAL_EPOCH, INVALID_SESSION_ID, PartitionData
 from broker.group.coordinator_rules import MemberIdentity, OffsetFetchPartition
 from broker.group.group_metadata_manager import GroupSummary
 from broker.metadata_cache import BrokerEndpoint, PartitionInfo
-from broker.replica_manager import FetchResult, ProduceResult
+from broker.replica_results import FetchResult, ProduceResult
 from broker.zk.zk_data import BrokerInfo
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors

@@ -42,7 +42,8 @@ from broker.group.coordinator_rules import (
 from broker.group.group_metadata import GroupMetadata, GroupState, OffsetAndMetadata, TopicPartition
 from broker.group.offsets_log import GroupMetadataLoader, LoadedGroups, Record, SchemaError, offset_commit_records
 from broker.log.record_batch import batches, build_batch, records
-from broker.replica_manager import ProduceResult, ReplicaManager
+from broker.replica_manager import ReplicaManager
+from broker.replica_results import ProduceResult
 from minikafka_protocol.errors import Errors
 from minikafka_protocol.group import OFFSETS_TOPIC, partition_for
 
