@@ -23,7 +23,7 @@ from broker.broker_control_service import BrokerControlService
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
 from broker.data_service import DataService
-from broker.group.coordinator_rules import GroupConfig
+from broker.group.group_coordinator_rules import GroupConfig
 from broker.group.group_metadata_manager import GroupMetadataManager
 from broker.group.offsets_topic import OffsetsTopicCreator
 from broker.group_service import GroupService

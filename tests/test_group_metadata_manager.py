@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.group.coordinator_rules import GroupConfig, JoinGroupRequest, MemberIdentity, SyncGroupRequest
+from broker.group.group_coordinator_rules import GroupConfig, JoinGroupRequest, MemberIdentity, SyncGroupRequest
 from broker.group.group_metadata import OffsetAndMetadata
 from broker.group.group_metadata_manager import GroupMetadataManager
 from broker.log import record_batch as rb

@@ -15,7 +15,7 @@ from broker.api.data_apis import DataApis
 from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
 from broker.fetch_session import PartitionData
-from broker.group.coordinator_rules import JoinGroupRequest
+from broker.group.group_coordinator_rules import JoinGroupRequest
 from broker.group.group_metadata_manager import GroupMetadataManager
 from broker.group.offsets_topic import OffsetsTopicCreator
 from broker.log import record_batch as rb

@@ -13,7 +13,7 @@ from broker.api import messages as m
 from broker.api.context import RequestContext
 from broker.api.futures import done, then
 from broker.api.kafka_apis import Handler
-from broker.group.coordinator_rules import (
+from broker.group.group_coordinator_rules import (
     MAX_GROUP_ID_BYTES,
     JoinGroupRequest,
     JoinGroupResult,

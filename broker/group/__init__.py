@@ -3,7 +3,7 @@
 - ``partition_for``: which ``__consumer_offsets`` partition (and so which broker) coordinates a group.
 - ``member_metadata`` / ``group_metadata``: Kafka's MemberMetadata and GroupMetadata with the group
   state machine (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead).
-- ``coordinator_rules``: Kafka's GroupCoordinator decisions (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+- ``group_coordinator_rules``: Kafka's GroupCoordinator decisions (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
   OffsetCommit, OffsetFetch) and its timers, kept as deadlines that the adapter polls with ``now_ms``.
 - ``offsets_log``: the ``__consumer_offsets`` record formats (GroupMetadataManager's schemas) and the
   replay that rebuilds groups and committed offsets when a broker becomes a coordinator.

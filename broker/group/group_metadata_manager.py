@@ -20,13 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from broker.group.coordinator_rules import (
+from broker.group.group_coordinator_rules import (
     GroupApi,
     GroupConfig,
-    GroupCoordinator,
+    GroupCoordinatorRules,
     JoinGroupRequest,
     JoinGroupResult,
     LeaveGroupResult,
@@ -39,8 +38,15 @@ from broker.group.coordinator_rules import (
     SyncGroupResult,
     validate_group_status,
 )
-from broker.group.group_metadata import GroupMetadata, GroupState, OffsetAndMetadata, TopicPartition
-from broker.group.offsets_log import GroupMetadataLoader, LoadedGroups, Record, SchemaError, offset_commit_records
+from broker.group.group_metadata import GroupState, GroupSummary, OffsetAndMetadata, TopicPartition
+from broker.group.offsets_log import (
+    GroupMetadataLoader,
+    LoadedGroups,
+    Record,
+    SchemaError,
+    group_metadata_record,
+    offset_commit_records,
+)
 from broker.log.record_batch import batches, build_batch, records
 from broker.replica_manager import ProduceResult, ReplicaManager
 from minikafka_protocol.errors import Errors
@@ -54,48 +60,6 @@ R = TypeVar("R")
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class MemberSummary:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    metadata: bytes
-    assignment: bytes
-
-
-@dataclass(frozen=True)
-class GroupSummary:
-    """Kafka's GroupSummary, plus the generation and the leader, which Kafka does not describe."""
-
-    group_id: str
-    state: str
-    protocol_type: str
-    protocol_name: str
-    generation_id: int
-    leader_id: str
-    members: tuple[MemberSummary, ...]
-
-
-def summarize(group: GroupMetadata) -> GroupSummary:
-    """Kafka's GroupMetadata.summary: member metadata and assignments only when Stable."""
-    stable = group.is_(GroupState.STABLE)
-    protocol = (group.protocol_name or "") if stable else ""
-    members = tuple(
-        MemberSummary(
-            m.member_id, m.group_instance_id, m.client_id, m.client_host,
-            m.metadata(protocol) if stable and protocol else b"", m.assignment if stable else b"",
-        )
-        for m in group.members.values()
-    )
-    return GroupSummary(group.group_id, str(group.state), group.protocol_type or "", protocol,
-                        group.generation_id, group.leader_id or "", members)
-
-
-def dead_group(group_id: str) -> GroupSummary:
-    return GroupSummary(group_id, str(GroupState.DEAD), "", "", -1, "", ())
 
 
 class GroupMetadataManager:
@@ -114,7 +78,7 @@ class GroupMetadataManager:
         self._replicas = replica_manager
         self._partition_count = partition_count
         self.prefix = f"[GroupCoordinator {broker_id}]:"
-        self._rules = GroupCoordinator(config, log_prefix=self.prefix + " ", group_partition=self._partition_name)
+        self._rules = GroupCoordinatorRules(config, log_prefix=self.prefix + " ", group_partition=self._partition_name)
         self._commit_timeout_ms = commit_timeout_ms
         self._load_buffer_size = load_buffer_size
         self.max_metadata_bytes = max_metadata_bytes
@@ -247,10 +211,11 @@ class GroupMetadataManager:
             parked_sync = self._syncs.pop(member_id, None)
             if parked_sync is not None:
                 parked_sync.set_result(sync)
-        for store in out.group_stores:
-            self._store_group(store)
-        if out.offset_stores:
-            raise AssertionError("offset stores are written by commit_offsets")
+        for store in out.stores:
+            if isinstance(store, StoreGroup):
+                self._store_group(store)
+            else:
+                raise AssertionError("offset stores are written by commit_offsets")
 
     @staticmethod
     def _park(parked: dict[str, Future[R]], out: Outcome[R], future: Future[R], superseded: R) -> None:
@@ -284,7 +249,7 @@ class GroupMetadataManager:
 
     def _store_group(self, store: StoreGroup) -> None:
         self._append(
-            self._partition_of(store.group_id), [(store.key, store.value)],
+            self._partition_of(store.group_id), [group_metadata_record(store.group)],
             lambda error: self._apply(self._rules.on_group_stored(store, error, self._clock())),
         )
 
@@ -353,21 +318,22 @@ class GroupMetadataManager:
                 return
             out = self._rules.handle_commit_offsets(group_id, member_id, generation_id, offsets, now,
                                                     group_instance_id)
-            stores, out.offset_stores = out.offset_stores, []
+            stores = [s for s in out.stores if isinstance(s, StoreOffsets)]
+            out.stores = [s for s in out.stores if not isinstance(s, StoreOffsets)]
             if out.response is not None:
                 future.set_result(out.response)
             self._apply(out)
             for store in stores:
                 too_large = {tp for tp, o in store.offsets.items() if len(o.metadata) > self.max_metadata_bytes}
                 kept = {tp: o for tp, o in store.offsets.items() if tp not in too_large}
-                valid = StoreOffsets(group_id, kept, tuple(offset_commit_records(group_id, kept)))
+                valid = StoreOffsets(group_id, kept)
 
                 def stored(append_error: Errors, valid: StoreOffsets = valid, too_large: set = too_large) -> None:
                     answer = self._rules.on_offsets_stored(valid, append_error)
                     answer.update(dict.fromkeys(too_large, Errors.OFFSET_METADATA_TOO_LARGE))
                     future.set_result(answer)
 
-                self._append(self._partition_of(group_id), valid.records, stored)
+                self._append(self._partition_of(group_id), offset_commit_records(group_id, kept), stored)
 
         return self._enqueue(work, lambda e: dict.fromkeys(offsets, e))
 
@@ -390,15 +356,15 @@ class GroupMetadataManager:
                 error = self._status(group_id, GroupApi.DESCRIBE_GROUPS)
                 group = self._rules.groups.get(group_id)
                 if error is not None:
-                    described.append((error, dead_group(group_id)))
+                    described.append((error, GroupSummary.dead(group_id)))
                     continue
                 if group is not None:
                     # Expired members and finished phases first, as any handler of this group would.
                     self._apply(self._rules.poll(now))
-                described.append((Errors.NONE, summarize(group) if group is not None else dead_group(group_id)))
+                described.append((Errors.NONE, group.summary() if group is not None else GroupSummary.dead(group_id)))
             future.set_result(described)
 
-        return self._enqueue(work, lambda e: [(e, dead_group(g)) for g in group_ids])
+        return self._enqueue(work, lambda e: [(e, GroupSummary.dead(g)) for g in group_ids])
 
     def list_groups(self) -> Future[tuple[Errors, list[GroupSummary]]]:
         def work(future: Future[tuple[Errors, list[GroupSummary]]], now: int) -> None:
@@ -406,7 +372,7 @@ class GroupMetadataManager:
                 future.set_result((Errors.COORDINATOR_NOT_AVAILABLE, []))
                 return
             error = Errors.COORDINATOR_LOAD_IN_PROGRESS if self._loading else Errors.NONE
-            future.set_result((error, [summarize(g) for _, g in sorted(self._rules.groups.items())]))
+            future.set_result((error, [g.summary() for _, g in sorted(self._rules.groups.items())]))
 
         return self._enqueue(work, lambda e: (e, []))
 
