@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from broker.group.group_coordinator import GroupCoordinator
 from broker.group.group_coordinator_rules import GroupConfig, JoinGroupRequest, MemberIdentity, SyncGroupRequest
 from broker.group.group_metadata import OffsetAndMetadata
-from broker.group.group_metadata_manager import GroupMetadataManager
 from broker.log import record_batch as rb
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
@@ -33,12 +33,12 @@ def replicas(tmp_path: Path) -> Iterator[ReplicaManager]:
 
 
 @pytest.fixture
-def coordinator(replicas: ReplicaManager) -> Iterator[GroupMetadataManager]:
+def group_coordinator(replicas: ReplicaManager) -> Iterator[GroupCoordinator]:
     # One offsets partition: every group is in partition 0.
-    manager = GroupMetadataManager(1, replicas, lambda: 1, GroupConfig(group_initial_rebalance_delay_ms=0))
-    manager.startup()
-    yield manager
-    manager.shutdown()
+    group_coordinator = GroupCoordinator(1, replicas, lambda: 1, GroupConfig(group_initial_rebalance_delay_ms=0))
+    group_coordinator.startup()
+    yield group_coordinator
+    group_coordinator.shutdown()
 
 
 def lead(replicas: ReplicaManager, epoch: int, leader: int = 1) -> None:
@@ -46,41 +46,41 @@ def lead(replicas: ReplicaManager, epoch: int, leader: int = 1) -> None:
     assert replicas.become_leader_or_follower(9, 1, -1, [state])[1] == {TP: Errors.NONE}
 
 
-def owned(coordinator: GroupMetadataManager) -> list[int]:
-    return coordinator.owned_partitions().result(T)[0]
+def owned(group_coordinator: GroupCoordinator) -> list[int]:
+    return group_coordinator.owned_partitions().result(T)[0]
 
 
-def join(coordinator: GroupMetadataManager, member_id: str = "", group: str = "g"):  # type: ignore[no-untyped-def]
-    return coordinator.join_group(JoinGroupRequest(
+def join(group_coordinator: GroupCoordinator, member_id: str = "", group: str = "g"):  # type: ignore[no-untyped-def]
+    return group_coordinator.join_group(JoinGroupRequest(
         group_id=group, member_id=member_id, client_id="c", protocol_type="consumer",
         protocols=[("range", b"sub")], session_timeout_ms=10000, rebalance_timeout_ms=10000,
         require_known_member_id=False,
     ))
 
 
-def stable_member(coordinator: GroupMetadataManager) -> tuple[str, int]:
-    joined = join(coordinator).result(T)
+def stable_member(group_coordinator: GroupCoordinator) -> tuple[str, int]:
+    joined = join(group_coordinator).result(T)
     assert joined.error is Errors.NONE
-    synced = coordinator.sync_group(SyncGroupRequest("g", joined.generation_id, joined.member_id,
-                                                     {joined.member_id: b"assigned"})).result(T)
+    synced = group_coordinator.sync_group(SyncGroupRequest("g", joined.generation_id, joined.member_id,
+                                                           {joined.member_id: b"assigned"})).result(T)
     assert synced.error is Errors.NONE and synced.assignment == b"assigned"
     return joined.member_id, joined.generation_id
 
 
 def test_requests_before_the_partition_is_led_are_told_not_coordinator(
-    coordinator: GroupMetadataManager,
+    group_coordinator: GroupCoordinator,
 ) -> None:
-    assert join(coordinator).result(T).error is Errors.NOT_COORDINATOR
-    assert coordinator.fetch_offsets("g", None).result(T)[0] is Errors.NOT_COORDINATOR
+    assert join(group_coordinator).result(T).error is Errors.NOT_COORDINATOR
+    assert group_coordinator.fetch_offsets("g", None).result(T)[0] is Errors.NOT_COORDINATOR
 
 
 def test_the_assignment_and_commits_are_in_the_log_before_the_answers(
-    replicas: ReplicaManager, coordinator: GroupMetadataManager
+    replicas: ReplicaManager, group_coordinator: GroupCoordinator
 ) -> None:
     lead(replicas, 0)
-    wait_until(lambda: owned(coordinator) == [0], T, "the partition to load")
-    member_id, generation = stable_member(coordinator)
-    commit = coordinator.commit_offsets("g", member_id, generation, {("t", 0): OffsetAndMetadata(42, "m", 1)})
+    wait_until(lambda: owned(group_coordinator) == [0], T, "the partition to load")
+    member_id, generation = stable_member(group_coordinator)
+    commit = group_coordinator.commit_offsets("g", member_id, generation, {("t", 0): OffsetAndMetadata(42, "m", 1)})
     assert commit.result(T) == {("t", 0): Errors.NONE}
     partition = replicas.partition(TP)
     assert partition is not None
@@ -90,60 +90,60 @@ def test_the_assignment_and_commits_are_in_the_log_before_the_answers(
 
 
 def test_a_new_leader_reloads_groups_and_offsets_and_a_resigned_one_answers_not_coordinator(
-    replicas: ReplicaManager, coordinator: GroupMetadataManager
+    replicas: ReplicaManager, group_coordinator: GroupCoordinator
 ) -> None:
     lead(replicas, 0)
-    wait_until(lambda: owned(coordinator) == [0], T, "the partition to load")
-    member_id, generation = stable_member(coordinator)
-    assert coordinator.commit_offsets("g", member_id, generation,
-                                      {("t", 0): OffsetAndMetadata(7, "", 1)}).result(T) == {("t", 0): Errors.NONE}
+    wait_until(lambda: owned(group_coordinator) == [0], T, "the partition to load")
+    member_id, generation = stable_member(group_coordinator)
+    committed = group_coordinator.commit_offsets("g", member_id, generation, {("t", 0): OffsetAndMetadata(7, "", 1)})
+    assert committed.result(T) == {("t", 0): Errors.NONE}
     # Another member's JoinGroup parks (the group must rebalance); then leadership moves away.
-    parked = join(coordinator)
+    parked = join(group_coordinator)
     lead(replicas, 1, leader=2)
     assert parked.result(T).error is Errors.NOT_COORDINATOR
-    assert coordinator.heartbeat("g", member_id, generation).result(T) is Errors.NOT_COORDINATOR
+    assert group_coordinator.heartbeat("g", member_id, generation).result(T) is Errors.NOT_COORDINATOR
 
     lead(replicas, 2)
-    wait_until(lambda: owned(coordinator) == [0], T, "the partition to load again")
-    error, offsets = coordinator.fetch_offsets("g", None).result(T)
+    wait_until(lambda: owned(group_coordinator) == [0], T, "the partition to load again")
+    error, offsets = group_coordinator.fetch_offsets("g", None).result(T)
     assert error is Errors.NONE and offsets[("t", 0)].offset == 7
-    [(error, group)] = coordinator.describe_groups(["g"]).result(T)
+    [(error, group)] = group_coordinator.describe_groups(["g"]).result(T)
     assert (error, group.state, group.generation_id, group.leader_id) == (Errors.NONE, "Stable", generation,
                                                                           member_id)
     assert [m.assignment for m in group.members] == [b"assigned"]
-    assert coordinator.heartbeat("g", member_id, generation).result(T) is Errors.NONE
+    assert group_coordinator.heartbeat("g", member_id, generation).result(T) is Errors.NONE
 
 
 def test_oversized_metadata_is_refused_per_partition_and_the_rest_committed(
-    replicas: ReplicaManager, coordinator: GroupMetadataManager
+    replicas: ReplicaManager, group_coordinator: GroupCoordinator
 ) -> None:
     lead(replicas, 0)
-    wait_until(lambda: owned(coordinator) == [0], T, "the partition to load")
-    answer = coordinator.commit_offsets("simple", "", -1, {
+    wait_until(lambda: owned(group_coordinator) == [0], T, "the partition to load")
+    answer = group_coordinator.commit_offsets("simple", "", -1, {
         ("t", 0): OffsetAndMetadata(1, "x" * 4097, 1), ("t", 1): OffsetAndMetadata(2, "ok", 1)}).result(T)
     assert answer == {("t", 0): Errors.OFFSET_METADATA_TOO_LARGE, ("t", 1): Errors.NONE}
-    _, offsets = coordinator.fetch_offsets("simple", None).result(T)
+    _, offsets = group_coordinator.fetch_offsets("simple", None).result(T)
     assert {tp: o.offset for tp, o in offsets.items()} == {("t", 1): 2}
 
 
 def test_a_malformed_record_in_the_offsets_log_is_skipped_when_loading(
-    replicas: ReplicaManager, coordinator: GroupMetadataManager
+    replicas: ReplicaManager, group_coordinator: GroupCoordinator
 ) -> None:
     lead(replicas, 0)
-    wait_until(lambda: owned(coordinator) == [0], T, "the partition to load")
-    assert coordinator.commit_offsets("simple", "", -1, {("t", 0): OffsetAndMetadata(3, "", 1)}).result(T) == {
+    wait_until(lambda: owned(group_coordinator) == [0], T, "the partition to load")
+    assert group_coordinator.commit_offsets("simple", "", -1, {("t", 0): OffsetAndMetadata(3, "", 1)}).result(T) == {
         ("t", 0): Errors.NONE}
     # A record whose key says "offset commit" but whose value is garbage.
     garbage = rb.build_batch([(b"\x00\x01\x00\x01g\x00\x01t\x00\x00\x00\x00", b"junk")])
     replicas.append_records(1, 1000, {TP: garbage}).result()
     lead(replicas, 1, leader=2)
     lead(replicas, 2)
-    wait_until(lambda: owned(coordinator) == [0], T, "the partition to load again")
-    error, offsets = coordinator.fetch_offsets("simple", None).result(T)
+    wait_until(lambda: owned(group_coordinator) == [0], T, "the partition to load again")
+    error, offsets = group_coordinator.fetch_offsets("simple", None).result(T)
     assert error is Errors.NONE and offsets[("t", 0)].offset == 3
 
 
-def test_leave_and_list_after_shutdown_are_answered_at_once(coordinator: GroupMetadataManager) -> None:
-    coordinator.shutdown()
-    assert coordinator.leave_group("g", [MemberIdentity("m")]).result(T).error is Errors.COORDINATOR_NOT_AVAILABLE
-    assert coordinator.list_groups().result(T)[0] is Errors.COORDINATOR_NOT_AVAILABLE
+def test_leave_and_list_after_shutdown_are_answered_at_once(group_coordinator: GroupCoordinator) -> None:
+    group_coordinator.shutdown()
+    assert group_coordinator.leave_group("g", [MemberIdentity("m")]).result(T).error is Errors.COORDINATOR_NOT_AVAILABLE
+    assert group_coordinator.list_groups().result(T)[0] is Errors.COORDINATOR_NOT_AVAILABLE

@@ -1,6 +1,6 @@
-"""The group coordinator at work (Kafka's GroupCoordinator adapter and GroupMetadataManager).
+"""The group coordinator (Kafka's GroupCoordinator), with the loading and storing of its groups.
 
-One thread, ``group-coordinator``, owns the pure ``GroupCoordinator`` rules, the offsets partitions
+One thread, ``group-coordinator``, owns the pure ``GroupCoordinatorRules``, the offsets partitions
 this broker coordinates, and the JoinGroup and SyncGroup requests parked until their phase ends.
 gRPC threads, the replica manager's leadership callbacks and append completions only enqueue work
 for it; every request gets a Future.
@@ -62,7 +62,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class GroupMetadataManager:
+class GroupCoordinator:
     def __init__(
         self,
         broker_id: int,
