@@ -126,23 +126,6 @@ def test_oversized_metadata_is_refused_per_partition_and_the_rest_committed(
     assert {tp: o.offset for tp, o in offsets.items()} == {("t", 1): 2}
 
 
-def test_a_malformed_record_in_the_offsets_log_is_skipped_when_loading(
-    replicas: ReplicaManager, group_coordinator: GroupCoordinator
-) -> None:
-    lead(replicas, 0)
-    wait_until(lambda: owned(group_coordinator) == [0], T, "the partition to load")
-    assert group_coordinator.commit_offsets("simple", "", -1, {("t", 0): OffsetAndMetadata(3, "", 1)}).result(T) == {
-        ("t", 0): Errors.NONE}
-    # A record whose key says "offset commit" but whose value is garbage.
-    garbage = rb.build_batch([(b"\x00\x01\x00\x01g\x00\x01t\x00\x00\x00\x00", b"junk")])
-    replicas.append_records(1, 1000, {TP: garbage}).result()
-    lead(replicas, 1, leader=2)
-    lead(replicas, 2)
-    wait_until(lambda: owned(group_coordinator) == [0], T, "the partition to load again")
-    error, offsets = group_coordinator.fetch_offsets("simple", None).result(T)
-    assert error is Errors.NONE and offsets[("t", 0)].offset == 3
-
-
 def test_leave_and_list_after_shutdown_are_answered_at_once(group_coordinator: GroupCoordinator) -> None:
     group_coordinator.shutdown()
     assert group_coordinator.leave_group("g", [MemberIdentity("m")]).result(T).error is Errors.COORDINATOR_NOT_AVAILABLE

@@ -568,6 +568,21 @@ def test_sync_group_store_completing_after_the_group_moved_on_changes_nothing(h:
     assert h.group.is_(S.PREPARING_REBALANCE)
 
 
+def test_a_store_holds_the_group_as_decided_though_the_same_step_goes_on_to_change_it(h: Harness) -> None:
+    a, _b = h.stable_group(2)
+    h.send_join(member_id=a)  # the leader rejoins: a rebalance the other member misses
+    h.absorb(h.rules.handle_leave_group(GROUP_ID, [MemberIdentity(a)], h.now))
+    h.hold_stores = True
+    h.now += 10 * DEFAULT_SESSION_TIMEOUT  # the join phase and the last session run out unseen
+    # The new member's JoinGroup first ends the join phase with nobody (an empty group to store), then joins.
+    out = h.send_join(require_known_member_id=False)
+    [empty] = [s for s in out.stores if isinstance(s, StoreGroup)]
+    assert empty.kind is StoreKind.EMPTY_GROUP and empty.group.members == () and empty.generation_id == 2
+    assert h.group.is_(S.PREPARING_REBALANCE) and h.group.size == 1
+    stored = read_group_message_value(GROUP_ID, group_metadata_value(empty.group))
+    assert stored is not None and stored.is_(S.EMPTY) and stored.generation_id == 2
+
+
 # -- Heartbeat ---------------------------------------------------------------------------------
 
 

@@ -1,15 +1,19 @@
-"""The group coordinator (Kafka's GroupCoordinator), with the loading and storing of its groups.
+"""The group coordinator (Kafka's GroupCoordinator): handles the group requests of the groups whose
+``__consumer_offsets`` partition this broker leads.
 
-One thread, ``group-coordinator``, owns the pure ``GroupCoordinatorRules``, the offsets partitions
-this broker coordinates, and the JoinGroup and SyncGroup requests parked until their phase ends.
-gRPC threads, the replica manager's leadership callbacks and append completions only enqueue work
-for it; every request gets a Future.
+One thread, ``group-coordinator``, owns all group state: the pure ``GroupCoordinatorRules`` (the
+groups and their state machine), the ``GroupMetadataManager``'s owned and loading partitions, and
+the JoinGroup and SyncGroup requests parked until their phase ends. The request layer's threads,
+the replica manager's leadership callbacks and append completions only enqueue work for it; every
+request gets a Future. Whatever the rules decide is carried out by ``_apply``: it answers parked
+requests and hands the stores to the metadata manager, whose completions come back through the rules.
 
-Coordinator ownership follows leadership of ``__consumer_offsets``: when this broker becomes the
-leader of partition p it replays p's log on the loader thread (requests for p's groups get
-COORDINATOR_LOAD_IN_PROGRESS meanwhile) and then coordinates p's groups; when it stops leading p
-it unloads them, answering the parked requests NOT_COORDINATOR. Group records and offset commits
-are appended to p with acks=all; only once they are replicated is anyone answered.
+Coordinator ownership follows leadership of ``__consumer_offsets`` (Kafka's onElection and
+onResignation): when this broker becomes the leader of partition p the metadata manager loads p
+(requests for p's groups get COORDINATOR_LOAD_IN_PROGRESS meanwhile) and then p's groups are
+coordinated here; when it stops leading p they are unloaded, answering the parked requests
+NOT_COORDINATOR. Group records and offset commits are appended to p with acks=all; only once they
+are replicated is anyone answered.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from broker.group.group_coordinator_rules import (
@@ -38,23 +42,14 @@ from broker.group.group_coordinator_rules import (
     SyncGroupResult,
     validate_group_status,
 )
-from broker.group.group_metadata import GroupState, GroupSummary, OffsetAndMetadata, TopicPartition
-from broker.group.offsets_log import (
-    GroupMetadataLoader,
-    LoadedGroups,
-    Record,
-    SchemaError,
-    group_metadata_record,
-    offset_commit_records,
-)
-from broker.log.record_batch import batches, build_batch, records
-from broker.replica_manager import ProduceResult, ReplicaManager
+from broker.group.group_metadata import GroupMetadata, GroupState, GroupSummary, OffsetAndMetadata, TopicPartition
+from broker.group.group_metadata_manager import GroupMetadataManager
+from broker.replica_manager import ReplicaManager
 from minikafka_protocol.errors import Errors
-from minikafka_protocol.group import OFFSETS_TOPIC, partition_for
+from minikafka_protocol.group import OFFSETS_TOPIC
 
 log = logging.getLogger("broker.group.coordinator")
 
-ACKS_ALL = -1  # Kafka's offsets.commit.required.acks, which it deprecated at -1
 R = TypeVar("R")
 
 
@@ -63,6 +58,8 @@ def now_ms() -> int:
 
 
 class GroupCoordinator:
+    """Kafka's GroupCoordinator: the group requests, on one thread, over its rules and its metadata manager."""
+
     def __init__(
         self,
         broker_id: int,
@@ -76,22 +73,21 @@ class GroupCoordinator:
     ) -> None:
         self.broker_id = broker_id
         self._replicas = replica_manager
-        self._partition_count = partition_count
         self.prefix = f"[GroupCoordinator {broker_id}]:"
-        self._rules = GroupCoordinatorRules(config, log_prefix=self.prefix + " ", group_partition=self._partition_name)
-        self._commit_timeout_ms = commit_timeout_ms
-        self._load_buffer_size = load_buffer_size
-        self.max_metadata_bytes = max_metadata_bytes
         self._clock = clock
         self._events: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._metadata_manager = GroupMetadataManager(
+            broker_id, replica_manager, partition_count, self._events.put, clock,
+            commit_timeout_ms=commit_timeout_ms, load_buffer_size=load_buffer_size,
+            max_metadata_bytes=max_metadata_bytes, log_prefix=self.prefix,
+        )
+        self._rules = GroupCoordinatorRules(config, log_prefix=self.prefix + " ",
+                                            group_partition=self._metadata_manager.partition_name)
         self._thread = threading.Thread(target=self._run, name=f"group-coordinator-{broker_id}", daemon=True)
-        self._loader = ThreadPoolExecutor(1, thread_name_prefix=f"group-metadata-manager-{broker_id}")
         self._stopping = threading.Lock()
         self._stopped = False
         # Owned by the coordinator thread:
         self._active = False
-        self._owned: set[int] = set()
-        self._loading: dict[int, int] = {}  # partition -> the leader epoch it is loaded for
         self._joins: dict[str, Future[JoinGroupResult]] = {}
         self._syncs: dict[str, Future[SyncGroupResult]] = {}
 
@@ -123,13 +119,14 @@ class GroupCoordinator:
             self._thread.join(10)
         with self._stopping:
             self._stopped = True
-        self._loader.shutdown(wait=False, cancel_futures=True)
+        self._metadata_manager.shutdown()
         self._drain()
         log.info("%s Shutdown complete.", self.prefix)
 
     def _deactivate(self) -> None:
         self._active = False
-        for partition in sorted(set(self._owned) | set(self._loading)):
+        manager = self._metadata_manager
+        for partition in sorted({*manager.owned_partitions(), *manager.loading_partitions()}):
             self._resign(partition)
 
     def _drain(self) -> None:
@@ -185,24 +182,17 @@ class GroupCoordinator:
 
     def _status(self, group_id: str, api: GroupApi) -> Errors | None:
         """Kafka's validateGroupStatus for this broker: is it the group's coordinator, and ready?"""
-        count = self._partition_count()
-        if count is None or not self._active:
+        manager = self._metadata_manager
+        if manager.partition_count() is None or not self._active:
             return validate_group_status(group_id, api, is_active=False)
-        partition = partition_for(group_id, count)
-        return validate_group_status(group_id, api, is_active=True, is_loading=partition in self._loading,
-                                     is_local=partition in self._owned)
+        partition = manager.partition_for(group_id)
+        return validate_group_status(group_id, api, is_active=True, is_loading=manager.is_partition_loading(partition),
+                                     is_local=manager.is_partition_owned(partition))
 
-    def _partition_name(self, group_id: str) -> str | None:
-        count = self._partition_count()
-        return f"{OFFSETS_TOPIC}-{partition_for(group_id, count)}" if count else None
-
-    def _partition_of(self, group_id: str) -> int:
-        count = self._partition_count()
-        assert count is not None
-        return partition_for(group_id, count)
-
-    def _apply(self, out: Outcome[Any]) -> None:
-        """Answer the parked requests an outcome settles and write the group records it asks for."""
+    def _apply(self, out: Outcome[Any], commit: Future[dict[TopicPartition, Errors]] | None = None) -> None:
+        """Carry out an outcome of the rules: answer the parked requests it settles, then make its
+        stores in their order; ``commit`` is the OffsetCommit being handled, answered once its offsets
+        are written."""
         for member_id, join in out.joins.items():
             parked_join = self._joins.pop(member_id, None)
             if parked_join is not None:
@@ -215,7 +205,8 @@ class GroupCoordinator:
             if isinstance(store, StoreGroup):
                 self._store_group(store)
             else:
-                raise AssertionError("offset stores are written by commit_offsets")
+                assert commit is not None, "only an OffsetCommit stores offsets"
+                self._store_offsets(store, commit)
 
     @staticmethod
     def _park(parked: dict[str, Future[R]], out: Outcome[R], future: Future[R], superseded: R) -> None:
@@ -229,29 +220,21 @@ class GroupCoordinator:
             previous.set_result(superseded)
         parked[out.parked_member_id] = future
 
-    # -- writing to __consumer_offsets -----------------------------------------------------------
-
-    def _append(self, partition: int, batch_records: Sequence[Record], done: Callable[[Errors], None]) -> None:
-        """Append to the offsets partition (in call order) and call ``done`` on this thread once the
-        ISR has it."""
-        if not batch_records:
-            done(Errors.NONE)
-            return
-        tp = (OFFSETS_TOPIC, partition)
-
-        def replicated(results: Future[dict[TopicPartition, ProduceResult]]) -> None:
-            error = results.result()[tp].error
-            self._events.put(lambda: done(error))
-
-        self._replicas.append_records(
-            ACKS_ALL, self._commit_timeout_ms, {tp: build_batch(list(batch_records))}
-        ).add_done_callback(replicated)
+    # -- stores ----------------------------------------------------------------------------------
 
     def _store_group(self, store: StoreGroup) -> None:
-        self._append(
-            self._partition_of(store.group_id), [group_metadata_record(store.group)],
-            lambda error: self._apply(self._rules.on_group_stored(store, error, self._clock())),
-        )
+        self._metadata_manager.store_group(
+            store, lambda error: self._apply(self._rules.on_group_stored(store, error, self._clock())))
+
+    def _store_offsets(self, store: StoreOffsets, commit: Future[dict[TopicPartition, Errors]]) -> None:
+        def stored(written: StoreOffsets, append_error: Errors) -> None:
+            answer = self._rules.on_offsets_stored(written, append_error)
+            # What the metadata manager did not write had metadata over offset.metadata.max.bytes.
+            answer.update(dict.fromkeys((tp for tp in store.offsets if tp not in written.offsets),
+                                        Errors.OFFSET_METADATA_TOO_LARGE))
+            commit.set_result(answer)
+
+        self._metadata_manager.store_offsets(store, stored)
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -308,8 +291,8 @@ class GroupCoordinator:
         self, group_id: str, member_id: str, generation_id: int, offsets: Mapping[TopicPartition, OffsetAndMetadata],
         group_instance_id: str | None = None,
     ) -> Future[dict[TopicPartition, Errors]]:
-        """Kafka's handleCommitOffsets and storeOffsets: metadata over offset.metadata.max.bytes is
-        refused per partition (OFFSET_METADATA_TOO_LARGE) and the rest written."""
+        """Kafka's handleCommitOffsets; the metadata manager refuses metadata over
+        offset.metadata.max.bytes per partition (OFFSET_METADATA_TOO_LARGE) and writes the rest."""
 
         def work(future: Future[dict[TopicPartition, Errors]], now: int) -> None:
             error = self._status(group_id, GroupApi.OFFSET_COMMIT)
@@ -318,22 +301,9 @@ class GroupCoordinator:
                 return
             out = self._rules.handle_commit_offsets(group_id, member_id, generation_id, offsets, now,
                                                     group_instance_id)
-            stores = [s for s in out.stores if isinstance(s, StoreOffsets)]
-            out.stores = [s for s in out.stores if not isinstance(s, StoreOffsets)]
             if out.response is not None:
                 future.set_result(out.response)
-            self._apply(out)
-            for store in stores:
-                too_large = {tp for tp, o in store.offsets.items() if len(o.metadata) > self.max_metadata_bytes}
-                kept = {tp: o for tp, o in store.offsets.items() if tp not in too_large}
-                valid = StoreOffsets(group_id, kept)
-
-                def stored(append_error: Errors, valid: StoreOffsets = valid, too_large: set = too_large) -> None:
-                    answer = self._rules.on_offsets_stored(valid, append_error)
-                    answer.update(dict.fromkeys(too_large, Errors.OFFSET_METADATA_TOO_LARGE))
-                    future.set_result(answer)
-
-                self._append(self._partition_of(group_id), offset_commit_records(group_id, kept), stored)
+            self._apply(out, future)
 
         return self._enqueue(work, lambda e: dict.fromkeys(offsets, e))
 
@@ -371,7 +341,7 @@ class GroupCoordinator:
             if not self._active:
                 future.set_result((Errors.COORDINATOR_NOT_AVAILABLE, []))
                 return
-            error = Errors.COORDINATOR_LOAD_IN_PROGRESS if self._loading else Errors.NONE
+            error = Errors.COORDINATOR_LOAD_IN_PROGRESS if self._metadata_manager.is_loading() else Errors.NONE
             future.set_result((error, [g.summary() for _, g in sorted(self._rules.groups.items())]))
 
         return self._enqueue(work, lambda e: (e, []))
@@ -386,76 +356,28 @@ class GroupCoordinator:
             self._events.put(lambda: self._on_leadership(elected, resigned))
 
     def _on_leadership(self, elected: list[tuple[int, int]], resigned: list[int]) -> None:
+        manager = self._metadata_manager
         for partition in resigned:
             self._resign(partition)
         for partition, epoch in elected:
-            if partition in self._owned or partition in self._loading:
+            if manager.is_partition_owned(partition) or manager.is_partition_loading(partition):
                 continue
             log.info("%s Elected as the group coordinator for partition %d in epoch %d", self.prefix, partition,
                      epoch)
-            self._loading[partition] = epoch
-            scheduled = time.monotonic()
-            self._loader.submit(self._load, partition, epoch, scheduled)
+            manager.schedule_load_group_and_offsets(partition, epoch, self._on_group_loaded)
+
+    def _on_group_loaded(self, group: GroupMetadata, now: int) -> None:
+        self._apply(self._rules.load_group(group, now))
 
     def _resign(self, partition: int) -> None:
-        was_owned = partition in self._owned
-        if self._loading.pop(partition, None) is None and not was_owned:
+        if not self._metadata_manager.remove_partition(partition):
             return
-        self._owned.discard(partition)
         now = self._clock()
-        unloaded = [g for g in self._rules.groups if self._partition_of(g) == partition]
+        unloaded = [g for g in self._rules.groups if self._metadata_manager.partition_for(g) == partition]
         for group_id in unloaded:
             self._apply(self._rules.unload_group(group_id, now))
         log.info("%s Resigned as the group coordinator for partition %d; unloaded %d groups", self.prefix,
                  partition, len(unloaded))
-
-    def _load(self, partition: int, epoch: int, scheduled: float) -> None:
-        """On the loader thread: replay the partition's log up to its end as it is now."""
-        started = time.monotonic()
-        loader = GroupMetadataLoader()
-        replayed = 0
-        replica = self._replicas.partition((OFFSETS_TOPIC, partition))
-        try:
-            if replica is None:
-                raise RuntimeError("the partition is not hosted here")
-            offset, end = replica.log.log_start_offset, replica.log.log_end_offset
-            while offset < end:
-                data = replica.log.read(offset, self._load_buffer_size)
-                if not data:
-                    break
-                for pos, header in batches(data):
-                    for record in records(data, pos, header):
-                        if offset <= record.offset < end:
-                            try:
-                                loader.add(record.key, record.value)
-                                replayed += 1
-                            except SchemaError as e:
-                                log.error("%s Skipping a malformed record at offset %d of %s-%d: %s", self.prefix,
-                                          record.offset, OFFSETS_TOPIC, partition, e)
-                    offset = max(offset, header.next_offset)
-        except Exception as e:  # a log truncated or closed under us: serve what was read, as Kafka does
-            log.error("%s Error loading offsets from %s-%d: %s", self.prefix, OFFSETS_TOPIC, partition, e)
-        result = loader.result()
-        done = time.monotonic()
-        self._events.put(lambda: self._loaded(partition, epoch, result, replayed,
-                                              (done - scheduled) * 1000, (started - scheduled) * 1000))
-
-    def _loaded(self, partition: int, epoch: int, result: LoadedGroups, replayed: int, took_ms: float,
-                waited_ms: float) -> None:
-        if self._loading.get(partition) != epoch:
-            return  # resigned (or re-elected) while loading
-        del self._loading[partition]
-        self._owned.add(partition)
-        now = self._clock()
-        for group in result.groups.values():
-            if self._partition_of(group.group_id) != partition:
-                log.warning("%s Group %s found in %s-%d, where it does not belong; ignored", self.prefix,
-                            group.group_id, OFFSETS_TOPIC, partition)
-                continue
-            self._apply(self._rules.load_group(group, now))
-        log.info("%s Finished loading offsets and group metadata from %s-%d in %d milliseconds, of which %d "
-                 "milliseconds was spent in the scheduler (%d records, %d groups).", self.prefix, OFFSETS_TOPIC,
-                 partition, took_ms, waited_ms, replayed, len(result.groups))
 
     # -- views -----------------------------------------------------------------------------------
 
@@ -472,5 +394,6 @@ class GroupCoordinator:
 
     def owned_partitions(self) -> Future[tuple[list[int], list[int]]]:
         """(owned, loading) offsets partitions."""
-        return self._enqueue(lambda f, _now: f.set_result((sorted(self._owned), sorted(self._loading))),
+        manager = self._metadata_manager
+        return self._enqueue(lambda f, _now: f.set_result((manager.owned_partitions(), manager.loading_partitions())),
                              lambda _e: ([], []))
