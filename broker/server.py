@@ -23,8 +23,8 @@ from broker.broker_control_service import BrokerControlService
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
 from broker.data_service import DataService
-from broker.group.coordinator_rules import GroupConfig
-from broker.group.group_metadata_manager import GroupMetadataManager
+from broker.group.group_coordinator import GroupCoordinator
+from broker.group.group_coordinator_rules import GroupConfig
 from broker.group.offsets_topic import OffsetsTopicCreator
 from broker.group_service import GroupService
 from broker.grpc_options import OPTIONS, target
@@ -64,7 +64,7 @@ class KafkaServer:
         self.metadata_cache = MetadataCache()
         self.replica_manager: ReplicaManager | None = None
         self.log_manager: LogManager | None = None
-        self.group_coordinator: GroupMetadataManager | None = None
+        self.group_coordinator: GroupCoordinator | None = None
         self.scheduler = KafkaScheduler()
         self.fatal = threading.Event()
         self.fatal_reason = ""
@@ -118,7 +118,7 @@ class KafkaServer:
             fetch_session_cache_slots=self.config.max_incremental_fetch_session_cache_slots,
         )
         metadata = self.metadata_cache
-        self.group_coordinator = GroupMetadataManager(
+        self.group_coordinator = GroupCoordinator(
             self.broker_id, self.replica_manager,
             lambda: len(metadata.snapshot().partitions_of(OFFSETS_TOPIC)) or None,
             GroupConfig(

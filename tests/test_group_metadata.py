@@ -528,7 +528,7 @@ def stable_group() -> GroupMetadata:
 
 def test_group_metadata_value_bytes() -> None:
     group = stable_group()
-    value = group_metadata_value(group, {"m1": b"a1", "m2": b"a2"})
+    value = group_metadata_value(group.snapshot({"m1": b"a1", "m2": b"a2"}))
     expected = (
         struct.pack(">h", 3) + kstr("consumer") + struct.pack(">i", 1) + kstr("range") + kstr("m1")
         + struct.pack(">q", 2000) + struct.pack(">i", 2)
@@ -539,12 +539,12 @@ def test_group_metadata_value_bytes() -> None:
     )
     assert value == expected
     with pytest.raises(ValueError, match="no assignment"):
-        group_metadata_value(group, {"m1": b""})
+        group.snapshot({"m1": b""})
 
 
 def test_group_metadata_value_round_trips() -> None:
     group = stable_group()
-    loaded = read_group_message_value(GROUP_ID, group_metadata_value(group, {"m1": b"a1", "m2": b"a2"}))
+    loaded = read_group_message_value(GROUP_ID, group_metadata_value(group.snapshot({"m1": b"a1", "m2": b"a2"})))
     assert loaded is not None
     assert loaded.is_(S.STABLE)
     assert (loaded.generation_id, loaded.protocol_type, loaded.protocol_name, loaded.leader_id) == (
@@ -571,7 +571,7 @@ def test_group_metadata_value_version_0_uses_session_timeout_as_rebalance_timeou
 
 def test_empty_group_record() -> None:
     group = GroupMetadata(GROUP_ID, protocol_type="consumer", generation_id=3)
-    loaded = read_group_message_value(GROUP_ID, group_metadata_value(group, {}))
+    loaded = read_group_message_value(GROUP_ID, group_metadata_value(group.snapshot({})))
     assert loaded is not None
     assert loaded.is_(S.EMPTY)
     assert (loaded.generation_id, loaded.protocol_name, loaded.leader_id, loaded.members) == (3, None, None, {})
@@ -584,8 +584,8 @@ def test_replay_rebuilds_groups_and_offsets_latest_record_winning() -> None:
     group = stable_group()
     records = [
         *offset_commit_records(GROUP_ID, {("foo", 0): OffsetAndMetadata(10, "", 1)}),
-        group_metadata_record(GroupMetadata(GROUP_ID, protocol_type="consumer"), {}),
-        group_metadata_record(group, {"m1": b"a1", "m2": b"a2"}),
+        group_metadata_record(GroupMetadata(GROUP_ID, protocol_type="consumer").snapshot({})),
+        group_metadata_record(group.snapshot({"m1": b"a1", "m2": b"a2"})),
         *offset_commit_records(GROUP_ID, {("foo", 0): OffsetAndMetadata(20, "x", 2, 3),
                                           ("foo", 1): OffsetAndMetadata(5, "", 2)}),
         *offset_commit_records("simple", {("bar", 0): OffsetAndMetadata(1, "", 3)}),
@@ -607,7 +607,7 @@ def test_replay_tombstones_remove_offsets_and_groups() -> None:
     group = stable_group()
     group.commit({("foo", 0): OffsetAndMetadata(10), ("foo", 1): OffsetAndMetadata(11)})
     records = [
-        group_metadata_record(group, {"m1": b"", "m2": b""}),
+        group_metadata_record(group.snapshot({"m1": b"", "m2": b""})),
         *offset_commit_records(GROUP_ID, dict(group.offsets)),
         (offset_commit_key(GROUP_ID, ("foo", 1)), None),
     ]

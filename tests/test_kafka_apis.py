@@ -15,8 +15,8 @@ from broker.api.data_apis import DataApis
 from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
 from broker.fetch_session import PartitionData
-from broker.group.coordinator_rules import JoinGroupRequest
-from broker.group.group_metadata_manager import GroupMetadataManager
+from broker.group.group_coordinator import GroupCoordinator
+from broker.group.group_coordinator_rules import JoinGroupRequest
 from broker.group.offsets_topic import OffsetsTopicCreator
 from broker.log import record_batch as rb
 from broker.log.log_config import LogConfig
@@ -57,12 +57,12 @@ def apis(tmp_path: Path, zk: TopicCreations) -> Iterator[KafkaApis]:
     and coordinating no group yet."""
     replicas = ReplicaManager(1, lambda: 100, LogManager([str(tmp_path)], LogConfig()))
     metadata = MetadataCache()
-    coordinator = GroupMetadataManager(1, replicas, lambda: 50)
-    coordinator.startup()
+    group_coordinator = GroupCoordinator(1, replicas, lambda: 50)
+    group_coordinator.startup()
     apis = KafkaApis(
         DataApis(1, replicas, metadata, NoProducerIds()),  # type: ignore[arg-type]
         ControlApis(replicas, metadata, lambda _b, _e: (Errors.NOT_CONTROLLER, "Broker 1 is not the controller", [])),
-        GroupApis(1, metadata, coordinator, OffsetsTopicCreator(zk, 50, 3, 104857600)),  # type: ignore[arg-type]
+        GroupApis(1, metadata, group_coordinator, OffsetsTopicCreator(zk, 50, 3, 104857600)),  # type: ignore[arg-type]
     )
     state = PartitionInfo("t", 0, 1, 0, isr=(1, 2), replicas=(1, 2), zk_version=0, controller_epoch=1)
     brokers = [BrokerEndpoint(1, "127.0.0.1", 9092), BrokerEndpoint(2, "127.0.0.1", 9093)]
@@ -71,7 +71,7 @@ def apis(tmp_path: Path, zk: TopicCreations) -> Iterator[KafkaApis]:
     assert answers == [m.ControllerRequestResponse(Errors.NONE, {T0: Errors.NONE}),
                        m.ControllerRequestResponse(Errors.NONE)]
     yield apis
-    coordinator.shutdown()
+    group_coordinator.shutdown()
     replicas.stop()
 
 

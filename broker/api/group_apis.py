@@ -13,7 +13,8 @@ from broker.api import messages as m
 from broker.api.context import RequestContext
 from broker.api.futures import done, then
 from broker.api.kafka_apis import Handler
-from broker.group.coordinator_rules import (
+from broker.group.group_coordinator import GroupCoordinator
+from broker.group.group_coordinator_rules import (
     MAX_GROUP_ID_BYTES,
     JoinGroupRequest,
     JoinGroupResult,
@@ -22,7 +23,6 @@ from broker.group.coordinator_rules import (
     SyncGroupResult,
 )
 from broker.group.group_metadata import OffsetAndMetadata
-from broker.group.group_metadata_manager import GroupMetadataManager
 from broker.group.offsets_topic import OffsetsTopicCreator
 from broker.metadata_cache import MetadataCache
 from minikafka_protocol.common import TopicPartition
@@ -30,12 +30,14 @@ from minikafka_protocol.errors import Errors
 from minikafka_protocol.group import OFFSETS_TOPIC, partition_for
 
 log = logging.getLogger(__name__)
+
+
 class GroupApis:
-    def __init__(self, broker_id: int, metadata_cache: MetadataCache, coordinator: GroupMetadataManager,
+    def __init__(self, broker_id: int, metadata_cache: MetadataCache, group_coordinator: GroupCoordinator,
                  offsets_topic: OffsetsTopicCreator) -> None:
         self.broker_id = broker_id
         self._metadata = metadata_cache
-        self._coordinator = coordinator
+        self._group_coordinator = group_coordinator
         self._offsets_topic = offsets_topic
 
     def handlers(self) -> dict[type, Handler]:
@@ -84,21 +86,21 @@ class GroupApis:
 
     def handle_join_group(self, context: RequestContext, request: JoinGroupRequest) -> Future[JoinGroupResult]:
         # The member's host is the caller's, as the transport saw it, not what the request says.
-        return self._coordinator.join_group(replace(request, client_host=context.client_host))
+        return self._group_coordinator.join_group(replace(request, client_host=context.client_host))
 
     def handle_sync_group(self, context: RequestContext, request: SyncGroupRequest) -> Future[SyncGroupResult]:
-        return self._coordinator.sync_group(request)
+        return self._group_coordinator.sync_group(request)
 
     def handle_heartbeat(self, context: RequestContext, request: m.HeartbeatRequest) -> Future[m.HeartbeatResponse]:
-        return then(self._coordinator.heartbeat(request.group_id, request.member_id, request.generation_id,
-                                                request.group_instance_id), m.HeartbeatResponse)
+        return then(self._group_coordinator.heartbeat(request.group_id, request.member_id, request.generation_id,
+                                                      request.group_instance_id), m.HeartbeatResponse)
 
     def handle_leave_group(
         self, context: RequestContext, request: m.LeaveGroupRequest
     ) -> LeaveGroupResult | Future[LeaveGroupResult]:
         if not request.members:
             return LeaveGroupResult(Errors.INVALID_REQUEST)
-        return self._coordinator.leave_group(request.group_id, list(request.members))
+        return self._group_coordinator.leave_group(request.group_id, list(request.members))
 
     # -- offsets ---------------------------------------------------------------------------------
 
@@ -121,14 +123,15 @@ class GroupApis:
 
         if not offsets and errors:
             return then(done({}), answer)
-        return then(self._coordinator.commit_offsets(request.group_id, request.member_id, request.generation_id,
-                                                     offsets, request.group_instance_id), answer)
+        return then(self._group_coordinator.commit_offsets(request.group_id, request.member_id,
+                                                           request.generation_id, offsets, request.group_instance_id),
+                    answer)
 
     def handle_offset_fetch(
         self, context: RequestContext, request: m.OffsetFetchRequest
     ) -> Future[m.OffsetFetchResponse]:
         wanted = list(request.partitions) if request.partitions is not None else None
-        return then(self._coordinator.fetch_offsets(request.group_id, wanted),
+        return then(self._group_coordinator.fetch_offsets(request.group_id, wanted),
                     lambda found: m.OffsetFetchResponse(found[0], dict(sorted(found[1].items()))))
 
     # -- views -----------------------------------------------------------------------------------
@@ -136,9 +139,9 @@ class GroupApis:
     def handle_describe_groups(
         self, context: RequestContext, request: m.DescribeGroupsRequest
     ) -> Future[m.DescribeGroupsResponse]:
-        return then(self._coordinator.describe_groups(list(request.groups)),
+        return then(self._group_coordinator.describe_groups(list(request.groups)),
                     lambda described: m.DescribeGroupsResponse(self.broker_id, described))
 
     def handle_list_groups(self, context: RequestContext, request: m.ListGroupsRequest) -> Future[m.ListGroupsResponse]:
-        return then(self._coordinator.list_groups(), lambda listed: m.ListGroupsResponse(*listed))
+        return then(self._group_coordinator.list_groups(), lambda listed: m.ListGroupsResponse(*listed))
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from broker.fetch_session import FINAL_EPOCH, INVALID_SESSION_ID, PartitionData
-from broker.group.coordinator_rules import MemberIdentity, OffsetFetchPartition
-from broker.group.group_metadata_manager import GroupSummary
+from broker.group.group_coordinator_rules import MemberIdentity, OffsetFetchPartition
+from broker.group.group_metadata import GroupSummary
 from broker.metadata_cache import BrokerEndpoint, PartitionInfo
 from broker.replica_results import FetchResult, ProduceResult
 from broker.zk.zk_data import BrokerInfo

@@ -1,13 +1,16 @@
-"""The group coordinator's pure heart (Kafka's kafka.coordinator.group, ZooKeeper-era classic groups).
+"""The group coordinator (Kafka's kafka.coordinator.group, ZooKeeper-era classic groups).
 
-- ``partition_for``: which ``__consumer_offsets`` partition (and so which broker) coordinates a group.
+- ``group_coordinator``: Kafka's GroupCoordinator, the running coordinator: its thread owns all group
+  state, handles the group requests (their answers are futures) and follows the leadership of
+  ``__consumer_offsets``.
+- ``group_coordinator_rules``: its rules, pure: the decisions of JoinGroup, SyncGroup, Heartbeat,
+  LeaveGroup, OffsetCommit and OffsetFetch and the timers, kept as deadlines polled with ``now_ms``;
+  they answer with the stores to make as plain data.
+- ``group_metadata_manager``: Kafka's GroupMetadataManager: loading an offsets partition's groups and
+  offsets, storing group and offset records, and which offsets partitions are owned or loading.
 - ``member_metadata`` / ``group_metadata``: Kafka's MemberMetadata and GroupMetadata with the group
   state machine (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead).
-- ``coordinator_rules``: Kafka's GroupCoordinator decisions (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-  OffsetCommit, OffsetFetch) and its timers, kept as deadlines that the adapter polls with ``now_ms``.
 - ``offsets_log``: the ``__consumer_offsets`` record formats (GroupMetadataManager's schemas) and the
-  replay that rebuilds groups and committed offsets when a broker becomes a coordinator.
-
-No threads, sockets or disk here: the broker's adapters feed requests and the time in, and carry the
-answers and the records to append out.
+  replay that rebuilds groups and committed offsets.
+- ``offsets_topic``: the creation of ``__consumer_offsets`` on the first FindCoordinator.
 """

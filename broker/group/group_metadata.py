@@ -102,6 +102,68 @@ class JoinDeadline:
     remaining_ms: int = 0
 
 
+@dataclass(frozen=True)
+class MemberSnapshot:
+    """One member as the group's record stores it: its metadata for the group's protocol and its assignment."""
+
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    rebalance_timeout_ms: int
+    session_timeout_ms: int
+    subscription: bytes
+    assignment: bytes
+
+
+@dataclass(frozen=True)
+class GroupSnapshot:
+    """What a group record in ``__consumer_offsets`` holds (Kafka's GroupMetadataValue), taken when the
+    coordinator decides to store the group: the group may move on before the record is written."""
+
+    group_id: str
+    protocol_type: str | None
+    generation_id: int
+    protocol_name: str | None
+    leader_id: str | None
+    current_state_timestamp_ms: int | None
+    members: tuple[MemberSnapshot, ...]
+
+    @property
+    def assignment(self) -> dict[str, bytes]:
+        return {m.member_id: m.assignment for m in self.members}
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    """Kafka's MemberSummary: one member as DescribeGroups shows it."""
+
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    metadata: bytes
+    assignment: bytes
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """Kafka's GroupSummary, plus the generation and the leader, which Kafka does not describe."""
+
+    group_id: str
+    state: str
+    protocol_type: str
+    protocol_name: str
+    generation_id: int
+    leader_id: str
+    members: tuple[MemberSummary, ...]
+
+    @classmethod
+    def dead(cls, group_id: str) -> GroupSummary:
+        """Kafka's GroupCoordinator.DeadGroup: a group this coordinator does not have."""
+        return cls(group_id, str(GroupState.DEAD), "", "", -1, "", ())
+
+
 @dataclass
 class GroupMetadata:
     """Kafka's GroupMetadata: membership, the generation, the leader, the protocol and committed offsets."""
@@ -307,6 +369,40 @@ class GroupMetadata:
             JoinGroupResponseMember(mid, m.group_instance_id, m.metadata(self.protocol_name))
             for mid, m in self.members.items()
         ]
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def snapshot(self, assignment: dict[str, bytes]) -> GroupSnapshot:
+        """The group with ``assignment`` as its record will store it (the checks of Kafka's
+        groupMetadataValue: a group with members has a protocol, and every member an assignment)."""
+        if self.members and self.protocol_name is None:
+            raise ValueError("Attempted to write non-empty group metadata with no defined protocol.")
+        members = []
+        for member_id, member in self.members.items():
+            if member_id not in assignment:
+                raise ValueError(f"Attempted to write member {member_id} of group {self.group_id} with no assignment.")
+            assert self.protocol_name is not None
+            members.append(MemberSnapshot(
+                member_id, member.group_instance_id, member.client_id, member.client_host,
+                member.rebalance_timeout_ms, member.session_timeout_ms, member.metadata(self.protocol_name),
+                assignment[member_id],
+            ))
+        return GroupSnapshot(self.group_id, self.protocol_type, self.generation_id, self.protocol_name,
+                             self.leader_id, self.current_state_timestamp_ms, tuple(members))
+
+    def summary(self) -> GroupSummary:
+        """Kafka's GroupMetadata.summary: member metadata and assignments only when Stable."""
+        stable = self.is_(GroupState.STABLE)
+        protocol = (self.protocol_name or "") if stable else ""
+        members = tuple(
+            MemberSummary(
+                m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                m.metadata(protocol) if stable and protocol else b"", m.assignment if stable else b"",
+            )
+            for m in self.members.values()
+        )
+        return GroupSummary(self.group_id, str(self.state), self.protocol_type or "", protocol,
+                            self.generation_id, self.leader_id or "", members)
 
     # -- offsets -------------------------------------------------------------------------------
 

@@ -1,450 +1,133 @@
-"""The group coordinator at work (Kafka's GroupCoordinator adapter and GroupMetadataManager).
+"""The groups and offsets of ``__consumer_offsets`` on this broker (Kafka's GroupMetadataManager).
 
-One thread, ``group-coordinator``, owns the pure ``GroupCoordinator`` rules, the offsets partitions
-this broker coordinates, and the JoinGroup and SyncGroup requests parked until their phase ends.
-gRPC threads, the replica manager's leadership callbacks and append completions only enqueue work
-for it; every request gets a Future.
+When this broker becomes the leader of an offsets partition, the manager loads it: it replays the
+partition's log up to its end (doLoadGroupsAndOffsets) and hands each group it rebuilt, with its
+committed offsets, to the coordinator (onGroupLoaded). It stores what the coordinator's rules decide:
+a group's metadata record (storeGroup) and offset commit records (storeOffsets, which first refuses
+metadata over offset.metadata.max.bytes), built by offsets_log.py and appended with acks=all. And it
+knows which offsets partitions are owned, and which are loading.
 
-Coordinator ownership follows leadership of ``__consumer_offsets``: when this broker becomes the
-leader of partition p it replays p's log on the loader thread (requests for p's groups get
-COORDINATOR_LOAD_IN_PROGRESS meanwhile) and then coordinates p's groups; when it stops leading p
-it unloads them, answering the parked requests NOT_COORDINATOR. Group records and offset commits
-are appended to p with acks=all; only once they are replicated is anyone answered.
+It has no thread for its state: the owned and loading partitions belong to the coordinator's thread,
+which makes every call here. Its one thread, the loader, only reads a partition's log; what it read,
+and every append's completion, comes back to the coordinator's thread through ``schedule``.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, TypeVar
 
-from broker.group.coordinator_rules import (
-    GroupApi,
-    GroupConfig,
-    GroupCoordinator,
-    JoinGroupRequest,
-    JoinGroupResult,
-    LeaveGroupResult,
-    MemberIdentity,
-    OffsetFetchPartition,
-    Outcome,
-    StoreGroup,
-    StoreOffsets,
-    SyncGroupRequest,
-    SyncGroupResult,
-    validate_group_status,
+from broker.group.group_coordinator_rules import StoreGroup, StoreOffsets
+from broker.group.group_metadata import GroupMetadata, TopicPartition
+from broker.group.offsets_log import (
+    GroupMetadataLoader,
+    LoadedGroups,
+    Record,
+    SchemaError,
+    group_metadata_record,
+    offset_commit_records,
 )
-from broker.group.group_metadata import GroupMetadata, GroupState, OffsetAndMetadata, TopicPartition
-from broker.group.offsets_log import GroupMetadataLoader, LoadedGroups, Record, SchemaError, offset_commit_records
 from broker.log.record_batch import batches, build_batch, records
 from broker.replica_manager import ReplicaManager
 from broker.replica_results import ProduceResult
 from minikafka_protocol.errors import Errors
-from minikafka_protocol.group import OFFSETS_TOPIC, partition_for
+from minikafka_protocol.group import OFFSETS_TOPIC
+from minikafka_protocol.group import partition_for as offsets_partition_for
 
+# The coordinator's logger: loading and resigning read as one story in the broker's log.
 log = logging.getLogger("broker.group.coordinator")
 
 ACKS_ALL = -1  # Kafka's offsets.commit.required.acks, which it deprecated at -1
-R = TypeVar("R")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class MemberSummary:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    metadata: bytes
-    assignment: bytes
-
-
-@dataclass(frozen=True)
-class GroupSummary:
-    """Kafka's GroupSummary, plus the generation and the leader, which Kafka does not describe."""
-
-    group_id: str
-    state: str
-    protocol_type: str
-    protocol_name: str
-    generation_id: int
-    leader_id: str
-    members: tuple[MemberSummary, ...]
-
-
-def summarize(group: GroupMetadata) -> GroupSummary:
-    """Kafka's GroupMetadata.summary: member metadata and assignments only when Stable."""
-    stable = group.is_(GroupState.STABLE)
-    protocol = (group.protocol_name or "") if stable else ""
-    members = tuple(
-        MemberSummary(
-            m.member_id, m.group_instance_id, m.client_id, m.client_host,
-            m.metadata(protocol) if stable and protocol else b"", m.assignment if stable else b"",
-        )
-        for m in group.members.values()
-    )
-    return GroupSummary(group.group_id, str(group.state), group.protocol_type or "", protocol,
-                        group.generation_id, group.leader_id or "", members)
-
-
-def dead_group(group_id: str) -> GroupSummary:
-    return GroupSummary(group_id, str(GroupState.DEAD), "", "", -1, "", ())
 
 
 class GroupMetadataManager:
+    """Kafka's GroupMetadataManager: loads offsets partitions, stores group and offset records, and
+    keeps which offsets partitions are owned and loading; called on the coordinator's thread."""
+
     def __init__(
         self,
         broker_id: int,
         replica_manager: ReplicaManager,
         partition_count: Callable[[], int | None],
-        config: GroupConfig | None = None,
+        schedule: Callable[[Callable[[], None]], None],
+        clock: Callable[[], int],
         commit_timeout_ms: int = 5000,
         load_buffer_size: int = 5 * 1024 * 1024,
         max_metadata_bytes: int = 4096,
-        clock: Callable[[], int] = now_ms,
+        log_prefix: str = "",
     ) -> None:
-        self.broker_id = broker_id
+        """``schedule`` runs a task on the coordinator's thread; ``partition_count`` is the number of
+        offsets partitions, None while this broker does not know the topic."""
         self._replicas = replica_manager
         self._partition_count = partition_count
-        self.prefix = f"[GroupCoordinator {broker_id}]:"
-        self._rules = GroupCoordinator(config, log_prefix=self.prefix + " ", group_partition=self._partition_name)
+        self._schedule = schedule
+        self._clock = clock
         self._commit_timeout_ms = commit_timeout_ms
         self._load_buffer_size = load_buffer_size
         self.max_metadata_bytes = max_metadata_bytes
-        self._clock = clock
-        self._events: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=f"group-coordinator-{broker_id}", daemon=True)
+        self.prefix = log_prefix
         self._loader = ThreadPoolExecutor(1, thread_name_prefix=f"group-metadata-manager-{broker_id}")
-        self._stopping = threading.Lock()
-        self._stopped = False
-        # Owned by the coordinator thread:
-        self._active = False
+        # Owned by the coordinator's thread:
         self._owned: set[int] = set()
         self._loading: dict[int, int] = {}  # partition -> the leader epoch it is loaded for
-        self._joins: dict[str, Future[JoinGroupResult]] = {}
-        self._syncs: dict[str, Future[SyncGroupResult]] = {}
-
-    # -- life ------------------------------------------------------------------------------------
-
-    def startup(self) -> None:
-        log.info("%s Starting up.", self.prefix)
-        self._events.put(self._activate)
-        self._thread.start()
-        replica_manager = self._replicas
-        replica_manager.leadership_listeners.append(self.on_leadership_change)
-        # Partitions led before this started (there are none at a broker's start, but be sure).
-        led = [(tp, p.leader_epoch) for tp in replica_manager.leader_partitions()
-               if tp[0] == OFFSETS_TOPIC and (p := replica_manager.partition(tp)) is not None]
-        if led:
-            self.on_leadership_change(led, [])
-
-    def _activate(self) -> None:
-        self._active = True
-        log.info("%s Startup complete.", self.prefix)
 
     def shutdown(self) -> None:
-        """Unload every group, answering parked requests NOT_COORDINATOR, and stop the thread; a
-        request arriving later is answered COORDINATOR_NOT_AVAILABLE at once."""
-        log.info("%s Shutting down.", self.prefix)
-        if self._thread.is_alive():
-            self._events.put(self._deactivate)
-            self._events.put(None)
-            self._thread.join(10)
-        with self._stopping:
-            self._stopped = True
         self._loader.shutdown(wait=False, cancel_futures=True)
-        self._drain()
-        log.info("%s Shutdown complete.", self.prefix)
 
-    def _deactivate(self) -> None:
-        self._active = False
-        for partition in sorted(set(self._owned) | set(self._loading)):
-            self._resign(partition)
+    # -- partitions ------------------------------------------------------------------------------
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                task = self._events.get_nowait()
-            except queue.Empty:
-                return
-            if task is not None:
-                self._run_task(task)
+    def partition_count(self) -> int | None:
+        return self._partition_count()
 
-    # -- the coordinator thread ------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            deadline = self._rules.next_deadline_ms()
-            now = self._clock()
-            if deadline is not None and deadline <= now:
-                self._run_task(lambda: self._apply(self._rules.poll(self._clock())))
-                continue
-            try:
-                task = self._events.get(timeout=None if deadline is None else (deadline - now) / 1000)
-            except queue.Empty:
-                continue
-            if task is None:
-                return
-            self._run_task(task)
-
-    def _run_task(self, task: Callable[[], None]) -> None:
-        try:
-            task()
-        except Exception:
-            log.exception("%s Unexpected error", self.prefix)
-
-    def _enqueue(self, work: Callable[[Future[R], int], None], on_error: Callable[[Errors], R]) -> Future[R]:
-        """Run ``work(future, now_ms)`` on the coordinator thread; a failure in it answers ``on_error``."""
-        future: Future[R] = Future()
-
-        def task() -> None:
-            try:
-                work(future, self._clock())
-            except Exception:
-                log.exception("%s Unexpected error", self.prefix)
-                if not future.done():
-                    future.set_result(on_error(Errors.UNKNOWN_SERVER_ERROR))
-
-        with self._stopping:
-            if not self._stopped:
-                self._events.put(task)
-                return future
-        task()  # stopped: nothing is owned any more, so the work only finds the error to answer
-        return future
-
-    def _status(self, group_id: str, api: GroupApi) -> Errors | None:
-        """Kafka's validateGroupStatus for this broker: is it the group's coordinator, and ready?"""
-        count = self._partition_count()
-        if count is None or not self._active:
-            return validate_group_status(group_id, api, is_active=False)
-        partition = partition_for(group_id, count)
-        return validate_group_status(group_id, api, is_active=True, is_loading=partition in self._loading,
-                                     is_local=partition in self._owned)
-
-    def _partition_name(self, group_id: str) -> str | None:
-        count = self._partition_count()
-        return f"{OFFSETS_TOPIC}-{partition_for(group_id, count)}" if count else None
-
-    def _partition_of(self, group_id: str) -> int:
+    def partition_for(self, group_id: str) -> int:
+        """Kafka's partitionFor; only asked once the offsets topic is known."""
         count = self._partition_count()
         assert count is not None
-        return partition_for(group_id, count)
+        return offsets_partition_for(group_id, count)
 
-    def _apply(self, out: Outcome[Any]) -> None:
-        """Answer the parked requests an outcome settles and write the group records it asks for."""
-        for member_id, join in out.joins.items():
-            parked_join = self._joins.pop(member_id, None)
-            if parked_join is not None:
-                parked_join.set_result(join)
-        for member_id, sync in out.syncs.items():
-            parked_sync = self._syncs.pop(member_id, None)
-            if parked_sync is not None:
-                parked_sync.set_result(sync)
-        for store in out.group_stores:
-            self._store_group(store)
-        if out.offset_stores:
-            raise AssertionError("offset stores are written by commit_offsets")
+    def partition_name(self, group_id: str) -> str | None:
+        """The group's offsets partition as the log names it, if the topic is known."""
+        count = self._partition_count()
+        return f"{OFFSETS_TOPIC}-{offsets_partition_for(group_id, count)}" if count else None
 
-    @staticmethod
-    def _park(parked: dict[str, Future[R]], out: Outcome[R], future: Future[R], superseded: R) -> None:
-        if out.response is not None:
-            future.set_result(out.response)
-            return
-        assert out.parked_member_id is not None
-        previous = parked.pop(out.parked_member_id, None)
-        if previous is not None and not previous.done():
-            # The member sent the request again: the first one's client has given up on it.
-            previous.set_result(superseded)
-        parked[out.parked_member_id] = future
+    def is_partition_owned(self, partition: int) -> bool:
+        return partition in self._owned
 
-    # -- writing to __consumer_offsets -----------------------------------------------------------
+    def is_partition_loading(self, partition: int) -> bool:
+        return partition in self._loading
 
-    def _append(self, partition: int, batch_records: Sequence[Record], done: Callable[[Errors], None]) -> None:
-        """Append to the offsets partition (in call order) and call ``done`` on this thread once the
-        ISR has it."""
-        if not batch_records:
-            done(Errors.NONE)
-            return
-        tp = (OFFSETS_TOPIC, partition)
+    def is_loading(self) -> bool:
+        return bool(self._loading)
 
-        def replicated(results: Future[dict[TopicPartition, ProduceResult]]) -> None:
-            error = results.result()[tp].error
-            self._events.put(lambda: done(error))
+    def owned_partitions(self) -> list[int]:
+        return sorted(self._owned)
 
-        self._replicas.append_records(
-            ACKS_ALL, self._commit_timeout_ms, {tp: build_batch(list(batch_records))}
-        ).add_done_callback(replicated)
+    def loading_partitions(self) -> list[int]:
+        return sorted(self._loading)
 
-    def _store_group(self, store: StoreGroup) -> None:
-        self._append(
-            self._partition_of(store.group_id), [(store.key, store.value)],
-            lambda error: self._apply(self._rules.on_group_stored(store, error, self._clock())),
-        )
+    # -- loading ---------------------------------------------------------------------------------
 
-    # -- requests --------------------------------------------------------------------------------
+    def schedule_load_group_and_offsets(self, partition: int, epoch: int,
+                                        on_group_loaded: Callable[[GroupMetadata, int], None]) -> None:
+        """Kafka's scheduleLoadGroupAndOffsets: the partition is loading until its log is replayed;
+        then it is owned and ``on_group_loaded(group, now_ms)`` gets each of its groups."""
+        self._loading[partition] = epoch
+        scheduled = time.monotonic()
+        self._loader.submit(self._load, partition, epoch, scheduled, on_group_loaded)
 
-    def join_group(self, req: JoinGroupRequest) -> Future[JoinGroupResult]:
-        def work(future: Future[JoinGroupResult], now: int) -> None:
-            error = self._status(req.group_id, GroupApi.JOIN_GROUP)
-            if error is not None:
-                future.set_result(JoinGroupResult(req.member_id, error))
-                return
-            out = self._rules.handle_join_group(req, now)
-            self._park(self._joins, out, future, JoinGroupResult(req.member_id, Errors.REBALANCE_IN_PROGRESS))
-            self._apply(out)
-
-        return self._enqueue(work, lambda e: JoinGroupResult(req.member_id, e))
-
-    def sync_group(self, req: SyncGroupRequest) -> Future[SyncGroupResult]:
-        def work(future: Future[SyncGroupResult], now: int) -> None:
-            error = self._status(req.group_id, GroupApi.SYNC_GROUP)
-            if error is not None:
-                future.set_result(SyncGroupResult(error))
-                return
-            out = self._rules.handle_sync_group(req, now)
-            self._park(self._syncs, out, future, SyncGroupResult(Errors.REBALANCE_IN_PROGRESS))
-            self._apply(out)
-
-        return self._enqueue(work, SyncGroupResult)
-
-    def heartbeat(self, group_id: str, member_id: str, generation_id: int,
-                  group_instance_id: str | None = None) -> Future[Errors]:
-        def work(future: Future[Errors], now: int) -> None:
-            error = self._status(group_id, GroupApi.HEARTBEAT)
-            if error is not None:
-                future.set_result(error)
-                return
-            out = self._rules.handle_heartbeat(group_id, member_id, generation_id, now, group_instance_id)
-            future.set_result(out.response if out.response is not None else Errors.UNKNOWN_SERVER_ERROR)
-            self._apply(out)
-
-        return self._enqueue(work, lambda e: e)
-
-    def leave_group(self, group_id: str, members: Sequence[MemberIdentity]) -> Future[LeaveGroupResult]:
-        def work(future: Future[LeaveGroupResult], now: int) -> None:
-            error = self._status(group_id, GroupApi.LEAVE_GROUP)
-            if error is not None:
-                future.set_result(LeaveGroupResult(error))
-                return
-            out = self._rules.handle_leave_group(group_id, members, now)
-            future.set_result(out.response or LeaveGroupResult(Errors.UNKNOWN_SERVER_ERROR))
-            self._apply(out)
-
-        return self._enqueue(work, LeaveGroupResult)
-
-    def commit_offsets(
-        self, group_id: str, member_id: str, generation_id: int, offsets: Mapping[TopicPartition, OffsetAndMetadata],
-        group_instance_id: str | None = None,
-    ) -> Future[dict[TopicPartition, Errors]]:
-        """Kafka's handleCommitOffsets and storeOffsets: metadata over offset.metadata.max.bytes is
-        refused per partition (OFFSET_METADATA_TOO_LARGE) and the rest written."""
-
-        def work(future: Future[dict[TopicPartition, Errors]], now: int) -> None:
-            error = self._status(group_id, GroupApi.OFFSET_COMMIT)
-            if error is not None:
-                future.set_result(dict.fromkeys(offsets, error))
-                return
-            out = self._rules.handle_commit_offsets(group_id, member_id, generation_id, offsets, now,
-                                                    group_instance_id)
-            stores, out.offset_stores = out.offset_stores, []
-            if out.response is not None:
-                future.set_result(out.response)
-            self._apply(out)
-            for store in stores:
-                too_large = {tp for tp, o in store.offsets.items() if len(o.metadata) > self.max_metadata_bytes}
-                kept = {tp: o for tp, o in store.offsets.items() if tp not in too_large}
-                valid = StoreOffsets(group_id, kept, tuple(offset_commit_records(group_id, kept)))
-
-                def stored(append_error: Errors, valid: StoreOffsets = valid, too_large: set = too_large) -> None:
-                    answer = self._rules.on_offsets_stored(valid, append_error)
-                    answer.update(dict.fromkeys(too_large, Errors.OFFSET_METADATA_TOO_LARGE))
-                    future.set_result(answer)
-
-                self._append(self._partition_of(group_id), valid.records, stored)
-
-        return self._enqueue(work, lambda e: dict.fromkeys(offsets, e))
-
-    def fetch_offsets(
-        self, group_id: str, partitions: Sequence[TopicPartition] | None
-    ) -> Future[tuple[Errors, dict[TopicPartition, OffsetFetchPartition]]]:
-        def work(future: Future[tuple[Errors, dict[TopicPartition, OffsetFetchPartition]]], now: int) -> None:
-            error = self._status(group_id, GroupApi.OFFSET_FETCH)
-            if error is not None:
-                future.set_result((error, {}))
-                return
-            future.set_result((Errors.NONE, self._rules.handle_fetch_offsets(group_id, partitions)))
-
-        return self._enqueue(work, lambda e: (e, {}))
-
-    def describe_groups(self, group_ids: Sequence[str]) -> Future[list[tuple[Errors, GroupSummary]]]:
-        def work(future: Future[list[tuple[Errors, GroupSummary]]], now: int) -> None:
-            described = []
-            for group_id in group_ids:
-                error = self._status(group_id, GroupApi.DESCRIBE_GROUPS)
-                group = self._rules.groups.get(group_id)
-                if error is not None:
-                    described.append((error, dead_group(group_id)))
-                    continue
-                if group is not None:
-                    # Expired members and finished phases first, as any handler of this group would.
-                    self._apply(self._rules.poll(now))
-                described.append((Errors.NONE, summarize(group) if group is not None else dead_group(group_id)))
-            future.set_result(described)
-
-        return self._enqueue(work, lambda e: [(e, dead_group(g)) for g in group_ids])
-
-    def list_groups(self) -> Future[tuple[Errors, list[GroupSummary]]]:
-        def work(future: Future[tuple[Errors, list[GroupSummary]]], now: int) -> None:
-            if not self._active:
-                future.set_result((Errors.COORDINATOR_NOT_AVAILABLE, []))
-                return
-            error = Errors.COORDINATOR_LOAD_IN_PROGRESS if self._loading else Errors.NONE
-            future.set_result((error, [summarize(g) for _, g in sorted(self._rules.groups.items())]))
-
-        return self._enqueue(work, lambda e: (e, []))
-
-    # -- coordinator ownership -------------------------------------------------------------------
-
-    def on_leadership_change(self, leaders: list[tuple[TopicPartition, int]], others: list[TopicPartition]) -> None:
-        """Kafka's onElection / onResignation, from the replica manager's thread."""
-        elected = [(tp[1], epoch) for tp, epoch in leaders if tp[0] == OFFSETS_TOPIC]
-        resigned = [tp[1] for tp in others if tp[0] == OFFSETS_TOPIC]
-        if elected or resigned:
-            self._events.put(lambda: self._on_leadership(elected, resigned))
-
-    def _on_leadership(self, elected: list[tuple[int, int]], resigned: list[int]) -> None:
-        for partition in resigned:
-            self._resign(partition)
-        for partition, epoch in elected:
-            if partition in self._owned or partition in self._loading:
-                continue
-            log.info("%s Elected as the group coordinator for partition %d in epoch %d", self.prefix, partition,
-                     epoch)
-            self._loading[partition] = epoch
-            scheduled = time.monotonic()
-            self._loader.submit(self._load, partition, epoch, scheduled)
-
-    def _resign(self, partition: int) -> None:
+    def remove_partition(self, partition: int) -> bool:
+        """Kafka's removeGroupsForPartition, for the partitions: neither owned nor loading any more.
+        False if it was neither; the coordinator unloads its groups."""
         was_owned = partition in self._owned
         if self._loading.pop(partition, None) is None and not was_owned:
-            return
+            return False
         self._owned.discard(partition)
-        now = self._clock()
-        unloaded = [g for g in self._rules.groups if self._partition_of(g) == partition]
-        for group_id in unloaded:
-            self._apply(self._rules.unload_group(group_id, now))
-        log.info("%s Resigned as the group coordinator for partition %d; unloaded %d groups", self.prefix,
-                 partition, len(unloaded))
+        return True
 
-    def _load(self, partition: int, epoch: int, scheduled: float) -> None:
+    def _load(self, partition: int, epoch: int, scheduled: float,
+              on_group_loaded: Callable[[GroupMetadata, int], None]) -> None:
         """On the loader thread: replay the partition's log up to its end as it is now."""
         started = time.monotonic()
         loader = GroupMetadataLoader()
@@ -472,40 +155,52 @@ class GroupMetadataManager:
             log.error("%s Error loading offsets from %s-%d: %s", self.prefix, OFFSETS_TOPIC, partition, e)
         result = loader.result()
         done = time.monotonic()
-        self._events.put(lambda: self._loaded(partition, epoch, result, replayed,
-                                              (done - scheduled) * 1000, (started - scheduled) * 1000))
+        self._schedule(lambda: self._loaded(partition, epoch, result, replayed, (done - scheduled) * 1000,
+                                            (started - scheduled) * 1000, on_group_loaded))
 
     def _loaded(self, partition: int, epoch: int, result: LoadedGroups, replayed: int, took_ms: float,
-                waited_ms: float) -> None:
+                waited_ms: float, on_group_loaded: Callable[[GroupMetadata, int], None]) -> None:
         if self._loading.get(partition) != epoch:
             return  # resigned (or re-elected) while loading
         del self._loading[partition]
         self._owned.add(partition)
         now = self._clock()
         for group in result.groups.values():
-            if self._partition_of(group.group_id) != partition:
+            if self.partition_for(group.group_id) != partition:
                 log.warning("%s Group %s found in %s-%d, where it does not belong; ignored", self.prefix,
                             group.group_id, OFFSETS_TOPIC, partition)
                 continue
-            self._apply(self._rules.load_group(group, now))
+            on_group_loaded(group, now)
         log.info("%s Finished loading offsets and group metadata from %s-%d in %d milliseconds, of which %d "
                  "milliseconds was spent in the scheduler (%d records, %d groups).", self.prefix, OFFSETS_TOPIC,
                  partition, took_ms, waited_ms, replayed, len(result.groups))
 
-    # -- views -----------------------------------------------------------------------------------
+    # -- storing ---------------------------------------------------------------------------------
 
-    def metrics(self) -> Future[dict[str, int]]:
-        """Kafka's group coordinator gauges: NumGroups, NumGroups<State>, NumOffsets."""
-        def work(future: Future[dict[str, int]], _now: int) -> None:
-            groups = list(self._rules.groups.values())
-            counts = {"num_groups": len(groups), "num_offsets": sum(len(g.offsets) for g in groups)}
-            for state in GroupState:
-                counts[f"num_groups_{state.name.lower()}"] = sum(1 for g in groups if g.state is state)
-            future.set_result(counts)
+    def store_group(self, store: StoreGroup, done: Callable[[Errors], None]) -> None:
+        """Kafka's storeGroup: append the group's record; ``done(append_error)`` once the ISR has it."""
+        self._append(self.partition_for(store.group_id), [group_metadata_record(store.group)], done)
 
-        return self._enqueue(work, lambda _e: {})
+    def store_offsets(self, store: StoreOffsets, done: Callable[[StoreOffsets, Errors], None]) -> None:
+        """Kafka's storeOffsets: append the offsets whose metadata is within offset.metadata.max.bytes;
+        ``done(written, append_error)`` once the ISR has them, ``written`` being those offsets."""
+        kept = {tp: o for tp, o in store.offsets.items() if len(o.metadata) <= self.max_metadata_bytes}
+        written = StoreOffsets(store.group_id, kept)
+        self._append(self.partition_for(store.group_id), offset_commit_records(store.group_id, kept),
+                     lambda error: done(written, error))
 
-    def owned_partitions(self) -> Future[tuple[list[int], list[int]]]:
-        """(owned, loading) offsets partitions."""
-        return self._enqueue(lambda f, _now: f.set_result((sorted(self._owned), sorted(self._loading))),
-                             lambda _e: ([], []))
+    def _append(self, partition: int, batch_records: Sequence[Record], done: Callable[[Errors], None]) -> None:
+        """Append to the offsets partition (in call order) and call ``done`` on the coordinator's
+        thread once the ISR has it; at once when there is nothing to append."""
+        if not batch_records:
+            done(Errors.NONE)
+            return
+        tp = (OFFSETS_TOPIC, partition)
+
+        def replicated(results: Future[dict[TopicPartition, ProduceResult]]) -> None:
+            error = results.result()[tp].error
+            self._schedule(lambda: done(error))
+
+        self._replicas.append_records(
+            ACKS_ALL, self._commit_timeout_ms, {tp: build_batch(list(batch_records))}
+        ).add_done_callback(replicated)

@@ -1,7 +1,7 @@
 """One member of a classic consumer group (Kafka's MemberMetadata).
 
 Kafka parks a member's JoinGroup and SyncGroup as callbacks on the member; here they are two flags,
-``awaiting_join`` and ``awaiting_sync``, and the adapter keeps the parked requests by member id.
+``awaiting_join`` and ``awaiting_sync``, and the group coordinator keeps the parked requests by member id.
 Kafka's DelayedHeartbeat becomes ``heartbeat_deadline_ms``, which the coordinator rules poll.
 """
 

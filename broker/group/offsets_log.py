@@ -25,7 +25,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from broker.group.group_metadata import GroupMetadata, OffsetAndMetadata, TopicPartition
+from broker.group.group_metadata import GroupMetadata, GroupSnapshot, OffsetAndMetadata, TopicPartition
 from broker.group.member_metadata import MemberMetadata
 from minikafka_protocol.types import Reader, SchemaError, int16, int32, int64, nullable_bytes, nullable_string
 
@@ -122,11 +122,9 @@ def read_offset_message_value(value: bytes | None) -> OffsetAndMetadata | None:
 # -- group metadata values ---------------------------------------------------------------------
 
 
-def group_metadata_value(group: GroupMetadata, assignment: dict[str, bytes]) -> bytes:
+def group_metadata_value(group: GroupSnapshot) -> bytes:
     """Kafka's groupMetadataValue (v3): the generation, protocol, leader and every member with its
     subscription for the chosen protocol and its assignment."""
-    if group.members and group.protocol_name is None:
-        raise ValueError("Attempted to write non-empty group metadata with no defined protocol.")
     timestamp = NO_TIMESTAMP if group.current_state_timestamp_ms is None else group.current_state_timestamp_ms
     out = [
         int16(GROUP_METADATA_VALUE_VERSION),
@@ -137,19 +135,16 @@ def group_metadata_value(group: GroupMetadata, assignment: dict[str, bytes]) -> 
         int64(timestamp),
         int32(len(group.members)),
     ]
-    for member_id, member in group.members.items():
-        if member_id not in assignment:
-            raise ValueError(f"Attempted to write member {member_id} of group {group.group_id} with no assignment.")
-        assert group.protocol_name is not None
+    for member in group.members:
         out += [
-            nullable_string(member_id),
+            nullable_string(member.member_id),
             nullable_string(member.group_instance_id),
             nullable_string(member.client_id),
             nullable_string(member.client_host),
             int32(member.rebalance_timeout_ms),
             int32(member.session_timeout_ms),
-            nullable_bytes(member.metadata(group.protocol_name)),
-            nullable_bytes(assignment[member_id]),
+            nullable_bytes(member.subscription),
+            nullable_bytes(member.assignment),
         ]
     return b"".join(out)
 
@@ -202,13 +197,13 @@ def read_group_message_value(group_id: str, value: bytes | None) -> GroupMetadat
     )
 
 
-# -- records for the coordinator's writes -----------------------------------------------------
+# -- records for the metadata manager's writes ------------------------------------------------
 
 Record = tuple[bytes, bytes | None]
 
 
-def group_metadata_record(group: GroupMetadata, assignment: dict[str, bytes]) -> Record:
-    return group_metadata_key(group.group_id), group_metadata_value(group, assignment)
+def group_metadata_record(group: GroupSnapshot) -> Record:
+    return group_metadata_key(group.group_id), group_metadata_value(group)
 
 
 def offset_commit_records(group_id: str, offsets: dict[TopicPartition, OffsetAndMetadata]) -> list[Record]:

@@ -1,11 +1,13 @@
-"""The group coordinator's decisions for classic groups (Kafka's GroupCoordinator, 2.8-3.x), pure.
+"""The rules of the group coordinator for classic groups (Kafka's GroupCoordinator, 2.8-3.x), pure.
 
-``GroupCoordinator`` owns the groups of the offsets partitions this broker leads and is fed requests
-and the time; it answers with an ``Outcome``: the immediate answer, or the member id under which the
-request is parked, plus everything else that became due (answers to parked JoinGroups and SyncGroups,
-group records and offset records to append to ``__consumer_offsets``). After an append the adapter
-calls back ``on_group_stored`` / ``on_offsets_stored`` with the append's error, as Kafka's
-storeGroup / storeOffsets callbacks do.
+``GroupCoordinatorRules`` holds the groups of the offsets partitions this broker leads and is fed
+requests and the time; it answers with an ``Outcome``: the immediate answer, or the member id under
+which the request is parked, plus everything else that became due: answers to parked JoinGroups and
+SyncGroups, and the stores to make in ``__consumer_offsets`` as plain data (``StoreGroup``: the group
+as its record will hold it; ``StoreOffsets``: the offsets to commit). The records themselves are
+built and appended by the GroupMetadataManager; once an append is done the coordinator calls back
+``on_group_stored`` / ``on_offsets_stored`` with its error, as Kafka's storeGroup / storeOffsets
+callbacks do.
 
 Kafka's purgatories become deadlines kept in the state: a member's heartbeat expectation, a pending
 member's expiry, the end of the join phase (DelayedJoin / InitialDelayedJoin) and of the sync phase
@@ -25,6 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from broker.group.group_metadata import (
     GroupMetadata,
+    GroupSnapshot,
     GroupState,
     JoinDeadline,
     JoinGroupResponseMember,
@@ -32,7 +35,6 @@ from broker.group.group_metadata import (
     TopicPartition,
 )
 from broker.group.member_metadata import MemberMetadata, Protocol
-from broker.group.offsets_log import Record, group_metadata_record, offset_commit_records
 from minikafka_protocol.errors import Errors
 from minikafka_protocol.group import NO_GENERATION, UNKNOWN_MEMBER_ID, GroupApi
 
@@ -241,24 +243,36 @@ class StaticRejoin:
 
 @dataclass(frozen=True)
 class StoreGroup:
-    """Append ``(key, value)`` to the group's offsets partition, then call ``on_group_stored``."""
+    """Write ``group`` as the group's record in its offsets partition, then call ``on_group_stored``."""
 
-    group_id: str
-    generation_id: int
     kind: StoreKind
-    assignment: Mapping[str, bytes]
-    key: bytes
-    value: bytes
+    group: GroupSnapshot
     static_rejoin: StaticRejoin | None = None
+
+    @property
+    def group_id(self) -> str:
+        return self.group.group_id
+
+    @property
+    def generation_id(self) -> int:
+        return self.group.generation_id
+
+    @property
+    def assignment(self) -> dict[str, bytes]:
+        return self.group.assignment
 
 
 @dataclass(frozen=True)
 class StoreOffsets:
-    """Append ``records`` to the group's offsets partition, then call ``on_offsets_stored``."""
+    """Write ``offsets`` as offset commit records in the group's offsets partition, then call
+    ``on_offsets_stored`` with the offsets actually written."""
 
     group_id: str
     offsets: Mapping[TopicPartition, OffsetAndMetadata]
-    records: tuple[Record, ...]
+
+
+# What the GroupMetadataManager writes to __consumer_offsets for the rules, in the order decided.
+Store = StoreGroup | StoreOffsets
 
 
 R = TypeVar("R")
@@ -270,14 +284,15 @@ class Outcome(Generic[R]):
 
     ``response`` answers the request now; when it is None the request is parked under
     ``parked_member_id`` (a later parked request under the same id supersedes it) and its answer
-    comes in ``joins`` / ``syncs`` of this or a later outcome, keyed by the id it was parked under."""
+    comes in ``joins`` / ``syncs`` of this or a later outcome, keyed by the id it was parked under.
+    ``stores`` are appended in their order; an OffsetCommit that is not refused is answered by
+    ``on_offsets_stored`` once its ``StoreOffsets`` is written."""
 
     response: R | None = None
     parked_member_id: str | None = None
     joins: dict[str, JoinGroupResult] = field(default_factory=dict)
     syncs: dict[str, SyncGroupResult] = field(default_factory=dict)
-    group_stores: list[StoreGroup] = field(default_factory=list)
-    offset_stores: list[StoreOffsets] = field(default_factory=list)
+    stores: list[Store] = field(default_factory=list)
 
     @property
     def join_answer(self) -> JoinGroupResult | None:
@@ -298,7 +313,7 @@ def _failed_join(member_id: str, error: Errors) -> JoinGroupResult:
     return JoinGroupResult(member_id=member_id, error=error)
 
 
-# -- the coordinator ---------------------------------------------------------------------------
+# -- the rules ---------------------------------------------------------------------------------
 
 
 class _Prefixed(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -307,8 +322,8 @@ class _Prefixed(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 
-class GroupCoordinator:
-    """Kafka's GroupCoordinator (membership and offsets of classic groups) over plain state."""
+class GroupCoordinatorRules:
+    """Kafka's GroupCoordinator decisions (membership and offsets of classic groups) over plain state."""
 
     def __init__(self, config: GroupConfig | None = None,
                  new_member_id_suffix: Callable[[], str] = lambda: str(uuid.uuid4()),
@@ -509,7 +524,7 @@ class GroupCoordinator:
             if group.select_protocol() == group.protocol_name:
                 # Same protocol for the group: persist the new member id and skip the rebalance.
                 assignment = {mid: m.assignment for mid, m in group.members.items()}
-                out.group_stores.append(self._store(group, StoreKind.STATIC_MEMBER_REJOIN, assignment, rejoin))
+                out.stores.append(self._store(group, StoreKind.STATIC_MEMBER_REJOIN, assignment, rejoin))
             else:
                 self._maybe_prepare_rebalance(group, now_ms, out, f"static member {new_member_id} changed protocol")
         elif group.is_(_S.COMPLETING_REBALANCE):
@@ -598,7 +613,7 @@ class GroupCoordinator:
         group.init_next_generation(now_ms)
         if group.is_(_S.EMPTY):
             self._log.info("Group %s with generation %d is now empty", group.group_id, group.generation_id)
-            out.group_stores.append(self._store(group, StoreKind.EMPTY_GROUP, {}))
+            out.stores.append(self._store(group, StoreKind.EMPTY_GROUP, {}))
             return
         self._log.info("Stabilized group %s generation %d with %d members, leader %s, protocol %s",
                  group.group_id, group.generation_id, group.size, group.leader_id, group.protocol_name)
@@ -645,7 +660,7 @@ class GroupCoordinator:
                 assignment = {mid: bytes(req.assignments.get(mid, b"")) for mid in group.members}
                 self._log.info("Assignment received from leader %s for group %s for generation %d",
                          req.member_id, group.group_id, group.generation_id)
-                out.group_stores.append(self._store(group, StoreKind.SYNC_ASSIGNMENT, assignment))
+                out.stores.append(self._store(group, StoreKind.SYNC_ASSIGNMENT, assignment))
         elif group.is_(_S.STABLE):
             self._remove_pending_sync_member(group, req.member_id)
             member = group.get(req.member_id)
@@ -876,8 +891,8 @@ class GroupCoordinator:
     def handle_commit_offsets(self, group_id: str, member_id: str, generation_id: int,
                               offsets: Mapping[TopicPartition, OffsetAndMetadata], now_ms: int,
                               group_instance_id: str | None = None) -> Outcome[dict[TopicPartition, Errors]]:
-        """Answers at once when the commit is refused; otherwise asks for the records to be appended
-        (``offset_stores``), and the answer comes from ``on_offsets_stored``."""
+        """Answers at once when the commit is refused; otherwise asks for the offsets to be stored
+        (a ``StoreOffsets`` in ``stores``), and the answer comes from ``on_offsets_stored``."""
         out: Outcome[dict[TopicPartition, Errors]] = Outcome()
 
         def refuse(error: Errors) -> Outcome[dict[TopicPartition, Errors]]:
@@ -907,8 +922,7 @@ class GroupCoordinator:
             # Still allowed while rebalancing: the heartbeat tells the member to rejoin. A commit is a sign of life.
             member = group.get(member_id)
             member.schedule_heartbeat(now_ms, member.session_timeout_ms)
-        offsets = dict(offsets)
-        out.offset_stores.append(StoreOffsets(group_id, offsets, tuple(offset_commit_records(group_id, offsets))))
+        out.stores.append(StoreOffsets(group_id, dict(offsets)))
         return out
 
     @classmethod
@@ -930,7 +944,7 @@ class GroupCoordinator:
         return None
 
     def on_offsets_stored(self, store: StoreOffsets, append_error: Errors) -> dict[TopicPartition, Errors]:
-        """The offset records of ``store`` were appended (or failed): commit them and answer."""
+        """The offsets of ``store`` were written (or failed): commit them and answer for them."""
         error = offset_commit_error(append_error)
         group = self.groups.get(store.group_id)
         if error is Errors.NONE and group is not None and not group.is_(_S.DEAD):
@@ -1065,11 +1079,10 @@ class GroupCoordinator:
         group.pending_sync_members.clear()
         self._prepare_rebalance(group, now_ms, out, f"removing {missing} on pending sync request expiration")
 
-    # -- records ---------------------------------------------------------------------------------
+    # -- stores ----------------------------------------------------------------------------------
 
     @staticmethod
     def _store(group: GroupMetadata, kind: StoreKind, assignment: dict[str, bytes],
                static_rejoin: StaticRejoin | None = None) -> StoreGroup:
-        key, value = group_metadata_record(group, assignment)
-        assert value is not None
-        return StoreGroup(group.group_id, group.generation_id, kind, assignment, key, value, static_rejoin)
+        # The group as it is now: it may change again before the record is written.
+        return StoreGroup(kind, group.snapshot(assignment), static_rejoin)
