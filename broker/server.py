@@ -13,21 +13,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from broker import heap
-from broker.admin_service import AdminService
 from broker.api.admin_apis import AdminApis
 from broker.api.control_apis import ControlApis
 from broker.api.data_apis import DataApis
 from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
-from broker.broker_control_service import BrokerControlService
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
-from broker.data_service import DataService
 from broker.group.group_coordinator import GroupCoordinator
 from broker.group.group_coordinator_rules import GroupConfig
 from broker.group.offsets_topic import OffsetsTopicCreator
-from broker.group_service import GroupService
 from broker.grpc_options import OPTIONS, target
+from broker.grpc_services.admin import AdminService
+from broker.grpc_services.broker_control import BrokerControlService
+from broker.grpc_services.data import DataService
+from broker.grpc_services.group import GroupService
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import MetadataCache, PartitionInfo, TopicPartition

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import grpc
 
-from broker import grpc_adapter
 from broker.api import messages as m
 from broker.api.kafka_apis import KafkaApis
+from broker.grpc_services import adapter as grpc_adapter
 from broker.metadata_cache import BrokerEndpoint, PartitionInfo
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors

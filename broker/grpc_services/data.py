@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import grpc
 
-from broker import grpc_adapter
 from broker.api import messages as m
 from broker.api.data_apis import DEFAULT_PARTITION_MAX_BYTES
 from broker.api.kafka_apis import KafkaApis
 from broker.fetch_session import FINAL_EPOCH, PartitionData
+from broker.grpc_services import adapter as grpc_adapter
 from broker.replica_results import FetchResult, ProduceResult
 from minikafka_protocol.common import TopicPartition
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import grpc
 
-from broker import grpc_adapter
 from broker.api import messages as m
 from broker.api.kafka_apis import KafkaApis
 from broker.group.group_coordinator_rules import JoinGroupRequest, LeaveGroupResult, MemberIdentity, SyncGroupRequest
+from broker.grpc_services import adapter as grpc_adapter
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
