@@ -1,27 +1,44 @@
 """A fake cluster for the clients' unit tests: in-process gRPC Admin, Data and Group services with
-scripted answers (no broker logic: the live tests run real brokers).
+scripted answers.
 
-The Group service is a small group coordinator, enough for the consumer's reactions to be tested:
-KIP-394's MEMBER_ID_REQUIRED round, a join phase that ends when every member has rejoined (or the
-rebalance timeout passed), the first member as leader, the protocol vote, SyncGroup, heartbeats,
-LeaveGroup, static members replacing each other, committed offsets. No initial rebalance delay and
-no session expiry. `group_script` answers the next request of an API with an error instead."""
+Metadata, Produce, Fetch, ListOffsets and InitProducerId are the fake's own (no broker logic: the
+live tests run real brokers). The group APIs are the broker's: one real group coordinator (the
+coordinator thread over a replica manager on a temporary directory, the request layer and the
+gRPC adapter) answers for every fake broker, behind a thin layer that records each request
+(`group_seen`), answers the next request of an API with a scripted error instead (`group_script`)
+and answers NOT_COORDINATOR at the brokers that do not coordinate the group (`group_coordinators`,
+`default_coordinator`). Moving a group's coordinator re-elects the offsets partition, so that the
+real coordinator unloads the group and loads it back from `__consumer_offsets`, as a newly elected
+coordinator does."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import grpc
 
+# The broker's internal names the fake depends on: the record format of the fake partitions, and the
+# group coordinator stack (used in RealGroupCoordinator and, for GroupService, in _Group).
+from broker.api.group_apis import GroupApis
+from broker.api.kafka_apis import KafkaApis
+from broker.group.coordinator_rules import GroupConfig, JoinGroupRequest
+from broker.group.group_metadata_manager import GroupMetadataManager
+from broker.group_service import GroupService
+from broker.log.log_config import LogConfig
+from broker.log.log_manager import LogManager
 from broker.log.record_batch import build_batch, read_header, read_records, stamp
+from broker.metadata_cache import MetadataCache, PartitionInfo
+from broker.replica_manager import ReplicaManager
 from minikafka_protocol.errors import Errors
-from minikafka_protocol.group import select_protocol
+from minikafka_protocol.group import OFFSETS_TOPIC
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 T = TypeVar("T")
@@ -75,31 +92,6 @@ class FakePartition:
 
 
 @dataclass
-class FakeMember:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    protocols: list[tuple[str, bytes]]
-    rebalance_timeout_ms: int
-    awaiting_join: bool = False
-    assignment: bytes = b""
-
-
-@dataclass
-class FakeGroup:
-    group_id: str
-    state: str = "Empty"
-    generation: int = 0
-    protocol: str = ""
-    leader: str = ""
-    members: dict[str, FakeMember] = field(default_factory=dict)
-    pending: set[str] = field(default_factory=set)  # member ids given with MEMBER_ID_REQUIRED
-    fenced: set[str] = field(default_factory=set)  # replaced static members
-    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    join_deadline: float = 0.0
-
-
-@dataclass
 class GroupRequestSeen:
     broker_id: int
     api: str
@@ -111,262 +103,138 @@ GROUP_APIS = ("FindCoordinator", "JoinGroup", "SyncGroup", "Heartbeat", "LeaveGr
               "DescribeGroups", "ListGroups")
 
 
-# -- the group coordinator ---------------------------------------------------------------------------
+# -- the real group coordinator ---------------------------------------------------------------------
 
-class _GroupCoordinator:
-    """FakeCluster's Group service logic, run under the cluster's lock (a mixin)."""
-
-    lock: threading.Condition
-    groups: dict[str, FakeGroup]
-    servers: dict[int, tuple[grpc.Server, int]]
-    group_script: dict[str, deque[Errors]]
-    group_seen: list[GroupRequestSeen]
-    next_member_number: int
-    closing: bool
-    group_coordinators: dict[str, int]
-    default_coordinator: int
-
-    def coordinator_of(self, group_id: str) -> int:
-        return self.group_coordinators.get(group_id, self.default_coordinator)
-
-    def _group_request(self, broker_id: int, api: str, request: Any, group_id: str | None) -> Errors | None:
-        """Record the request; the error to answer instead (scripted, or NOT_COORDINATOR), if any."""
-        self.group_seen.append(GroupRequestSeen(broker_id, api, request, time.monotonic()))
-        self.lock.notify_all()
-        if self.group_script[api]:
-            return self.group_script[api].popleft()
-        if group_id is not None and self.coordinator_of(group_id) != broker_id:
-            return Errors.NOT_COORDINATOR
-        return None
-
-    def _prepare_rebalance(self, group: FakeGroup) -> None:
-        if group.state != "PreparingRebalance":
-            group.state = "PreparingRebalance"
-            timeouts = [m.rebalance_timeout_ms for m in group.members.values()] or [0]
-            group.join_deadline = time.monotonic() + max(timeouts) / 1000
-        self.lock.notify_all()
-
-    def _complete_join(self, group: FakeGroup) -> None:
-        group.generation += 1
-        if not group.members:
-            group.state, group.leader, group.protocol = "Empty", "", ""
-        else:
-            group.protocol = select_protocol([[name for name, _ in m.protocols] for m in group.members.values()])
-            if group.leader not in group.members:
-                group.leader = next(iter(group.members))
-            group.state = "CompletingRebalance"
-        for member in group.members.values():
-            member.awaiting_join, member.assignment = False, b""
-        self.lock.notify_all()
-
-    def find_coordinator(self, broker_id: int, request: kafka_pb2.FindCoordinatorRequest
-                         ) -> kafka_pb2.FindCoordinatorResponse:
-        with self.lock:
-            error = self._group_request(broker_id, "FindCoordinator", request, None)
-            if error is not None:
-                return kafka_pb2.FindCoordinatorResponse(error_code=error.code, node_id=-1)
-            node = self.coordinator_of(request.key)
-            return kafka_pb2.FindCoordinatorResponse(node_id=node, host="127.0.0.1", port=self.servers[node][1])
-
-    def join_group(self, broker_id: int, request: kafka_pb2.JoinGroupRequest) -> kafka_pb2.JoinGroupResponse:
-        def failed(error: Errors, member_id: str = request.member_id) -> kafka_pb2.JoinGroupResponse:
-            return kafka_pb2.JoinGroupResponse(error_code=error.code, member_id=member_id, generation_id=-1)
-
-        instance = request.group_instance_id if request.HasField("group_instance_id") else None
-        with self.lock:
-            error = self._group_request(broker_id, "JoinGroup", request, request.group_id)
-            if error is not None:
-                return failed(error)
-            group = self.groups.setdefault(request.group_id, FakeGroup(request.group_id))
-            member_id = request.member_id
-            if member_id in group.fenced:
-                return failed(Errors.FENCED_INSTANCE_ID)
-            if not member_id:
-                self.next_member_number += 1
-                member_id = f"{request.client_id}-{self.next_member_number}"
-                if instance is None:  # KIP-394: come back under this name
-                    group.pending.add(member_id)
-                    return failed(Errors.MEMBER_ID_REQUIRED, member_id)
-                old = next((m for m in group.members.values() if m.group_instance_id == instance), None)
-                if old is not None:  # a static member's restart replaces (and fences) its old self
-                    group.fenced.add(old.member_id)
-                    del group.members[old.member_id]
-                    if group.leader == old.member_id:
-                        group.leader = member_id
-            elif member_id not in group.members and member_id not in group.pending:
-                return failed(Errors.UNKNOWN_MEMBER_ID)
-            group.pending.discard(member_id)
-            member = group.members.setdefault(member_id, FakeMember(member_id, instance, request.client_id, [], 0))
-            member.protocols = [(p.name, p.metadata) for p in request.protocols]
-            member.rebalance_timeout_ms, member.client_id = request.rebalance_timeout_ms, request.client_id
-            member.awaiting_join = True
-            if group.leader not in group.members:
-                group.leader = member_id
-            self._prepare_rebalance(group)
-            while member.awaiting_join:
-                if group.members.get(member_id) is not member or self.closing:
-                    return failed(Errors.UNKNOWN_MEMBER_ID)
-                if all(m.awaiting_join for m in group.members.values()):
-                    self._complete_join(group)
-                    break
-                remaining = group.join_deadline - time.monotonic()
-                if remaining <= 0:  # the members that did not rejoin in time are out
-                    for late in [m for m in group.members.values() if not m.awaiting_join]:
-                        del group.members[late.member_id]
-                    continue
-                self.lock.wait(remaining)
-            response = kafka_pb2.JoinGroupResponse(
-                generation_id=group.generation, protocol_type="consumer", protocol_name=group.protocol,
-                leader=group.leader, member_id=member_id,
-            )
-            if member_id == group.leader:
-                for m in group.members.values():
-                    metadata = dict(m.protocols).get(group.protocol, b"")
-                    response.members.add(member_id=m.member_id, group_instance_id=m.group_instance_id,
-                                         metadata=metadata)
-            return response
-
-    def _check_member(self, group: FakeGroup | None, member_id: str, generation_id: int) -> Errors | None:
-        if group is not None and member_id in group.fenced:
-            return Errors.FENCED_INSTANCE_ID
-        if group is None or member_id not in group.members:
-            return Errors.UNKNOWN_MEMBER_ID
-        if generation_id != group.generation:
-            return Errors.ILLEGAL_GENERATION
-        return None
-
-    def sync_group(self, broker_id: int, request: kafka_pb2.SyncGroupRequest) -> kafka_pb2.SyncGroupResponse:
-        with self.lock:
-            error = self._group_request(broker_id, "SyncGroup", request, request.group_id)
-            group = self.groups.get(request.group_id)
-            error = error or self._check_member(group, request.member_id, request.generation_id)
-            if error is None and group is not None and group.state == "PreparingRebalance":
-                error = Errors.REBALANCE_IN_PROGRESS
-            if error is not None or group is None:
-                return kafka_pb2.SyncGroupResponse(error_code=(error or Errors.UNKNOWN_MEMBER_ID).code)
-            if group.state == "CompletingRebalance" and request.member_id == group.leader:
-                for a in request.assignments:
-                    if a.member_id in group.members:
-                        group.members[a.member_id].assignment = a.assignment
-                group.state = "Stable"
-                self.lock.notify_all()
-            deadline = time.monotonic() + 10
-            while group.state == "CompletingRebalance" and group.generation == request.generation_id \
-                    and request.member_id in group.members and not self.closing and time.monotonic() < deadline:
-                self.lock.wait(deadline - time.monotonic())
-            member = group.members.get(request.member_id)
-            if group.state != "Stable" or group.generation != request.generation_id or member is None:
-                return kafka_pb2.SyncGroupResponse(error_code=Errors.REBALANCE_IN_PROGRESS.code)
-            return kafka_pb2.SyncGroupResponse(protocol_type="consumer", protocol_name=group.protocol,
-                                               assignment=member.assignment)
-
-    def heartbeat(self, broker_id: int, request: kafka_pb2.HeartbeatRequest) -> kafka_pb2.HeartbeatResponse:
-        with self.lock:
-            error = self._group_request(broker_id, "Heartbeat", request, request.group_id)
-            group = self.groups.get(request.group_id)
-            error = error or self._check_member(group, request.member_id, request.generation_id)
-            if error is None and group is not None and group.state == "PreparingRebalance":
-                error = Errors.REBALANCE_IN_PROGRESS
-            return kafka_pb2.HeartbeatResponse(error_code=(error or Errors.NONE).code)
-
-    def leave_group(self, broker_id: int, request: kafka_pb2.LeaveGroupRequest) -> kafka_pb2.LeaveGroupResponse:
-        with self.lock:
-            error = self._group_request(broker_id, "LeaveGroup", request, request.group_id)
-            if error is not None:
-                return kafka_pb2.LeaveGroupResponse(error_code=error.code)
-            group = self.groups.get(request.group_id)
-            response = kafka_pb2.LeaveGroupResponse()
-            for m in request.members:
-                known = group is not None and m.member_id in group.members
-                response.members.add(member_id=m.member_id, error_code=0 if known else Errors.UNKNOWN_MEMBER_ID.code)
-                if known and group is not None:
-                    del group.members[m.member_id]
-            if group is not None:
-                if group.members:
-                    self._prepare_rebalance(group)
-                else:
-                    group.state, group.leader = "Empty", ""
-                self.lock.notify_all()
-            return response
-
-    def offset_commit(self, broker_id: int, request: kafka_pb2.OffsetCommitRequest) -> kafka_pb2.OffsetCommitResponse:
-        with self.lock:
-            error = self._group_request(broker_id, "OffsetCommit", request, request.group_id)
-            group = self.groups.setdefault(request.group_id, FakeGroup(request.group_id))
-            if error is None:
-                if request.generation_id >= 0 or request.member_id:
-                    error = self._check_member(group, request.member_id, request.generation_id)
-                    if error is None and group.state == "CompletingRebalance":
-                        error = Errors.REBALANCE_IN_PROGRESS
-                elif group.members:  # a commit from outside an active group
-                    error = Errors.UNKNOWN_MEMBER_ID
-            response = kafka_pb2.OffsetCommitResponse()
-            for topic in request.topics:
-                answer = response.topics.add(name=topic.name)
-                for p in topic.partitions:
-                    answer.partitions.add(partition=p.partition, error_code=(error or Errors.NONE).code)
-                    if error is None:
-                        group.offsets[(topic.name, p.partition)] = p.committed_offset
-            return response
-
-    def offset_fetch(self, broker_id: int, request: kafka_pb2.OffsetFetchRequest) -> kafka_pb2.OffsetFetchResponse:
-        with self.lock:
-            error = self._group_request(broker_id, "OffsetFetch", request, request.group_id)
-            if error is not None:
-                return kafka_pb2.OffsetFetchResponse(error_code=error.code)
-            group = self.groups.get(request.group_id)
-            offsets = group.offsets if group else {}
-            wanted = [(t.name, p) for t in request.topics for p in t.partitions] or sorted(offsets)
-            response = kafka_pb2.OffsetFetchResponse()
-            for name in dict.fromkeys(t for t, _ in wanted):
-                answer = response.topics.add(name=name)
-                for topic, partition in wanted:
-                    if topic == name:
-                        answer.partitions.add(partition=partition, committed_offset=offsets.get((topic, partition), -1),
-                                              committed_leader_epoch=-1)
-            return response
-
-    def describe_groups(self, broker_id: int, request: kafka_pb2.DescribeGroupsRequest
-                        ) -> kafka_pb2.DescribeGroupsResponse:
-        with self.lock:
-            error = self._group_request(broker_id, "DescribeGroups", request, None)
-            if error is not None:
-                return kafka_pb2.DescribeGroupsResponse(error_code=error.code)
-            response = kafka_pb2.DescribeGroupsResponse()
-            for group_id in request.groups:
-                described = response.groups.add(group_id=group_id, coordinator_id=self.coordinator_of(group_id))
-                group = self.groups.get(group_id)
-                if self.coordinator_of(group_id) != broker_id:
-                    described.error_code = Errors.NOT_COORDINATOR.code
-                elif group is None:
-                    described.group_state = "Dead"
-                else:
-                    described.group_state, described.protocol_type = group.state, "consumer"
-                    described.protocol_data, described.generation_id = group.protocol, group.generation
-                    described.leader = group.leader
-                    for m in group.members.values():
-                        described.members.add(
-                            member_id=m.member_id, group_instance_id=m.group_instance_id, client_id=m.client_id,
-                            client_host="/127.0.0.1", member_metadata=dict(m.protocols).get(group.protocol, b""),
-                            member_assignment=m.assignment,
-                        )
-            return response
-
-    def list_groups(self, broker_id: int, request: kafka_pb2.ListGroupsRequest) -> kafka_pb2.ListGroupsResponse:
-        with self.lock:
-            error = self._group_request(broker_id, "ListGroups", request, None)
-            if error is not None:
-                return kafka_pb2.ListGroupsResponse(error_code=error.code)
-            response = kafka_pb2.ListGroupsResponse()
-            for group_id, group in sorted(self.groups.items()):
-                if self.coordinator_of(group_id) == broker_id:
-                    response.groups.add(group_id=group_id, protocol_type="consumer", group_state=group.state)
-            return response
+COORDINATOR_BROKER_ID = 0  # the real coordinator's own broker id; it answers for every fake broker
+CONTROLLER = (9, 1)  # the controller id and epoch of the LeaderAndIsr requests that make it coordinate
+OFFSETS_PARTITIONS = 1  # every group is in __consumer_offsets-0
+GROUP_CONFIG = GroupConfig(
+    group_min_session_timeout_ms=100,  # the tests' members have sessions shorter than Kafka's 6 s minimum
+    group_initial_rebalance_delay_ms=0,  # a first join completes at once
+)
 
 
-class FakeCluster(_GroupCoordinator):
+class _InProcess:
+    """The gRPC context of a call the fake makes to the real Group service itself."""
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:0"
+
+    def is_active(self) -> bool:
+        return True
+
+
+IN_PROCESS: Any = _InProcess()
+
+
+class _NoTopicCreation:
+    """The fake answers FindCoordinator itself, so the offsets topic is never created on demand."""
+
+    def ensure(self, live_brokers: list[int]) -> None:
+        pass
+
+
+class RealGroupCoordinator:
+    """The broker's group coordinator at work, without ZooKeeper or a server: a replica manager
+    leading __consumer_offsets in a temporary directory, the coordinator thread over it, the request
+    layer and the gRPC adapter. Every use of the coordinator's internal names is here, but for
+    _Group's subclassing of GroupService."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="fake-cluster-")
+        self.metadata = MetadataCache()
+        self.log_manager = LogManager([self.directory], LogConfig())
+        self.replicas = ReplicaManager(COORDINATOR_BROKER_ID, lambda: 0, self.log_manager, self.metadata)
+        self.replicas.start()
+        self.coordinator = GroupMetadataManager(COORDINATOR_BROKER_ID, self.replicas, lambda: OFFSETS_PARTITIONS,
+                                                GROUP_CONFIG)
+        self.coordinator.startup()
+        self.apis = KafkaApis(GroupApis(COORDINATOR_BROKER_ID, self.metadata, self.coordinator,
+                                        _NoTopicCreation()))  # type: ignore[arg-type]
+        self.service = GroupService(self.apis)
+        self.leader_epoch = -1
+        self._lead(COORDINATOR_BROKER_ID)
+        wait_for(self._loaded, what="the group coordinator to load __consumer_offsets")
+
+    def _lead(self, leader: int) -> None:
+        self.leader_epoch += 1
+        isr = (leader,) if leader >= 0 else ()
+        states = [PartitionInfo(OFFSETS_TOPIC, p, leader, self.leader_epoch, isr=isr,
+                                replicas=(COORDINATOR_BROKER_ID,), zk_version=0) for p in range(OFFSETS_PARTITIONS)]
+        error, errors = self.replicas.become_leader_or_follower(*CONTROLLER, -1, states)
+        assert error is Errors.NONE and set(errors.values()) == {Errors.NONE}, (error, errors)
+
+    def _loaded(self) -> bool:
+        return self.coordinator.owned_partitions().result(5) == (list(range(OFFSETS_PARTITIONS)), [])
+
+    def reelect(self) -> None:
+        """A new leader epoch of __consumer_offsets after a moment without a leader: the coordinator
+        unloads its groups (answering their parked requests NOT_COORDINATOR) and loads them back
+        from the log, as a newly elected coordinator does."""
+        self._lead(-1)
+        self._lead(COORDINATOR_BROKER_ID)
+        wait_for(self._loaded, what="the group coordinator to load __consumer_offsets again")
+
+    def add_partitions(self, topic: str, leaders: list[int]) -> None:
+        """The topic's partitions in the metadata cache: OffsetCommit refuses partitions it does not know."""
+        self.metadata.update(*CONTROLLER, [], [PartitionInfo(topic, p, leader, 0, (leader,), (leader,))
+                                               for p, leader in enumerate(leaders)], [])
+
+    def join_and_leave(self, group_id: str) -> None:
+        """A new member joins, which makes the group prepare a rebalance, and leaves at once: the
+        join phase then waits for the group's own members only."""
+        described = self.describe(group_id)
+        join = JoinGroupRequest(group_id=group_id, member_id="", client_id="fake-cluster",
+                                protocol_type=described.protocol_type or "consumer",
+                                protocols=[(described.protocol_data or "range", b"")],
+                                session_timeout_ms=10000, rebalance_timeout_ms=10000)
+        first = self.coordinator.join_group(join).result(5)
+        assert first.error is Errors.MEMBER_ID_REQUIRED, first
+        # It parks, the group preparing a rebalance, until the LeaveGroup queued behind it on the
+        # coordinator's thread removes the member again.
+        parked = self.coordinator.join_group(replace(join, member_id=first.member_id))
+        self.leave(group_id, first.member_id)
+        assert parked.result(5).error is Errors.UNKNOWN_MEMBER_ID
+
+    def leave(self, group_id: str, member_id: str) -> None:
+        answer = self.service.LeaveGroup(kafka_pb2.LeaveGroupRequest(
+            group_id=group_id, members=[kafka_pb2.MemberIdentity(member_id=member_id)]), IN_PROCESS)
+        errors = [answer.error_code, *(m.error_code for m in answer.members)]
+        assert set(errors) == {Errors.NONE.code}, answer
+
+    def describe(self, group_id: str) -> kafka_pb2.DescribedGroup:
+        (described,) = self.service.DescribeGroups(kafka_pb2.DescribeGroupsRequest(groups=[group_id]),
+                                                   IN_PROCESS).groups
+        return described
+
+    def commit(self, group_id: str, offsets: dict[tuple[str, int], int]) -> None:
+        """A commit from outside the group (generation -1, no member id), as an admin tool makes."""
+        request = kafka_pb2.OffsetCommitRequest(group_id=group_id, generation_id=-1)
+        for name in dict.fromkeys(t for t, _ in offsets):
+            request.topics.add(name=name, partitions=[
+                kafka_pb2.OffsetCommitPartition(partition=p, committed_offset=o, committed_leader_epoch=-1)
+                for (t, p), o in offsets.items() if t == name])
+        answer = self.service.OffsetCommit(request, IN_PROCESS)
+        errors = [p.error_code for t in answer.topics for p in t.partitions]
+        assert set(errors) == {Errors.NONE.code}, answer
+
+    def committed(self, group_id: str) -> dict[tuple[str, int], int]:
+        answer = self.service.OffsetFetch(kafka_pb2.OffsetFetchRequest(group_id=group_id), IN_PROCESS)
+        assert answer.error_code == Errors.NONE.code, answer
+        return {(t.name, p.partition): p.committed_offset for t in answer.topics for p in t.partitions
+                if p.committed_offset >= 0}
+
+    def shutdown(self) -> None:
+        self.coordinator.shutdown()  # parked JoinGroups and SyncGroups are answered NOT_COORDINATOR
+        self.replicas.stop()
+        self.log_manager.shutdown()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class FakeCluster:
     """Brokers on 127.0.0.1 that answer Metadata, Produce, Fetch, ListOffsets and InitProducerId
-    from one shared state, as a real cluster would but with scripted failures."""
+    from one shared state, as a real cluster would but with scripted failures, and the group APIs
+    from one real group coordinator."""
 
     def __init__(self, broker_ids: tuple[int, ...] = (1, 2, 3)) -> None:
         self.lock = threading.Condition()
@@ -385,13 +253,11 @@ class FakeCluster(_GroupCoordinator):
         self.max_total_in_flight = 0
         self.next_producer_id = 1000
         self.servers: dict[int, tuple[grpc.Server, int]] = {}
-        self.groups: dict[str, FakeGroup] = {}
+        self.real_groups = RealGroupCoordinator()
         self.group_coordinators: dict[str, int] = {}  # where a group's coordinator is, if not the default
         self.default_coordinator = min(broker_ids)
         self.group_script: dict[str, deque[Errors]] = defaultdict(deque)
         self.group_seen: list[GroupRequestSeen] = []
-        self.next_member_number = 0
-        self.closing = False
         for broker_id in broker_ids:
             self.start_broker(broker_id)
 
@@ -421,6 +287,7 @@ class FakeCluster(_GroupCoordinator):
         with self.lock:
             for partition, leader in enumerate(leaders):
                 self.partitions[(name, partition)] = FakePartition(leader)
+        self.real_groups.add_partitions(name, leaders)
 
     def move_leader(self, tp: tuple[str, int], leader: int) -> None:
         with self.lock:
@@ -444,37 +311,48 @@ class FakeCluster(_GroupCoordinator):
             return read_records(b"".join(self.partitions[tp].log))
 
     def close(self) -> None:
-        with self.lock:
-            self.closing = True  # parked JoinGroups and SyncGroups give up
-            self.lock.notify_all()
         self.release.set()
+        self.real_groups.shutdown()
         for server, _ in self.servers.values():
             server.stop(0).wait()
 
-    # -- groups: set-up and inspection -----------------------------------------------------------------
+    # -- groups: placement, set-up and inspection --------------------------------------------------
+
+    def coordinator_of(self, group_id: str) -> int:
+        return self.group_coordinators.get(group_id, self.default_coordinator)
+
+    def group_request(self, broker_id: int, api: str, request: Any, group_id: str | None) -> Errors | None:
+        """Record the request; the error to answer instead (scripted, or NOT_COORDINATOR), if any."""
+        with self.lock:
+            self.group_seen.append(GroupRequestSeen(broker_id, api, request, time.monotonic()))
+            self.lock.notify_all()
+            if self.group_script[api]:
+                return self.group_script[api].popleft()
+            if group_id is not None and self.coordinator_of(group_id) != broker_id:
+                return Errors.NOT_COORDINATOR
+            return None
 
     def move_coordinator(self, group_id: str, broker_id: int) -> None:
-        """The group's coordinator is elsewhere now; the old one answers NOT_COORDINATOR."""
+        """The group's coordinator is elsewhere now: the old one answers NOT_COORDINATOR, the new one
+        has loaded the group from __consumer_offsets."""
         with self.lock:
+            moved = self.coordinator_of(group_id) != broker_id
             self.group_coordinators[group_id] = broker_id
             self.lock.notify_all()
+        if moved:
+            self.real_groups.reelect()
 
     def trigger_rebalance(self, group_id: str) -> None:
         """As if a member joined: heartbeats answer REBALANCE_IN_PROGRESS until everyone rejoined."""
-        with self.lock:
-            group = self.groups[group_id]
-            self._prepare_rebalance(group)
+        self.real_groups.join_and_leave(group_id)
 
     def expire_member(self, group_id: str, member_id: str) -> None:
-        """As when a member's session expires: it is removed and the others rebalance."""
-        with self.lock:
-            group = self.groups[group_id]
-            del group.members[member_id]
-            self._prepare_rebalance(group)
+        """As when a member's session expires: it is removed and the others rebalance (Kafka removes
+        an expired member as it removes one that leaves)."""
+        self.real_groups.leave(group_id, member_id)
 
     def set_committed(self, group_id: str, offsets: dict[tuple[str, int], int]) -> None:
-        with self.lock:
-            self.groups.setdefault(group_id, FakeGroup(group_id)).offsets.update(offsets)
+        self.real_groups.commit(group_id, offsets)
 
     def seen(self, api: str, broker_id: int | None = None) -> list[Any]:
         """The requests of `api` received so far (by `broker_id`), oldest first."""
@@ -486,9 +364,12 @@ class FakeCluster(_GroupCoordinator):
             return [r.at for r in self.group_seen if r.api == api]
 
     def committed(self, group_id: str) -> dict[tuple[str, int], int]:
-        with self.lock:
-            group = self.groups.get(group_id)
-            return dict(group.offsets) if group else {}
+        return self.real_groups.committed(group_id)
+
+    def group_state(self, group_id: str) -> str:
+        """Empty, PreparingRebalance, CompletingRebalance, Stable, or Dead for a group the
+        coordinator does not have."""
+        return self.real_groups.describe(group_id).group_state
 
     # -- what the brokers do ------------------------------------------------------------------------
 
@@ -671,36 +552,101 @@ class _Admin(kafka_pb2_grpc.AdminServicer):
         return self.cluster.metadata(request)
 
 
-class _Group(kafka_pb2_grpc.GroupServicer):
+class _Group(GroupService):
+    """A fake broker's Group service: the real adapter over the cluster's one real coordinator,
+    behind the fake's recording, scripted errors and coordinator placement. Kafka's FindCoordinator
+    names the leader of the group's offsets partition; here it names the placed coordinator."""
+
     def __init__(self, cluster: FakeCluster, broker_id: int) -> None:
+        super().__init__(cluster.real_groups.apis)
         self.cluster, self.broker_id = cluster, broker_id
 
-    def FindCoordinator(self, request, context):  # type: ignore[no-untyped-def]
-        return self.cluster.find_coordinator(self.broker_id, request)
+    def _refused(self, api: str, request: Any, group_id: str | None) -> Errors | None:
+        return self.cluster.group_request(self.broker_id, api, request, group_id)
 
-    def JoinGroup(self, request, context):  # type: ignore[no-untyped-def]
-        return self.cluster.join_group(self.broker_id, request)
+    def FindCoordinator(self, request: kafka_pb2.FindCoordinatorRequest, context: grpc.ServicerContext
+                        ) -> kafka_pb2.FindCoordinatorResponse:
+        error = self._refused("FindCoordinator", request, None)
+        if error is not None:
+            return kafka_pb2.FindCoordinatorResponse(error_code=error.code, node_id=-1)
+        node = self.cluster.coordinator_of(request.key)
+        return kafka_pb2.FindCoordinatorResponse(node_id=node, host="127.0.0.1", port=self.cluster.servers[node][1])
 
-    def SyncGroup(self, request, context):  # type: ignore[no-untyped-def]
-        return self.cluster.sync_group(self.broker_id, request)
+    def JoinGroup(self, request: kafka_pb2.JoinGroupRequest, context: grpc.ServicerContext
+                  ) -> kafka_pb2.JoinGroupResponse:
+        error = self._refused("JoinGroup", request, request.group_id)
+        if error is not None:
+            return kafka_pb2.JoinGroupResponse(error_code=error.code, member_id=request.member_id, generation_id=-1)
+        return super().JoinGroup(request, context)
 
-    def Heartbeat(self, request, context):  # type: ignore[no-untyped-def]
-        return self.cluster.heartbeat(self.broker_id, request)
+    def SyncGroup(self, request: kafka_pb2.SyncGroupRequest, context: grpc.ServicerContext
+                  ) -> kafka_pb2.SyncGroupResponse:
+        error = self._refused("SyncGroup", request, request.group_id)
+        if error is not None:
+            return kafka_pb2.SyncGroupResponse(error_code=error.code)
+        return super().SyncGroup(request, context)
 
-    def LeaveGroup(self, request, context):  # type: ignore[no-untyped-def]
-        return self.cluster.leave_group(self.broker_id, request)
+    def Heartbeat(self, request: kafka_pb2.HeartbeatRequest, context: grpc.ServicerContext
+                  ) -> kafka_pb2.HeartbeatResponse:
+        error = self._refused("Heartbeat", request, request.group_id)
+        if error is not None:
+            return kafka_pb2.HeartbeatResponse(error_code=error.code)
+        return super().Heartbeat(request, context)
 
-    def OffsetCommit(self, request, context):  # type: ignore[no-untyped-def]
-        return self.cluster.offset_commit(self.broker_id, request)
+    def LeaveGroup(self, request: kafka_pb2.LeaveGroupRequest, context: grpc.ServicerContext
+                   ) -> kafka_pb2.LeaveGroupResponse:
+        error = self._refused("LeaveGroup", request, request.group_id)
+        if error is not None:
+            return kafka_pb2.LeaveGroupResponse(error_code=error.code)
+        return super().LeaveGroup(request, context)
 
-    def OffsetFetch(self, request, context):  # type: ignore[no-untyped-def]
-        return self.cluster.offset_fetch(self.broker_id, request)
+    def OffsetCommit(self, request: kafka_pb2.OffsetCommitRequest, context: grpc.ServicerContext
+                     ) -> kafka_pb2.OffsetCommitResponse:
+        error = self._refused("OffsetCommit", request, request.group_id)
+        if error is None:
+            return super().OffsetCommit(request, context)
+        response = kafka_pb2.OffsetCommitResponse()
+        for topic in request.topics:
+            answer = response.topics.add(name=topic.name)
+            for p in topic.partitions:
+                answer.partitions.add(partition=p.partition, error_code=error.code)
+        return response
 
-    def DescribeGroups(self, request, context):  # type: ignore[no-untyped-def]
-        return self.cluster.describe_groups(self.broker_id, request)
+    def OffsetFetch(self, request: kafka_pb2.OffsetFetchRequest, context: grpc.ServicerContext
+                    ) -> kafka_pb2.OffsetFetchResponse:
+        error = self._refused("OffsetFetch", request, request.group_id)
+        if error is not None:
+            return kafka_pb2.OffsetFetchResponse(error_code=error.code)
+        return super().OffsetFetch(request, context)
 
-    def ListGroups(self, request, context):  # type: ignore[no-untyped-def]
-        return self.cluster.list_groups(self.broker_id, request)
+    def DescribeGroups(self, request: kafka_pb2.DescribeGroupsRequest, context: grpc.ServicerContext
+                       ) -> kafka_pb2.DescribeGroupsResponse:
+        error = self._refused("DescribeGroups", request, None)
+        if error is not None:
+            return kafka_pb2.DescribeGroupsResponse(error_code=error.code)
+        local = [g for g in request.groups if self.cluster.coordinator_of(g) == self.broker_id]
+        described = {g.group_id: g for g in super().DescribeGroups(
+            kafka_pb2.DescribeGroupsRequest(groups=local), context).groups} if local else {}
+        response = kafka_pb2.DescribeGroupsResponse()
+        for group_id in request.groups:
+            # As the real coordinator answers a group it does not coordinate, with this broker's id.
+            entry = response.groups.add(error_code=Errors.NOT_COORDINATOR.code, group_id=group_id,
+                                        group_state="Dead", generation_id=-1)
+            if group_id in described:
+                entry.CopyFrom(described[group_id])
+            entry.coordinator_id = self.broker_id
+        return response
+
+    def ListGroups(self, request: kafka_pb2.ListGroupsRequest, context: grpc.ServicerContext
+                   ) -> kafka_pb2.ListGroupsResponse:
+        error = self._refused("ListGroups", request, None)
+        if error is not None:
+            return kafka_pb2.ListGroupsResponse(error_code=error.code)
+        response = super().ListGroups(request, context)
+        kept = [g for g in response.groups if self.cluster.coordinator_of(g.group_id) == self.broker_id]
+        del response.groups[:]
+        response.groups.extend(kept)
+        return response
 
 
 def running(partition_leaders: list[int], topic: str = "t") -> Iterator[FakeCluster]:

@@ -1,5 +1,6 @@
-"""The consumer's side of consumer groups (client/group/ through KafkaConsumer)
-against the fake cluster's scripted Group service; the decisions as plain asserts first."""
+"""The consumer's side of consumer groups (client/group/ through KafkaConsumer) against the fake
+cluster, whose Group service is the broker's group coordinator behind scripted errors; the
+decisions as plain asserts first."""
 
 from __future__ import annotations
 
@@ -315,7 +316,8 @@ def test_unknown_member_id_resets_the_member_id_and_the_partitions_are_lost(
     old_id = consumer.group_state().member_id
     commits = len(cluster.seen("OffsetCommit"))
     cluster.expire_member("g", old_id)  # as after a session timeout: heartbeats answer UNKNOWN_MEMBER_ID
-    poll_until([consumer], lambda: stable(consumer, generation=2), what="a fresh join")
+    # Its removal ended generation 1 and left generation 2 empty; the fresh join makes generation 3.
+    poll_until([consumer], lambda: stable(consumer, generation=3), what="a fresh join")
     new_id = consumer.group_state().member_id
     assert new_id != old_id
     joins = [j.member_id for j in cluster.seen("JoinGroup")]
@@ -470,7 +472,7 @@ def test_a_member_not_polled_for_max_poll_interval_leaves_and_rejoins_afresh(
     old_id = consumer.group_state().member_id
     (leave,) = wait_for(lambda: cluster.seen("LeaveGroup"), what="the LeaveGroup of the poll timeout")
     assert [m.member_id for m in leave.members] == [old_id]
-    poll_until([consumer], lambda: stable(consumer, generation=2))
+    poll_until([consumer], lambda: stable(consumer, generation=3))  # generation 2 was the empty group
     assert consumer.group_state().member_id != old_id
     assert listener.events == [("assigned", ALL), ("lost", ALL), ("assigned", ALL)]
 
@@ -483,7 +485,7 @@ def test_close_revokes_and_sends_leave_group(cluster: FakeCluster, make_consumer
     (leave,) = cluster.seen("LeaveGroup")
     assert (leave.group_id, [m.member_id for m in leave.members]) == ("g", [member_id])
     assert listener.events == [("assigned", ALL), ("revoked", ALL)]
-    assert cluster.groups["g"].state == "Empty"
+    assert cluster.group_state("g") == "Empty"
 
 
 def test_a_static_member_joins_without_member_id_required_and_does_not_leave_on_close(
