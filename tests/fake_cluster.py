@@ -29,9 +29,9 @@ import grpc
 # group coordinator stack (used in RealGroupCoordinator and, for GroupService, in _Group).
 from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
-from broker.group.coordinator_rules import GroupConfig, JoinGroupRequest
-from broker.group.group_metadata_manager import GroupMetadataManager
-from broker.group_service import GroupService
+from broker.group.group_coordinator import GroupCoordinator
+from broker.group.group_coordinator_rules import GroupConfig, JoinGroupRequest
+from broker.grpc_services.group import GroupService
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.log.record_batch import build_batch, read_header, read_records, stamp
@@ -146,10 +146,10 @@ class RealGroupCoordinator:
         self.log_manager = LogManager([self.directory], LogConfig())
         self.replicas = ReplicaManager(COORDINATOR_BROKER_ID, lambda: 0, self.log_manager, self.metadata)
         self.replicas.start()
-        self.coordinator = GroupMetadataManager(COORDINATOR_BROKER_ID, self.replicas, lambda: OFFSETS_PARTITIONS,
+        self.group_coordinator = GroupCoordinator(COORDINATOR_BROKER_ID, self.replicas, lambda: OFFSETS_PARTITIONS,
                                                 GROUP_CONFIG)
-        self.coordinator.startup()
-        self.apis = KafkaApis(GroupApis(COORDINATOR_BROKER_ID, self.metadata, self.coordinator,
+        self.group_coordinator.startup()
+        self.apis = KafkaApis(GroupApis(COORDINATOR_BROKER_ID, self.metadata, self.group_coordinator,
                                         _NoTopicCreation()))  # type: ignore[arg-type]
         self.service = GroupService(self.apis)
         self.leader_epoch = -1
@@ -165,7 +165,7 @@ class RealGroupCoordinator:
         assert error is Errors.NONE and set(errors.values()) == {Errors.NONE}, (error, errors)
 
     def _loaded(self) -> bool:
-        return self.coordinator.owned_partitions().result(5) == (list(range(OFFSETS_PARTITIONS)), [])
+        return self.group_coordinator.owned_partitions().result(5) == (list(range(OFFSETS_PARTITIONS)), [])
 
     def reelect(self) -> None:
         """A new leader epoch of __consumer_offsets after a moment without a leader: the coordinator
@@ -188,11 +188,11 @@ class RealGroupCoordinator:
                                 protocol_type=described.protocol_type or "consumer",
                                 protocols=[(described.protocol_data or "range", b"")],
                                 session_timeout_ms=10000, rebalance_timeout_ms=10000)
-        first = self.coordinator.join_group(join).result(5)
+        first = self.group_coordinator.join_group(join).result(5)
         assert first.error is Errors.MEMBER_ID_REQUIRED, first
         # It parks, the group preparing a rebalance, until the LeaveGroup queued behind it on the
         # coordinator's thread removes the member again.
-        parked = self.coordinator.join_group(replace(join, member_id=first.member_id))
+        parked = self.group_coordinator.join_group(replace(join, member_id=first.member_id))
         self.leave(group_id, first.member_id)
         assert parked.result(5).error is Errors.UNKNOWN_MEMBER_ID
 
@@ -225,7 +225,7 @@ class RealGroupCoordinator:
                 if p.committed_offset >= 0}
 
     def shutdown(self) -> None:
-        self.coordinator.shutdown()  # parked JoinGroups and SyncGroups are answered NOT_COORDINATOR
+        self.group_coordinator.shutdown()  # parked JoinGroups and SyncGroups are answered NOT_COORDINATOR
         self.replicas.stop()
         self.log_manager.shutdown()
         shutil.rmtree(self.directory, ignore_errors=True)
