@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import SimpleNamespace
 
 import pytest
+from assignments import tp, tps
 
 from client.group.assignors import (
     ASSIGNORS,
@@ -37,18 +38,6 @@ from minikafka_protocol.group import select_protocol
 from minikafka_protocol.java import java_string_hash
 
 Assignments = dict[str, list[TopicPartition]]
-
-
-def tp(topic: str, partition: int) -> TopicPartition:
-    return TopicPartition(topic, partition)
-
-
-def tps(text: str) -> list[TopicPartition]:
-    """'t1-0, t2-3' → [('t1', 0), ('t2', 3)], sorted: Kafka's tests write assignments so."""
-    if not text:
-        return []
-    parts = [item.strip().rsplit("-", 1) for item in text.split(",")]
-    return sorted(tp(topic, int(p)) for topic, p in parts)
 
 
 def sub(topics: Iterable[str], owned: Iterable[TopicPartition] = (), generation: int = DEFAULT_GENERATION,

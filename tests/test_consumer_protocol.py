@@ -6,8 +6,8 @@ opinion.
 from __future__ import annotations
 
 import pytest
+from assignments import tp, tps
 
-from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.consumer_protocol import (
     DEFAULT_GENERATION,
     Assignment,
@@ -20,18 +20,6 @@ from minikafka_protocol.consumer_protocol import (
 from minikafka_protocol.types import SchemaError
 
 kp_metadata = pytest.importorskip("kafka.protocol.consumer.metadata")
-
-
-def tp(topic: str, partition: int) -> TopicPartition:
-    return TopicPartition(topic, partition)
-
-
-def tps(text: str) -> list[TopicPartition]:
-    """'t1-0, t2-3' → [('t1', 0), ('t2', 3)], sorted."""
-    if not text:
-        return []
-    parts = [item.strip().rsplit("-", 1) for item in text.split(",")]
-    return sorted(tp(topic, int(p)) for topic, p in parts)
 
 
 def kafka_python_subscription(s: Subscription, version: int) -> bytes:

@@ -139,6 +139,20 @@ T0, T1, T2, T3 = ("t", 0), ("t", 1), ("t", 2), ("t", 3)
 # -- controller election and failover -------------------------------------------------------------
 
 
+def three_brokers_with_1_as_controller(cluster: ControllerCluster) -> tuple[KafkaController, Broker]:
+    """Brokers 2 and 3 first (they never race), then broker 1, which wins epoch 1; settled, with
+    channels to all three and nothing recorded yet. Returns the controller and broker 2."""
+    two = cluster.start(2, controller=False)
+    cluster.start(3, controller=False)
+    cluster.start(1)
+    controller = cluster.wait_for_controller(1, epoch=1)
+    channels = cluster.brokers[1].channels
+    wait_until(lambda: channels.brokers == {1, 2, 3}, TIMEOUT, "channels to every broker")
+    cluster.settled(1)
+    channels.clear()
+    return controller, two
+
+
 def test_the_first_broker_to_race_becomes_controller_of_epoch_1_and_the_others_follow_it(
     cluster: ControllerCluster,
 ) -> None:
@@ -208,14 +222,8 @@ def test_a_failed_brokers_partitions_are_re_elected_from_the_isr_in_assignment_o
     zookeeper.set_partition_state(T0, leader=2, isr=(1, 3, 2))  # ISR order differs from assignment order
     zookeeper.set_partition_state(T1, leader=1, isr=(1, 2))
     zookeeper.set_partition_state(T2, leader=2, isr=(2,))
-    cluster.start(2, controller=False)
-    cluster.start(3, controller=False)
-    cluster.start(1)
-    controller = cluster.wait_for_controller(1, epoch=1)
+    controller, _ = three_brokers_with_1_as_controller(cluster)
     channels = cluster.brokers[1].channels
-    wait_until(lambda: channels.brokers == {1, 2, 3}, TIMEOUT, "channels to every broker")
-    cluster.settled(1)
-    channels.clear()
 
     cluster.crash(2)
 
@@ -319,14 +327,8 @@ def test_controlled_shutdown_moves_leadership_away_and_answers_what_the_broker_s
     zookeeper.set_partition_state(T1, leader=2, isr=(2,))  # nobody else in sync: cannot move
     zookeeper.set_partition_state(T2, leader=2, isr=(2,))  # one replica: not even tried
     zookeeper.set_partition_state(T3, leader=1, isr=(1, 2))  # broker 2 follows
-    two = cluster.start(2, controller=False)
-    cluster.start(3, controller=False)
-    cluster.start(1)
-    controller = cluster.wait_for_controller(1, epoch=1)
+    controller, two = three_brokers_with_1_as_controller(cluster)
     channels = cluster.brokers[1].channels
-    wait_until(lambda: channels.brokers == {1, 2, 3}, TIMEOUT, "channels to every broker")
-    cluster.settled(1)
-    channels.clear()
 
     error, remaining = controller.controlled_shutdown(2, two.broker_epoch, TIMEOUT)
 

@@ -3,6 +3,7 @@ RequestContext from gRPC's peer, and waiting for a parked answer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
@@ -12,6 +13,7 @@ import grpc
 from broker.api.context import RequestContext
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def client_host(context: grpc.ServicerContext) -> str:
@@ -37,3 +39,17 @@ def wait(future: Future[R], context: grpc.ServicerContext, gone: R) -> R:
         except FutureTimeout:
             if not context.is_active():
                 return gone
+
+
+def topic_entries(add: Callable[[str], T]) -> Callable[[str], T]:
+    """Each topic's entry of a response, added at the topic's first partition: Kafka's answers nest
+    partitions under their topics, where the request layer keys them by TopicPartition."""
+    entries: dict[str, T] = {}
+
+    def entry(topic: str) -> T:
+        found = entries.get(topic)
+        if found is None:
+            found = entries[topic] = add(topic)
+        return found
+
+    return entry

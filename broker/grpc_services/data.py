@@ -28,11 +28,9 @@ class DataService(kafka_pb2_grpc.DataServicer):
         }), context)
         assert isinstance(answer, m.ProduceResponse)
         response = kafka_pb2.ProduceResponse()
-        by_topic: dict[str, kafka_pb2.ProduceTopicResponse] = {}
+        entry = grpc_adapter.topic_entries(lambda name: response.topics.add(name=name))
         for tp, result in answer.partitions.items():
-            if tp[0] not in by_topic:
-                by_topic[tp[0]] = response.topics.add(name=tp[0])
-            by_topic[tp[0]].partitions.append(_produce_partition(tp[1], result))
+            entry(tp[0]).partitions.append(_produce_partition(tp[1], result))
         return response
 
     def Fetch(self, request: kafka_pb2.FetchRequest, context: grpc.ServicerContext) -> kafka_pb2.FetchResponse:
@@ -52,12 +50,9 @@ class DataService(kafka_pb2_grpc.DataServicer):
         ), context)
         assert isinstance(answer, m.FetchResponse)
         response = kafka_pb2.FetchResponse(error_code=answer.error.code, session_id=answer.session_id)
-        by_topic: dict[str, kafka_pb2.FetchTopicResponse] = {}
+        entry = grpc_adapter.topic_entries(lambda name: response.topics.add(topic=name))
         for tp, r in answer.partitions.items():
-            entry = by_topic.get(tp[0])
-            if entry is None:
-                entry = by_topic[tp[0]] = response.topics.add(topic=tp[0])
-            entry.partitions.append(_fetch_partition(tp[1], r))
+            entry(tp[0]).partitions.append(_fetch_partition(tp[1], r))
         return response
 
     def ListOffsets(
@@ -69,14 +64,11 @@ class DataService(kafka_pb2_grpc.DataServicer):
         }, request.replica_id), context)
         assert isinstance(answer, m.ListOffsetsResponse)
         response = kafka_pb2.ListOffsetsResponse()
-        by_topic: dict[str, kafka_pb2.ListOffsetsTopicResponse] = {}
+        entry = grpc_adapter.topic_entries(lambda name: response.topics.add(name=name))
         for tp, listed in answer.partitions.items():
-            entry = by_topic.get(tp[0])
-            if entry is None:
-                entry = by_topic[tp[0]] = response.topics.add(name=tp[0])
-            entry.partitions.add(partition=tp[1], error_code=listed.error.code, timestamp=listed.timestamp,
-                                 offset=listed.offset, leader_epoch=listed.leader_epoch,
-                                 error_message=listed.message)
+            entry(tp[0]).partitions.add(partition=tp[1], error_code=listed.error.code, timestamp=listed.timestamp,
+                                        offset=listed.offset, leader_epoch=listed.leader_epoch,
+                                        error_message=listed.message)
         return response
 
     def OffsetForLeaderEpoch(
@@ -89,13 +81,10 @@ class DataService(kafka_pb2_grpc.DataServicer):
         }), context)
         assert isinstance(answer, m.OffsetForLeaderEpochResponse)
         response = kafka_pb2.OffsetForLeaderEpochResponse()
-        by_topic: dict[str, kafka_pb2.OffsetForLeaderEpochTopicResult] = {}
+        entry = grpc_adapter.topic_entries(lambda name: response.topics.add(topic=name))
         for tp, end in answer.partitions.items():
-            entry = by_topic.get(tp[0])
-            if entry is None:
-                entry = by_topic[tp[0]] = response.topics.add(topic=tp[0])
-            entry.partitions.add(partition=tp[1], error_code=end.error.code, leader_epoch=end.leader_epoch,
-                                 end_offset=end.end_offset)
+            entry(tp[0]).partitions.add(partition=tp[1], error_code=end.error.code, leader_epoch=end.leader_epoch,
+                                        end_offset=end.end_offset)
         return response
 
     def InitProducerId(

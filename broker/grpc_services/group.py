@@ -117,12 +117,9 @@ class GroupService(kafka_pb2_grpc.GroupServicer):
         )
         assert isinstance(answer, m.OffsetCommitResponse)
         response = kafka_pb2.OffsetCommitResponse()
-        by_topic: dict[str, kafka_pb2.OffsetCommitTopicResponse] = {}
+        entry = grpc_adapter.topic_entries(lambda name: response.topics.add(name=name))
         for (topic, partition), error in answer.errors.items():
-            entry = by_topic.get(topic)
-            if entry is None:
-                entry = by_topic[topic] = response.topics.add(name=topic)
-            entry.partitions.add(partition=partition, error_code=error.code)
+            entry(topic).partitions.add(partition=partition, error_code=error.code)
         return response
 
     def OffsetFetch(self, request: kafka_pb2.OffsetFetchRequest, context: grpc.ServicerContext
@@ -135,12 +132,9 @@ class GroupService(kafka_pb2_grpc.GroupServicer):
         response = kafka_pb2.OffsetFetchResponse(error_code=answer.error.code)
         if answer.error is not Errors.NONE:
             return response
-        by_topic: dict[str, kafka_pb2.OffsetFetchTopicResponse] = {}
+        entry = grpc_adapter.topic_entries(lambda name: response.topics.add(name=name))
         for (topic, partition), data in answer.offsets.items():
-            entry = by_topic.get(topic)
-            if entry is None:
-                entry = by_topic[topic] = response.topics.add(name=topic)
-            entry.partitions.add(
+            entry(topic).partitions.add(
                 partition=partition, committed_offset=data.offset, metadata=data.metadata or "",
                 committed_leader_epoch=data.leader_epoch if data.leader_epoch is not None else NO_LEADER_EPOCH,
                 error_code=data.error.code,
