@@ -7,10 +7,13 @@ one, so no reader ever sees half an update.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
+from broker.api.futures import answer_once
 from minikafka_protocol.common import TopicPartition
 
 
@@ -63,7 +66,9 @@ class MetadataSnapshot:
 class MetadataCache:
     def __init__(self) -> None:
         self._snapshot = MetadataSnapshot()
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()  # the snapshot's replacement and the waiters
+        # when(): each condition still unmet, with the future it completes.
+        self._waiters: list[tuple[Callable[[MetadataSnapshot], bool], Future[bool]]] = []
 
     def snapshot(self) -> MetadataSnapshot:
         return self._snapshot
@@ -99,11 +104,22 @@ class MetadataCache:
                         info.topic, info.partition, info.leader, info.leader_epoch, info.isr, info.replicas,
                         offline, info.zk_version, info.controller_epoch,
                     )
-        with self._changed:
-            self._snapshot = MetadataSnapshot(controller_id, controller_epoch, brokers, partitions)
-            self._changed.notify_all()
+        with self._lock:
+            self._snapshot = snapshot = MetadataSnapshot(controller_id, controller_epoch, brokers, partitions)
+            met = [future for condition, future in self._waiters if not future.done() and condition(snapshot)]
+            self._waiters = [(c, f) for c, f in self._waiters if not f.done() and f not in met]
+        for future in met:
+            answer_once(future, True)
 
-    def wait_for(self, condition: object, timeout: float) -> bool:
-        """Block until `condition(snapshot)` holds or `timeout` passes."""
-        with self._changed:
-            return self._changed.wait_for(lambda: condition(self._snapshot), timeout)  # type: ignore[operator]
+    def when(self, condition: Callable[[MetadataSnapshot], bool]) -> Future[bool]:
+        """A future answered True once `condition(snapshot)` holds (at once if it does now), for
+        a request that waits for the controller's news without holding a thread. Whoever waits
+        may answer it False first (a timeout); the cache then forgets it at its next update."""
+        future: Future[bool] = Future()
+        with self._lock:
+            if not condition(self._snapshot):
+                self._waiters.append((condition, future))
+                return future
+        future.set_result(True)
+        return future
+

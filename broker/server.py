@@ -18,6 +18,7 @@ from broker.api.control_apis import ControlApis
 from broker.api.data_apis import DataApis
 from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
+from broker.api.timer import RequestTimer
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
 from broker.group.group_coordinator import GroupCoordinator
@@ -191,12 +192,13 @@ class KafkaServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         assert self.group_coordinator is not None
+        timer = RequestTimer(f"request-timer-{self.broker_id}")
         apis = KafkaApis(
             AdminApis(self.config, self.zk, self.cluster_id, self.metadata_cache, self.controller,
-                      self.replica_manager, group_metrics=self._group_metrics),
+                      self.replica_manager, timer, group_metrics=self._group_metrics),
             DataApis(self.broker_id, self.replica_manager, self.metadata_cache,
                      ProducerIdManager(self.broker_id, self.zk)),
-            ControlApis(self.replica_manager, self.metadata_cache, self._handle_controlled_shutdown),
+            ControlApis(self.broker_id, self.replica_manager, self.metadata_cache, self.controller, timer),
             GroupApis(self.broker_id, self.metadata_cache, self.group_coordinator,
                       OffsetsTopicCreator(self.zk, self.config.offsets_topic_num_partitions,
                                           self.config.offsets_topic_replication_factor,
@@ -214,15 +216,6 @@ class KafkaServer:
             return self.group_coordinator.metrics().result(5)
         except TimeoutError:
             return {}
-
-    def _handle_controlled_shutdown(
-        self, broker_id: int, broker_epoch: int
-    ) -> tuple[Errors, str, list[TopicPartition]]:
-        assert self.controller is not None
-        if not self.controller.is_active:
-            return Errors.NOT_CONTROLLER, f"Broker {self.broker_id} is not the controller", []
-        error, remaining = self.controller.controlled_shutdown(broker_id, broker_epoch, timeout=30)
-        return error, "", remaining
 
     def _controlled_shutdown(self) -> None:
         """Ask the controller to move this broker's leaderships away before it stops

@@ -14,6 +14,7 @@ from broker.api.control_apis import ControlApis
 from broker.api.data_apis import DataApis
 from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
+from broker.api.timer import RequestTimer
 from broker.fetch_session import PartitionData
 from broker.group.group_coordinator import GroupCoordinator
 from broker.group.group_coordinator_rules import JoinGroupRequest
@@ -34,6 +35,10 @@ CALLER = RequestContext(client_host="/127.0.0.1")
 class NoProducerIds:
     def generate(self) -> int:
         raise ConnectionError("ZooKeeper is away")
+
+
+class NotController:
+    is_active = False
 
 
 class TopicCreations:
@@ -61,7 +66,7 @@ def apis(tmp_path: Path, zk: TopicCreations) -> Iterator[KafkaApis]:
     group_coordinator.startup()
     apis = KafkaApis(
         DataApis(1, replicas, metadata, NoProducerIds()),  # type: ignore[arg-type]
-        ControlApis(replicas, metadata, lambda _b, _e: (Errors.NOT_CONTROLLER, "Broker 1 is not the controller", [])),
+        ControlApis(1, replicas, metadata, NotController(), RequestTimer()),  # type: ignore[arg-type]
         GroupApis(1, metadata, group_coordinator, OffsetsTopicCreator(zk, 50, 3, 104857600)),  # type: ignore[arg-type]
     )
     state = PartitionInfo("t", 0, 1, 0, isr=(1, 2), replicas=(1, 2), zk_version=0, controller_epoch=1)

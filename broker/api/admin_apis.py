@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from kazoo.exceptions import NodeExistsError
 
 from broker.api import messages as m
 from broker.api.context import RequestContext
+from broker.api.futures import then
 from broker.api.kafka_apis import Handler
+from broker.api.timer import RequestTimer
 from broker.config import KafkaConfig
 from broker.controller.controller import KafkaController
 from broker.log import log_config
@@ -35,8 +38,9 @@ class AdminApis:
     def __init__(
         self, config: KafkaConfig, zk: KafkaZkClient, cluster_id: str, metadata: MetadataCache,
         controller: KafkaController, replica_manager: ReplicaManager,
-        group_metrics: Callable[[], dict[str, int]] = dict,
+        timer: RequestTimer, group_metrics: Callable[[], dict[str, int]] = dict,
     ) -> None:
+        self._timer = timer
         self._replicas = replica_manager
         self._group_metrics = group_metrics
         self._config = config
@@ -129,7 +133,9 @@ class AdminApis:
 
     # -- controller-only requests --------------------------------------------------------------
 
-    def handle_create_topics(self, context: RequestContext, request: m.CreateTopicsRequest) -> m.CreateTopicsResponse:
+    def handle_create_topics(
+        self, context: RequestContext, request: m.CreateTopicsRequest
+    ) -> m.CreateTopicsResponse | Future[m.CreateTopicsResponse]:
         """Kafka's ZooKeeper-mode AdminManager: validate, write the assignment, and wait until
         the controller has elected every partition's leader (or the request times out)."""
         live = sorted(self._metadata.snapshot().brokers)
@@ -147,18 +153,24 @@ class AdminApis:
                 topic.replication_factor if topic.replication_factor > 0 else self._config.default_replication_factor,
             ))
         created = {r.name for r in results if r.error is Errors.NONE} if not request.validate_only else set()
-        if created:
-            timeout = (request.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
-            if not self._metadata.wait_for(lambda s: all(_has_leaders(s, n) for n in created), timeout):
-                snapshot = self._metadata.snapshot()
-                results = [
-                    m.CreatableTopicResult(r.name, Errors.REQUEST_TIMED_OUT,
-                                           "Topic created, but not every partition had a leader within the timeout",
-                                           r.num_partitions, r.replication_factor)
-                    if r.name in created and r.error is Errors.NONE and not _has_leaders(snapshot, r.name) else r
-                    for r in results
-                ]
-        return m.CreateTopicsResponse(tuple(results))
+        if not created:
+            return m.CreateTopicsResponse(tuple(results))
+
+        def answer(in_time: bool) -> m.CreateTopicsResponse:
+            if in_time:
+                return m.CreateTopicsResponse(tuple(results))
+            snapshot = self._metadata.snapshot()
+            return m.CreateTopicsResponse(tuple(
+                m.CreatableTopicResult(r.name, Errors.REQUEST_TIMED_OUT,
+                                       "Topic created, but not every partition had a leader within the timeout",
+                                       r.num_partitions, r.replication_factor)
+                if r.name in created and r.error is Errors.NONE and not _has_leaders(snapshot, r.name) else r
+                for r in results
+            ))
+
+        # Parked until the controller's UpdateMetadata shows every new partition's leader.
+        elected = self._metadata.when(lambda s: all(_has_leaders(s, n) for n in created))
+        return then(self._timer.expire(elected, _timeout_s(request.timeout_ms), False), answer)
 
     def _create_topic(
         self, topic: m.CreatableTopic, live: list[int], validate_only: bool, duplicate: bool
@@ -199,7 +211,9 @@ class AdminApis:
         log.info("[Admin id=%d] Created topic %s with assignment %s", self._broker_id, topic.name, assignment)
         return Errors.NONE, ""
 
-    def handle_delete_topics(self, context: RequestContext, request: m.DeleteTopicsRequest) -> m.DeleteTopicsResponse:
+    def handle_delete_topics(
+        self, context: RequestContext, request: m.DeleteTopicsRequest
+    ) -> m.DeleteTopicsResponse | Future[m.DeleteTopicsResponse]:
         snapshot = self._metadata.snapshot()
         results: list[m.DeletableTopicResult] = []
         for name in request.topic_names:
@@ -212,24 +226,38 @@ class AdminApis:
                 self._zk.mark_topic_for_deletion(name)
                 results.append(m.DeletableTopicResult(name, Errors.NONE))
         marked = {r.name for r in results if r.error is Errors.NONE}
-        if marked:
-            timeout = (request.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
-            if not self._metadata.wait_for(lambda s: not any(s.partitions_of(n) for n in marked), timeout):
-                snapshot = self._metadata.snapshot()
-                results = [m.DeletableTopicResult(r.name, Errors.REQUEST_TIMED_OUT)
-                           if r.name in marked and r.error is Errors.NONE and snapshot.partitions_of(r.name) else r
-                           for r in results]
-        return m.DeleteTopicsResponse(tuple(results))
+        if not marked:
+            return m.DeleteTopicsResponse(tuple(results))
 
-    def handle_elect_leaders(self, context: RequestContext, request: m.ElectLeadersRequest) -> m.ElectLeadersResponse:
+        def answer(in_time: bool) -> m.DeleteTopicsResponse:
+            if in_time:
+                return m.DeleteTopicsResponse(tuple(results))
+            snapshot = self._metadata.snapshot()
+            return m.DeleteTopicsResponse(tuple(
+                m.DeletableTopicResult(r.name, Errors.REQUEST_TIMED_OUT)
+                if r.name in marked and r.error is Errors.NONE and snapshot.partitions_of(r.name) else r
+                for r in results
+            ))
+
+        # Parked until the controller's UpdateMetadata no longer lists any of their partitions.
+        deleted = self._metadata.when(lambda s: not any(s.partitions_of(n) for n in marked))
+        return then(self._timer.expire(deleted, _timeout_s(request.timeout_ms), False), answer)
+
+    def handle_elect_leaders(
+        self, context: RequestContext, request: m.ElectLeadersRequest
+    ) -> m.ElectLeadersResponse | Future[m.ElectLeadersResponse]:
         if not self._controller.is_active:
             return m.ElectLeadersResponse(Errors.NOT_CONTROLLER)
         if request.election_type != "PREFERRED":
             return m.ElectLeadersResponse(Errors.INVALID_REQUEST)
         partitions = list(request.partitions) if request.partitions else None
-        timeout = (request.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
-        error, results = self._controller.elect_preferred_leaders(partitions, timeout)
-        return m.ElectLeadersResponse(error, dict(sorted(results.items())))
+        elected = self._timer.expire(self._controller.ask_preferred_leader_election(partitions),
+                                     _timeout_s(request.timeout_ms), (Errors.REQUEST_TIMED_OUT, {}))
+        return then(elected, lambda answer: m.ElectLeadersResponse(answer[0], dict(sorted(answer[1].items()))))
+
+
+def _timeout_s(timeout_ms: int) -> float:
+    return (timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
 
 
 def _has_leaders(snapshot: MetadataSnapshot, topic: str) -> bool:

@@ -3,26 +3,31 @@ controlled shutdown requests the controller answers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from concurrent.futures import Future
 
 from broker import heap
 from broker.api import messages as m
 from broker.api.context import RequestContext
+from broker.api.futures import then
 from broker.api.kafka_apis import Handler
+from broker.api.timer import RequestTimer
+from broker.controller.controller import KafkaController
 from broker.metadata_cache import MetadataCache
 from broker.replica_manager import ReplicaManager, state_change_log
-from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors
 
-ControlledShutdown = Callable[[int, int], tuple[Errors, str, list[TopicPartition]]]
+# Kafka's controlled.shutdown request timeout: how long the controller may take to move leaderships.
+CONTROLLED_SHUTDOWN_TIMEOUT_S = 30
 
 
 class ControlApis:
-    def __init__(self, replica_manager: ReplicaManager, metadata_cache: MetadataCache,
-                 controlled_shutdown: ControlledShutdown) -> None:
+    def __init__(self, broker_id: int, replica_manager: ReplicaManager, metadata_cache: MetadataCache,
+                 controller: KafkaController, timer: RequestTimer) -> None:
+        self._broker_id = broker_id
         self._replicas = replica_manager
         self._metadata = metadata_cache
-        self._controlled_shutdown = controlled_shutdown
+        self._controller = controller
+        self._timer = timer
 
     def handlers(self) -> dict[type, Handler]:
         return {
@@ -73,6 +78,11 @@ class ControlApis:
 
     def handle_controlled_shutdown(
         self, context: RequestContext, request: m.ControlledShutdownRequest
-    ) -> m.ControlledShutdownResponse:
-        error, message, remaining = self._controlled_shutdown(request.broker_id, request.broker_epoch)
-        return m.ControlledShutdownResponse(error, message, tuple(remaining))
+    ) -> m.ControlledShutdownResponse | Future[m.ControlledShutdownResponse]:
+        """Answered by the controller once it moved the broker's leaderships away (or could not)."""
+        if not self._controller.is_active:
+            return m.ControlledShutdownResponse(Errors.NOT_CONTROLLER,
+                                                f"Broker {self._broker_id} is not the controller")
+        moved = self._timer.expire(self._controller.ask_controlled_shutdown(request.broker_id, request.broker_epoch),
+                                   CONTROLLED_SHUTDOWN_TIMEOUT_S, (Errors.REQUEST_TIMED_OUT, []))
+        return then(moved, lambda answer: m.ControlledShutdownResponse(answer[0], "", tuple(answer[1])))

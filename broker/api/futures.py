@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import TypeVar
 
 A = TypeVar("A")
@@ -29,3 +30,9 @@ def then(future: Future[A], convert: Callable[[A], B]) -> Future[B]:
 
     future.add_done_callback(relay)
     return out
+
+
+def answer_once(future: Future[A], value: A) -> None:
+    """`value` as `future`'s answer, unless it has one already (a timeout and the real answer race)."""
+    with contextlib.suppress(InvalidStateError):
+        future.set_result(value)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from kazoo.protocol.states import EventType, WatchedEvent
@@ -192,33 +194,47 @@ class KafkaController:
 
     # -- requests from other threads: enqueue, then wait for the event thread's answer -------
 
-    def _ask(self, make_event: Callable[[Callable[..., None]], ControllerEvent], timeout: float) -> tuple | None:
-        """Put an event whose handler answers through a callback; wait for the answer."""
-        done = threading.Event()
-        answer: list[tuple] = []
+    def _ask(self, make_event: Callable[[Callable[..., None]], ControllerEvent]) -> Future[tuple]:
+        """Put an event whose handler answers through a callback; the future of that answer
+        (preempted events answer too, so it always comes)."""
+        answer: Future[tuple] = Future()
 
         def callback(*values: object) -> None:
-            answer.append(values)
-            done.set()
+            if not answer.done():
+                answer.set_result(values)
 
         self.event_manager.put(make_event(callback))
-        return answer[0] if done.wait(timeout) else None
+        return answer
+
+    def ask_preferred_leader_election(
+        self, partitions: list[TopicPartition] | None
+    ) -> Future[tuple[Errors, dict[TopicPartition, Errors]]]:
+        """The request's error (NOT_CONTROLLER) and each partition's, once the event thread ran it."""
+        return self._ask(lambda callback: ReplicaLeaderElection(partitions=partitions, callback=callback))  # type: ignore[return-value]
+
+    def ask_controlled_shutdown(self, broker_id: int, broker_epoch: int) -> Future[tuple[Errors, list[TopicPartition]]]:
+        """The answer to a broker's ControlledShutdown: the error and the partitions it still leads."""
+        return self._ask(  # type: ignore[return-value]
+            lambda callback: ControlledShutdown(broker_id=broker_id, broker_epoch=broker_epoch, callback=callback)
+        )
 
     def elect_preferred_leaders(
         self, partitions: list[TopicPartition] | None, timeout: float
     ) -> tuple[Errors, dict[TopicPartition, Errors]]:
-        """The request's error (NOT_CONTROLLER, REQUEST_TIMED_OUT) and each partition's."""
-        answer = self._ask(lambda callback: ReplicaLeaderElection(partitions=partitions, callback=callback), timeout)
-        return answer or (Errors.REQUEST_TIMED_OUT, {})  # type: ignore[return-value]
+        """ask_preferred_leader_election, waited for; REQUEST_TIMED_OUT after `timeout`."""
+        try:
+            return self.ask_preferred_leader_election(partitions).result(timeout)
+        except FutureTimeout:
+            return Errors.REQUEST_TIMED_OUT, {}
 
     def controlled_shutdown(
         self, broker_id: int, broker_epoch: int, timeout: float
     ) -> tuple[Errors, list[TopicPartition]]:
-        answer = self._ask(
-            lambda callback: ControlledShutdown(broker_id=broker_id, broker_epoch=broker_epoch, callback=callback),
-            timeout,
-        )
-        return answer or (Errors.REQUEST_TIMED_OUT, [])  # type: ignore[return-value]
+        """ask_controlled_shutdown, waited for; REQUEST_TIMED_OUT after `timeout`."""
+        try:
+            return self.ask_controlled_shutdown(broker_id, broker_epoch).result(timeout)
+        except FutureTimeout:
+            return Errors.REQUEST_TIMED_OUT, []
 
     def _on_isr_change_watch(self, event: WatchedEvent) -> None:
         if event.type == EventType.CHILD:
