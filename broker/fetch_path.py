@@ -3,16 +3,19 @@
 the ISR), waiting up to max_wait_ms for min_bytes; and the incremental fetch sessions of followers
 (KIP-227, broker/fetch_session.py): a session reads only the partitions its request names, those
 not idle at their last read, and those changed since its last fetch, as the log of changed
-partitions tells; an idle partition costs nothing and counts as fetched by a caught-up follower."""
+partitions tells; an idle partition costs nothing and counts as fetched by a caught-up follower.
+A fetch that cannot be answered yet parks in the fetch purgatory (Kafka's DelayedFetch) as a future."""
 
 from __future__ import annotations
 
 import threading
-import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, TypeVar
 
 from broker.clock import now_ms
 from broker.data_changes import DataChanges
+from broker.delayed_operation import DelayedOperation, DelayedOperationPurgatory
 from broker.fetch_session import (
     CachedPartition,
     FetchContext,
@@ -31,6 +34,24 @@ from minikafka_protocol.errors import Errors
 if TYPE_CHECKING:
     from broker.replica_manager import ReplicaManager
 
+R = TypeVar("R")
+
+
+class DelayedFetch(DelayedOperation[R]):
+    """A fetch waiting for min_bytes: `read(expired)` reads again and returns the answer, or None
+    while it is still short and not expired."""
+
+    def __init__(self, read: Callable[[bool], R | None], max_wait_ms: int) -> None:
+        super().__init__(max_wait_ms)
+        self._read = read
+
+    def try_complete(self, expired: bool) -> bool:
+        answer = self._read(expired)
+        if answer is None:
+            return False
+        self.future.set_result(answer)
+        return True
+
 
 class FetchPath:
     def __init__(self, replicas: ReplicaManager, changes: DataChanges, fetch_session_cache_slots: int) -> None:
@@ -40,23 +61,22 @@ class FetchPath:
         # (its epoch is bumped as the request is accepted), so only the cache needs the lock.
         self.fetch_sessions = FetchSessionCache(fetch_session_cache_slots)
         self._fetch_sessions_lock = threading.Lock()
+        self.delayed_fetches = DelayedOperationPurgatory(f"delayed-fetch-{replicas.broker_id}", changes)
 
     def fetch_messages(
         self, replica_id: int, max_wait_ms: int, min_bytes: int, max_bytes: int,
         partitions: list[FetchRequestPartition],
-    ) -> dict[TopicPartition, FetchResult]:
-        """Kafka's fetchMessages: read now; if fewer than min_bytes are there, wait (DelayedFetch)
+    ) -> Future[dict[TopicPartition, FetchResult]]:
+        """Kafka's fetchMessages: read now; if fewer than min_bytes are there, park (DelayedFetch)
         until enough arrive or max_wait_ms passes, then read again."""
-        deadline = time.monotonic() + max_wait_ms / 1000
-        while True:
-            seen = self._changes.version
+
+        def read(expired: bool) -> dict[TopicPartition, FetchResult] | None:
             results = self._read(replica_id, max_bytes, partitions)
             size = sum(len(r.records) for r in results.values())
-            remaining = deadline - time.monotonic()
             errors = any(r.error is not Errors.NONE for r in results.values())
-            if size >= min_bytes or errors or remaining <= 0 or self._changes.stopped.is_set():
-                return results
-            self._changes.wait(seen, remaining)
+            return results if size >= min_bytes or errors or expired else None
+
+        return self.delayed_fetches.try_complete_else_watch(DelayedFetch(read, max_wait_ms))
 
     def _read(
         self, replica_id: int, max_bytes: int, partitions: list[FetchRequestPartition]
@@ -120,32 +140,27 @@ class FetchPath:
 
     def fetch_session_messages(
         self, context: FetchContext, max_wait_ms: int, min_bytes: int, max_bytes: int
-    ) -> tuple[int, dict[TopicPartition, FetchResult]]:
+    ) -> Future[tuple[int, dict[TopicPartition, FetchResult]]]:
         """A full fetch that opens a session (answered as a sessionless one, then cached) or an
         incremental one (answered once any partition has something new, or at max_wait_ms).
-        Returns the session id to answer with."""
+        Answers the session id to answer with and the results."""
         session = context.session
         assert session is not None and context.kind in (FetchKind.FULL, FetchKind.INCREMENTAL)
         full = context.kind is FetchKind.FULL
-        deadline = time.monotonic() + max_wait_ms / 1000
-        while True:
-            now = now_ms()
+
+        def read(expired: bool) -> tuple[int, dict[TopicPartition, FetchResult]] | None:
             version, changed = (self._changes.version, None) if full else self._changes.since(session.changes_seen)
-            results = self._read_session(session, max_bytes, now, changed, answer_all=full)
+            results = self._read_session(session, max_bytes, now_ms(), changed, answer_all=full)
             session.changes_seen = version
-            if full:
-                size = sum(len(r.records) for r in results.values())
-                done = size >= min_bytes or any(r.error is not Errors.NONE for r in results.values())
-            else:
-                done = bool(results)
-            remaining = deadline - time.monotonic()
-            if done or remaining <= 0 or self._changes.stopped.is_set():
-                break
-            self._changes.wait(version, remaining)
-        if not full:
-            return session.id, results
-        with self._fetch_sessions_lock:
-            return self.fetch_sessions.add(session, now_ms()), results
+            if not full:
+                return (session.id, results) if results or expired else None
+            size = sum(len(r.records) for r in results.values())
+            if size < min_bytes and not expired and all(r.error is Errors.NONE for r in results.values()):
+                return None
+            with self._fetch_sessions_lock:
+                return self.fetch_sessions.add(session, now_ms()), results
+
+        return self.delayed_fetches.try_complete_else_watch(DelayedFetch(read, max_wait_ms))
 
     def _read_session(
         self, session: FetchSession, max_bytes: int, now: int, changed: set[TopicPartition] | None,

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from broker.clock import now_ms
 from broker.data_changes import DataChanges
-from broker.delayed_produce import DelayedProducePurgatory
+from broker.delayed_operation import DelayedOperationPurgatory
+from broker.delayed_produce import DelayedProduce
 from broker.fetch_path import FetchPath
 from broker.isr_manager import IsrManager, ReplicaManagerCounters, WriteIsr
 from broker.log.checkpoint_file import read_offsets, write_offsets
@@ -72,7 +73,7 @@ class ReplicaManager:
         self.prefix = f"[Broker id={broker_id}]"
         self.fetchers = ReplicaFetcherManager(self, **(fetcher_config or {}))
         self.fetch_path = FetchPath(self, self.changes, fetch_session_cache_slots)
-        self.delayed_produces = DelayedProducePurgatory(broker_id, self.changes, self.not_leader)
+        self.delayed_produces = DelayedOperationPurgatory(f"delayed-produce-{broker_id}", self.changes)
         self.isr = IsrManager(self.prefix, self.led_partitions, write_isr, self.counters, self.notify_data_changed,
                               replica_lag_time_max_ms)
         self._checkpointed_high_watermarks: dict[TopicPartition, int] = {}
@@ -286,11 +287,8 @@ class ReplicaManager:
         member has the records, timeout_ms passes or the broker stops, completed by the
         delayed-produce thread (Kafka's produce purgatory). No caller holds a thread meanwhile."""
         results, waiting = self._append_to_leaders(acks, entries)
-        if not waiting:
-            done: Future[dict[TopicPartition, ProduceResult]] = Future()
-            done.set_result(results)
-            return done
-        return self.delayed_produces.add(waiting, results, timeout_ms)
+        return self.delayed_produces.try_complete_else_watch(
+            DelayedProduce(waiting, results, timeout_ms, self.not_leader))
 
     def _append_to_leaders(
         self, acks: int, entries: dict[TopicPartition, bytes]
@@ -367,6 +365,7 @@ class ReplicaManager:
     def start(self) -> None:
         self.isr.start(f"isr-upkeep-{self.broker_id}")
         self.delayed_produces.start()
+        self.fetch_path.delayed_fetches.start()
 
     def stop(self) -> None:
         self.isr.stop()

@@ -112,7 +112,7 @@ def produce(manager: ReplicaManager, records: bytes, acks: int = 1, timeout_ms: 
 
 def fetch(manager: ReplicaManager, offset: int, replica_id: int = -1, epoch: int = -1, wait_ms: int = 0) -> FetchResult:
     wanted = [FetchRequestPartition(T0, offset, epoch)]
-    return manager.fetch_path.fetch_messages(replica_id, wait_ms, 1, 1 << 20, wanted)[T0]
+    return manager.fetch_path.fetch_messages(replica_id, wait_ms, 1, 1 << 20, wanted).result()[T0]
 
 
 def test_consumers_see_only_what_every_isr_member_has(tmp_path: Path) -> None:
@@ -259,7 +259,7 @@ def session_fetch(
 ) -> tuple[int, dict[tuple[str, int], FetchResult]]:
     context = manager.fetch_path.new_fetch_context(2, session_id, epoch, named, list(forgotten))
     assert context.kind in (FetchKind.FULL, FetchKind.INCREMENTAL), context.error
-    return manager.fetch_path.fetch_session_messages(context, wait_ms, 1, 1 << 20)
+    return manager.fetch_path.fetch_session_messages(context, wait_ms, 1, 1 << 20).result()
 
 
 def open_follower_session(manager: ReplicaManager) -> int:
@@ -290,16 +290,13 @@ def test_an_incremental_fetch_waits_for_new_records_in_any_of_its_partitions(tmp
     assert context.session is not None
     clock = context.session.clock
     clock.last_fetch_ms = 0
-    answered: list[dict[tuple[str, int], FetchResult]] = []
-    waiting = threading.Thread(
-        target=lambda: answered.append(manager.fetch_path.fetch_session_messages(context, 10000, 1, 1 << 20)[1])
-    )
+    # The fetch parks in the fetch purgatory: no thread of the caller's waits for it.
     started = time.monotonic()
-    waiting.start()
+    parked = manager.fetch_path.fetch_session_messages(context, 10000, 1, 1 << 20)
     wait_until(lambda: clock.last_fetch_ms > 0, 5, "the fetch to find nothing new and wait")
+    assert not parked.done()
     manager.append_records(1, 1000, {T1: batch(b"b")})
-    waiting.join(10)
-    assert time.monotonic() - started < 5 and answered and list(answered[0]) == [T1]
+    assert list(parked.result(10)[1]) == [T1] and time.monotonic() - started < 5
     manager.stop()
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import Future
 
 from broker.api import messages as m
 from broker.api.context import RequestContext
+from broker.api.futures import done, then
 from broker.api.kafka_apis import Handler
 from broker.fetch_session import FINAL_EPOCH, INVALID_SESSION_ID, FetchKind
 from broker.metadata_cache import MetadataCache
@@ -75,9 +76,9 @@ class DataApis:
         self._replicas.append_records(request.acks, timeout_ms, entries).add_done_callback(appended)
         return answer
 
-    def handle_fetch(self, context: RequestContext, request: m.FetchRequest) -> m.FetchResponse:
+    def handle_fetch(self, context: RequestContext, request: m.FetchRequest) -> Future[m.FetchResponse]:
         """Kafka's handleFetchRequest: without a session, opening one, or from one (KIP-227).
-        A fetch with too little to answer waits here for up to max_wait_ms."""
+        A fetch with too little to answer parks for up to max_wait_ms."""
         max_wait_ms = min(max(request.max_wait_ms, 0), MAX_WAIT_CAP_MS)
         min_bytes, max_bytes = max(request.min_bytes, 0), request.max_bytes or DEFAULT_FETCH_MAX_BYTES
         if request.session_epoch == FINAL_EPOCH and request.session_id == INVALID_SESSION_ID:
@@ -88,15 +89,15 @@ class DataApis:
         if fetch.kind is FetchKind.ERROR:
             log.info("Fetch session %d of replica %d refused at epoch %d: %s", request.session_id,
                      request.replica_id, request.session_epoch, fetch.error.name)
-            return m.FetchResponse(fetch.error, INVALID_SESSION_ID)
+            return done(m.FetchResponse(fetch.error, INVALID_SESSION_ID))
         if fetch.kind is FetchKind.SESSIONLESS:
             return self._fetch_without_session(request, max_wait_ms, min_bytes, max_bytes)
-        session_id, results = fetch_path.fetch_session_messages(fetch, max_wait_ms, min_bytes, max_bytes)
-        return m.FetchResponse(Errors.NONE, session_id, results)
+        return then(fetch_path.fetch_session_messages(fetch, max_wait_ms, min_bytes, max_bytes),
+                    lambda answer: m.FetchResponse(Errors.NONE, *answer))
 
     def _fetch_without_session(
         self, request: m.FetchRequest, max_wait_ms: int, min_bytes: int, max_bytes: int
-    ) -> m.FetchResponse:
+    ) -> Future[m.FetchResponse]:
         wanted: list[FetchRequestPartition] = []
         answers: dict[TopicPartition, FetchResult] = {}
         for tp, p in request.partitions.items():
@@ -104,10 +105,11 @@ class DataApis:
                 answers[tp] = FetchResult(Errors.UNKNOWN_TOPIC_OR_PARTITION)
                 continue
             wanted.append(FetchRequestPartition(tp, p.fetch_offset, p.current_leader_epoch, p.max_bytes))
-        if wanted:
-            answers.update(self._replicas.fetch_path.fetch_messages(request.replica_id, max_wait_ms, min_bytes,
-                                                                    max_bytes, wanted))
-        return m.FetchResponse(Errors.NONE, INVALID_SESSION_ID, answers)
+        if not wanted:
+            return done(m.FetchResponse(Errors.NONE, INVALID_SESSION_ID, answers))
+        return then(self._replicas.fetch_path.fetch_messages(request.replica_id, max_wait_ms, min_bytes,
+                                                             max_bytes, wanted),
+                    lambda read: m.FetchResponse(Errors.NONE, INVALID_SESSION_ID, {**answers, **read}))
 
     def handle_list_offsets(self, context: RequestContext, request: m.ListOffsetsRequest) -> m.ListOffsetsResponse:
         answers: dict[TopicPartition, m.ListedOffset] = {}
