@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Iterator
 
 import pytest
 from fake_cluster import FakeCluster
@@ -14,12 +13,13 @@ from minikafka_protocol.errors import Errors
 
 
 @pytest.fixture
-def cluster() -> Iterator[FakeCluster]:
-    fake = FakeCluster((1, 2))
-    fake.create_topic("t", [1, 2])
-    fake.create_topic("one", [2])
-    yield fake
-    fake.close()
+def broker_ids() -> tuple[int, ...]:
+    return (1, 2)
+
+
+@pytest.fixture
+def topics() -> dict[str, list[int]]:
+    return {"t": [1, 2], "one": [2]}
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

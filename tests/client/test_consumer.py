@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import fake_cluster
 import pytest
 from fake_cluster import FakeCluster, Scripted, wait_for
 
@@ -19,19 +18,6 @@ from minikafka_protocol.errors import Errors
 T0, T1, T2 = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)
 
 
-@pytest.fixture
-def cluster() -> Iterator[FakeCluster]:
-    yield from fake_cluster.running([1, 2, 1])
-
-
-@pytest.fixture
-def make_consumer(cluster: FakeCluster) -> Iterator[Callable[..., KafkaConsumer]]:
-    def make(_made_before: int, **config: object) -> KafkaConsumer:
-        config = {"fetch_max_wait_ms": 50, "retry_backoff_ms": 10, "request_timeout_ms": 5000,
-                  "default_api_timeout_ms": 5000, **config}
-        return KafkaConsumer(cluster.bootstrap, **config)  # type: ignore[arg-type]
-
-    yield from fake_cluster.made(make, KafkaConsumer.close)
 
 
 def poll_until(consumer: KafkaConsumer, count: int, timeout: float = 5.0) -> list[ConsumerRecord]:

@@ -18,11 +18,13 @@ from client.group.member import MemberState
 
 
 @pytest.fixture
-def cluster() -> Iterator[FakeCluster]:
-    fake = FakeCluster((1, 2))
-    fake.create_topic("t", [1, 2])
-    yield fake
-    fake.close()
+def broker_ids() -> tuple[int, ...]:
+    return (1, 2)
+
+
+@pytest.fixture
+def topics() -> dict[str, list[int]]:
+    return {"t": [1, 2]}
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

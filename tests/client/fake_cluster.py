@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -647,29 +647,3 @@ class _Group(GroupService):
         del response.groups[:]
         response.groups.extend(kept)
         return response
-
-
-def running(partition_leaders: list[int], topic: str = "t") -> Iterator[FakeCluster]:
-    """A fake cluster with one topic whose partitions have these leaders, closed at the end: the
-    body of the client tests' `cluster` fixtures."""
-    fake = FakeCluster()
-    fake.create_topic(topic, partition_leaders)
-    yield fake
-    fake.close()
-
-
-C = TypeVar("C")
-
-
-def made(make_client: Callable[..., C], close: Callable[[C], object]) -> Iterator[Callable[..., C]]:
-    """A factory of clients for a fixture to yield, each client closed at the end."""
-    clients: list[C] = []
-
-    def make(**config: object) -> C:
-        client = make_client(len(clients), **config)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        close(client)

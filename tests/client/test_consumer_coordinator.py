@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import fake_cluster
 import pytest
 from fake_cluster import FakeCluster, wait_for
 
@@ -96,20 +95,12 @@ class Recorder(ConsumerRebalanceListener):
 
 
 @pytest.fixture
-def cluster() -> Iterator[FakeCluster]:
-    yield from fake_cluster.running([1, 2, 1])
-
-
-@pytest.fixture
-def make_consumer(cluster: FakeCluster) -> Iterator[Callable[..., KafkaConsumer]]:
-    def make(made_before: int, **config: object) -> KafkaConsumer:
-        # Client ids (and so member ids) sort in creation order: assignors order members by member id.
-        config = {"group_id": "g", "client_id": f"member-{made_before + 1}", "fetch_max_wait_ms": 50,
-                  "retry_backoff_ms": 10, "request_timeout_ms": 5000, "default_api_timeout_ms": 5000,
-                  "heartbeat_interval_ms": 20, "session_timeout_ms": 3000, "auto_offset_reset": "earliest", **config}
-        return KafkaConsumer(cluster.bootstrap, **config)  # type: ignore[arg-type]
-
-    yield from fake_cluster.made(make, lambda consumer: consumer.close(timeout_ms=1000))
+def consumer_config() -> Callable[[int], dict[str, object]]:
+    # Client ids (and so member ids) sort in creation order: assignors order members by member id.
+    return lambda made_before: {
+        "group_id": "g", "client_id": f"member-{made_before + 1}", "heartbeat_interval_ms": 20,
+        "session_timeout_ms": 3000, "auto_offset_reset": "earliest",
+    }
 
 
 def poll_until(consumers: list[KafkaConsumer], condition: Callable[[], object], timeout: float = 5.0,

@@ -6,9 +6,8 @@ FakeCluster is also what the consumer's and the command line's tests run against
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import fake_cluster
 import pytest
 from fake_cluster import FakeCluster, ProduceSeen, Scripted, wait_for
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
@@ -21,17 +20,8 @@ from minikafka_protocol.errors import Errors
 
 
 @pytest.fixture
-def cluster() -> Iterator[FakeCluster]:
-    yield from fake_cluster.running([1, 2, 3])
-
-
-@pytest.fixture
-def make_producer(cluster: FakeCluster) -> Iterator[Callable[..., KafkaProducer]]:
-    def make(_made_before: int, **config: object) -> KafkaProducer:
-        config = {"linger_ms": 1, "retry_backoff_ms": 10, "request_timeout_ms": 5000, **config}
-        return KafkaProducer(cluster.bootstrap, **config)  # type: ignore[arg-type]
-
-    yield from fake_cluster.made(make, lambda producer: producer.close(timeout=5))
+def topics() -> dict[str, list[int]]:
+    return {"t": [1, 2, 3]}
 
 
 def seen_for(cluster: FakeCluster, tp: tuple[str, int]) -> list[ProduceSeen]:
