@@ -13,7 +13,6 @@ from broker.group.group_metadata import (
     GroupMetadata,
     GroupState,
     IllegalGroupStateChange,
-    JoinGroupResponseMember,
     OffsetAndMetadata,
 )
 from broker.group.member_metadata import MemberMetadata
@@ -35,7 +34,7 @@ from broker.group.offsets_log import (
     read_message_key,
     read_offset_message_value,
 )
-from minikafka_protocol.group import partition_for, select_protocol
+from minikafka_protocol.group import JoinGroupResponseMember, partition_for, select_protocol
 from minikafka_protocol.java import abs_java, java_string_hash
 
 S = GroupState

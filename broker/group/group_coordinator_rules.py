@@ -30,13 +30,12 @@ from broker.group.group_metadata import (
     GroupSnapshot,
     GroupState,
     JoinDeadline,
-    JoinGroupResponseMember,
     OffsetAndMetadata,
     TopicPartition,
 )
 from broker.group.member_metadata import MemberMetadata, Protocol
 from minikafka_protocol.errors import Errors
-from minikafka_protocol.group import NO_GENERATION, UNKNOWN_MEMBER_ID, GroupApi
+from minikafka_protocol.group import NO_GENERATION, UNKNOWN_MEMBER_ID, GroupApi, JoinGroupResponseMember
 
 log = logging.getLogger("broker.group.coordinator")
 

@@ -17,6 +17,7 @@ from enum import Enum
 from broker.group.member_metadata import MemberMetadata, Protocol
 from minikafka_protocol import group as group_protocol
 from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.group import JoinGroupResponseMember
 
 
 class GroupState(Enum):
@@ -77,15 +78,6 @@ class OffsetAndMetadata:
     leader_epoch: int | None = None
     # Only clients before KIP-211 set a per-offset expiry; it forces value version 1 in the log.
     expire_timestamp_ms: int | None = None
-
-
-@dataclass(frozen=True)
-class JoinGroupResponseMember:
-    """One entry of the leader's JoinGroup response: a member and its metadata for the chosen protocol."""
-
-    member_id: str
-    group_instance_id: str | None
-    metadata: bytes
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from client.group.assignors import ASSIGNORS, assignor_for
 from client.group.assignors.sticky import serialize_topic_partition_assignment
 from client.group.heartbeat import HeartbeatFailed, HeartbeatTarget, HeartbeatThread, PollTimeout
 from client.group.member import Generation, GroupState, MemberState
-from client.group.rebalance import Failed, JoinConfig, Joined, JoinedMember, NeedsAssignment, RebalanceRound
+from client.group.rebalance import Failed, JoinConfig, Joined, NeedsAssignment, RebalanceRound
 from client.group.wire import (
     COORDINATOR_LOST,
     Coordinator,
@@ -62,7 +62,7 @@ from minikafka_protocol.consumer_protocol import (
     serialize_subscription,
 )
 from minikafka_protocol.errors import Errors
-from minikafka_protocol.group import NO_GENERATION, UNKNOWN_MEMBER_ID, GroupApi
+from minikafka_protocol.group import NO_GENERATION, UNKNOWN_MEMBER_ID, GroupApi, JoinGroupResponseMember
 from minikafka_rpc import kafka_pb2
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def join_protocols(strategies: Sequence[str], topics: Sequence[str], generation_
     return protocols
 
 
-def group_subscriptions(members: Iterable[JoinedMember]) -> dict[str, Subscription]:
+def group_subscriptions(members: Iterable[JoinGroupResponseMember]) -> dict[str, Subscription]:
     """Each member's subscription, decoded from its JoinGroup metadata."""
     return {m.member_id: deserialize_subscription(m.metadata, m.group_instance_id) for m in members}
 

@@ -31,7 +31,7 @@ from client.group.wire import (
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.consumer_protocol import deserialize_assignment
 from minikafka_protocol.errors import Errors
-from minikafka_protocol.group import GroupApi
+from minikafka_protocol.group import GroupApi, JoinGroupResponseMember
 from minikafka_rpc import kafka_pb2
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,6 @@ class JoinConfig:
     session_timeout_ms: int
     rebalance_timeout_ms: int  # max.poll.interval.ms
     join_timeout_s: float  # how long a JoinGroup (or a follower's SyncGroup) may be held
-
-
-@dataclass(frozen=True)
-class JoinedMember:
-    """A member as the leader's JoinGroup answer lists it."""
-
-    member_id: str
-    group_instance_id: str | None
-    metadata: bytes
 
 
 @dataclass(frozen=True)
@@ -79,7 +70,7 @@ class NeedsAssignment:
 
     generation_id: int
     protocol: str
-    members: tuple[JoinedMember, ...]
+    members: tuple[JoinGroupResponseMember, ...]
 
 
 class RebalanceRound:
@@ -164,8 +155,9 @@ class RebalanceRound:
         self.heartbeat_target = HeartbeatTarget(self.coordinator, self.generation)
         self.state = MemberState.COMPLETING_REBALANCE
         if response.leader == response.member_id and not response.skip_assignment:
-            members = tuple(JoinedMember(m.member_id, m.group_instance_id if m.HasField("group_instance_id") else None,
-                                         m.metadata) for m in response.members)
+            members = tuple(JoinGroupResponseMember(
+                m.member_id, m.group_instance_id if m.HasField("group_instance_id") else None, m.metadata,
+            ) for m in response.members)
             return NeedsAssignment(response.generation_id, response.protocol_name, members)
         self._send_sync({})
         return None

@@ -4,6 +4,7 @@ where a group's coordinator is, the ids of a member that has none yet, and the p
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from minikafka_protocol.java import abs_java, hash_map_order, java_string_hash
@@ -25,6 +26,16 @@ class GroupApi(StrEnum):
     OFFSET_FETCH = "OffsetFetch"
     DESCRIBE_GROUPS = "DescribeGroups"
     DELETE_GROUPS = "DeleteGroups"
+
+
+@dataclass(frozen=True)
+class JoinGroupResponseMember:
+    """One member of the leader's JoinGroup answer, with its metadata for the chosen protocol:
+    what the coordinator sends and the leader's assignor reads."""
+
+    member_id: str
+    group_instance_id: str | None
+    metadata: bytes
 
 
 def partition_for(group_id: str, num_partitions: int = DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS) -> int:
