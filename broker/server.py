@@ -21,6 +21,7 @@ from broker.api.kafka_apis import KafkaApis
 from broker.api.timer import RequestTimer
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.controller import KafkaController
+from broker.controller_fence import ControllerFence, ControllerIdentity
 from broker.group.group_coordinator import GroupCoordinator
 from broker.group.group_coordinator_rules import GroupConfig
 from broker.group.offsets_topic import OffsetsTopicCreator
@@ -198,7 +199,8 @@ class KafkaServer:
                       self.replica_manager, timer, group_metrics=self._group_metrics),
             DataApis(self.broker_id, self.replica_manager, self.metadata_cache,
                      ProducerIdManager(self.broker_id, self.zk)),
-            ControlApis(self.broker_id, self.replica_manager, self.metadata_cache, self.controller, timer),
+            ControlApis(self.broker_id, self.replica_manager, self.metadata_cache, self.controller, timer,
+                        self._controller_fence(self.zk)),
             GroupApis(self.broker_id, self.metadata_cache, self.group_coordinator,
                       OffsetsTopicCreator(self.zk, self.config.offsets_topic_num_partitions,
                                           self.config.offsets_topic_replication_factor,
@@ -208,6 +210,11 @@ class KafkaServer:
         kafka_pb2_grpc.add_DataServicer_to_server(DataService(apis), server)
         kafka_pb2_grpc.add_GroupServicer_to_server(GroupService(apis), server)
         kafka_pb2_grpc.add_BrokerControlServicer_to_server(BrokerControlService(apis), server)
+
+    def _controller_fence(self, zk: KafkaZkClient) -> ControllerFence:
+        session_s = self.config.zookeeper_session_timeout_ms / 1000
+        return ControllerFence(f"[Broker id={self.broker_id}]",
+                               lambda: ControllerIdentity(*zk.read_controller_identity(session_s)))
 
     def _group_metrics(self) -> dict[str, int]:
         if self.group_coordinator is None:

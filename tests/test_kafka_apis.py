@@ -15,6 +15,7 @@ from broker.api.data_apis import DataApis
 from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
 from broker.api.timer import RequestTimer
+from broker.controller_fence import ControllerFence, ControllerIdentity
 from broker.fetch_session import PartitionData
 from broker.group.group_coordinator import GroupCoordinator
 from broker.group.group_coordinator_rules import JoinGroupRequest
@@ -57,7 +58,13 @@ def zk() -> TopicCreations:
 
 
 @pytest.fixture
-def apis(tmp_path: Path, zk: TopicCreations) -> Iterator[KafkaApis]:
+def zk_controller() -> list[ControllerIdentity]:
+    """The controller as ZooKeeper names it: controller 9, epoch 1."""
+    return [ControllerIdentity(1, 9)]
+
+
+@pytest.fixture
+def apis(tmp_path: Path, zk: TopicCreations, zk_controller: list[ControllerIdentity]) -> Iterator[KafkaApis]:
     """Broker 1 leading t-0 with broker 2 in the ISR, as the controller's two requests make it,
     and coordinating no group yet."""
     replicas = ReplicaManager(1, lambda: 100, LogManager([str(tmp_path)], LogConfig()))
@@ -66,7 +73,8 @@ def apis(tmp_path: Path, zk: TopicCreations) -> Iterator[KafkaApis]:
     group_coordinator.startup()
     apis = KafkaApis(
         DataApis(1, replicas, metadata, NoProducerIds()),  # type: ignore[arg-type]
-        ControlApis(1, replicas, metadata, NotController(), RequestTimer()),  # type: ignore[arg-type]
+        ControlApis(1, replicas, metadata, NotController(), RequestTimer(),  # type: ignore[arg-type]
+                    ControllerFence("[Broker id=1]", lambda: zk_controller[0])),
         GroupApis(1, metadata, group_coordinator, OffsetsTopicCreator(zk, 50, 3, 104857600)),  # type: ignore[arg-type]
     )
     state = PartitionInfo("t", 0, 1, 0, isr=(1, 2), replicas=(1, 2), zk_version=0, controller_epoch=1)
@@ -132,6 +140,26 @@ def test_controlled_shutdown_and_a_stale_controller_are_answered_without_a_trans
     assert (shutdown.error, shutdown.remaining_partitions) == (Errors.NOT_CONTROLLER, ())
     stale = apis.handle(CALLER, m.StopReplicaRequest(9, 0, -1, [m.StopReplicaPartition(T0, 0, True)])).result()
     assert stale.error is Errors.STALE_CONTROLLER_EPOCH
+
+
+def test_a_forged_controller_epoch_deletes_nothing_and_leaves_the_real_controller_in_charge(
+    apis: KafkaApis, zk_controller: list[ControllerIdentity]
+) -> None:
+    produced = apis.handle(CALLER, m.ProduceRequest(1, 1000, {T0: rb.build_batch([(None, b"kept")])})).result()
+    assert produced.partitions[T0].error is Errors.NONE
+    forged = [m.StopReplicaRequest(9, 999, -1, [m.StopReplicaPartition(T0, 0, True)]),
+              m.UpdateMetadataRequest(9, 999, -1, [], [], []),
+              m.StopReplicaRequest(7, 1, -1, [m.StopReplicaPartition(T0, 0, True)])]  # epoch right, sender not
+    assert [apis.handle(CALLER, r).result().error for r in forged] == [Errors.STALE_CONTROLLER_EPOCH] * 3
+    read = apis.handle(CALLER, m.FetchRequest(2, 0, 0, 1 << 20, {T0: PartitionData(0)})).result()
+    assert [r.value for r in rb.read_records(read.partitions[T0].records)] == [b"kept"]
+    # The real controller's next request is not stale, and its successor is believed once ZooKeeper names it.
+    state = PartitionInfo("t", 0, 1, 1, isr=(1, 2), replicas=(1, 2), zk_version=1, controller_epoch=1)
+    assert apis.handle(CALLER, m.LeaderAndIsrRequest(9, 1, -1, [state])).result().error is Errors.NONE
+    zk_controller[0] = ControllerIdentity(2, 8)
+    assert apis.handle(CALLER, m.UpdateMetadataRequest(8, 2, -1, [], [], [])).result().error is Errors.NONE
+    assert apis.handle(CALLER, m.UpdateMetadataRequest(9, 1, -1, [], [], [])).result().error \
+        is Errors.STALE_CONTROLLER_EPOCH
 
 
 def test_the_first_coordinator_lookup_creates_the_offsets_topic_once(apis: KafkaApis, zk: TopicCreations) -> None:

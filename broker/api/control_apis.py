@@ -1,5 +1,6 @@
-"""The controller's requests to a broker (LeaderAndIsr, UpdateMetadata, StopReplica) and the
-controlled shutdown requests the controller answers."""
+"""The controller's requests to a broker (LeaderAndIsr, UpdateMetadata, StopReplica), each from
+a controller ZooKeeper confirms (broker/controller_fence.py), and the controlled shutdown
+requests the controller answers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from broker.api.futures import then
 from broker.api.kafka_apis import Handler
 from broker.api.timer import RequestTimer
 from broker.controller.controller import KafkaController
+from broker.controller_fence import ControllerFence
 from broker.metadata_cache import MetadataCache
 from broker.replica_manager import ReplicaManager, state_change_log
 from minikafka_protocol.errors import Errors
@@ -22,8 +24,9 @@ CONTROLLED_SHUTDOWN_TIMEOUT_S = 30
 
 class ControlApis:
     def __init__(self, broker_id: int, replica_manager: ReplicaManager, metadata_cache: MetadataCache,
-                 controller: KafkaController, timer: RequestTimer) -> None:
+                 controller: KafkaController, timer: RequestTimer, fence: ControllerFence) -> None:
         self._broker_id = broker_id
+        self._fence = fence
         self._replicas = replica_manager
         self._metadata = metadata_cache
         self._controller = controller
@@ -37,9 +40,18 @@ class ControlApis:
             m.ControlledShutdownRequest: self.handle_controlled_shutdown,
         }
 
+    def _confirmed(
+        self, kind: str, context: RequestContext,
+        request: m.LeaderAndIsrRequest | m.UpdateMetadataRequest | m.StopReplicaRequest,
+    ) -> Errors:
+        return self._fence.verify(kind, request.controller_id, request.controller_epoch, context.client_host)
+
     def handle_leader_and_isr(
         self, context: RequestContext, request: m.LeaderAndIsrRequest
     ) -> m.ControllerRequestResponse:
+        refused = self._confirmed("LeaderAndIsr", context, request)
+        if refused is not Errors.NONE:
+            return m.ControllerRequestResponse(refused)
         error, results = self._replicas.become_leader_or_follower(
             request.controller_id, request.controller_epoch, request.broker_epoch, request.partition_states
         )
@@ -49,9 +61,11 @@ class ControlApis:
     def handle_update_metadata(
         self, context: RequestContext, request: m.UpdateMetadataRequest
     ) -> m.ControllerRequestResponse:
-        error = self._replicas.accept_controller_request(
-            "UpdateMetadata", request.controller_id, request.controller_epoch, request.broker_epoch
-        )
+        error = self._confirmed("UpdateMetadata", context, request)
+        if error is Errors.NONE:
+            error = self._replicas.accept_controller_request(
+                "UpdateMetadata", request.controller_id, request.controller_epoch, request.broker_epoch
+            )
         if error is Errors.NONE:
             self._metadata.update(request.controller_id, request.controller_epoch, request.live_brokers,
                                   request.partition_states, request.deleted_partitions)
@@ -68,6 +82,9 @@ class ControlApis:
     def handle_stop_replica(
         self, context: RequestContext, request: m.StopReplicaRequest
     ) -> m.ControllerRequestResponse:
+        refused = self._confirmed("StopReplica", context, request)
+        if refused is not Errors.NONE:
+            return m.ControllerRequestResponse(refused)
         error, results = self._replicas.stop_replicas(
             request.controller_id, request.controller_epoch, request.broker_epoch,
             [(p.tp[0], p.tp[1], p.leader_epoch, p.delete_partition) for p in request.partitions],

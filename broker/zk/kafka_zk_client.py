@@ -418,6 +418,20 @@ class KafkaZkClient:
             log.error("%s; reading the controller epoch as %d, its zk version", e, stat.version)
             return stat.version, stat.version
 
+    def read_controller_identity(self, deadline_s: float) -> tuple[int | None, int | None]:
+        """(epoch in /controller_epoch, id in /controller), each None when missing or not Kafka's,
+        read after a sync: this session's server has then applied every election the leader has."""
+        self.retry(self._kazoo.sync, zk_data.CONTROLLER_EPOCH_PATH, deadline_s=deadline_s)
+
+        def read(path: str, decode: Callable[[bytes], int]) -> int | None:
+            try:
+                return decode(self.retry(self._kazoo.get, path, deadline_s=deadline_s)[0])
+            except (NoNodeError, ZNodeDecodeError):
+                return None
+
+        return (read(zk_data.CONTROLLER_EPOCH_PATH, zk_data.decode_controller_epoch),
+                read(zk_data.CONTROLLER_PATH, zk_data.decode_controller))
+
     def create_controller_epoch_if_missing(self) -> tuple[int, int]:
         """KafkaZkClient.maybeCreateControllerEpochZNode."""
         found = self.get_controller_epoch()
