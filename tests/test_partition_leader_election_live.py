@@ -259,11 +259,11 @@ def test_stale_controller_epoch_and_stale_leader_epoch_are_refused(cluster: Clus
     everywhere(cluster, "ticks", lambda ps: ps[0].leader not in (-1, old.controller_id), "the re-election")
     current = partitions(cluster, "ticks", target)[0]
 
-    def leader_and_isr(controller_epoch: int, leader_epoch: int) -> kafka_pb2.LeaderAndIsrResponse:
+    def leader_and_isr(controller_id: int, controller_epoch: int, leader_epoch: int) -> kafka_pb2.LeaderAndIsrResponse:
         with grpc.insecure_channel(cluster.brokers[target].address) as channel:
             return kafka_pb2_grpc.BrokerControlStub(channel).LeaderAndIsr(
                 kafka_pb2.LeaderAndIsrRequest(
-                    controller_id=old.controller_id, controller_epoch=controller_epoch, broker_epoch=-1,
+                    controller_id=controller_id, controller_epoch=controller_epoch, broker_epoch=-1,
                     partition_states=[kafka_pb2.PartitionState(
                         topic="ticks", partition=0, controller_epoch=controller_epoch, leader=target,
                         leader_epoch=leader_epoch, isr=[target], zk_version=0, replicas=list(current.replicas),
@@ -272,10 +272,10 @@ def test_stale_controller_epoch_and_stale_leader_epoch_are_refused(cluster: Clus
                 timeout=10,
             )
 
-    stale = leader_and_isr(old.epoch, current.leader_epoch + 5)
+    stale = leader_and_isr(old.controller_id, old.epoch, current.leader_epoch + 5)
     assert stale.error_code == Errors.STALE_CONTROLLER_EPOCH.code
     assert f"since it is older than the latest known controller epoch {new.epoch}" in cluster.log(target)
-    not_newer = leader_and_isr(new.epoch, current.leader_epoch)
+    not_newer = leader_and_isr(new.controller_id, new.epoch, current.leader_epoch)
     assert not_newer.error_code == 0
     assert [e.error_code for e in not_newer.partition_errors] == [Errors.STALE_CONTROLLER_EPOCH.code]
     assert partitions(cluster, "ticks", target)[0].leader == current.leader
