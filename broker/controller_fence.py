@@ -56,6 +56,12 @@ def confirms(zookeeper: ControllerIdentity, controller_id: int, controller_epoch
     return zookeeper.epoch == controller_epoch and zookeeper.controller_id == controller_id
 
 
+def log_stale(prefix: str, kind: str, controller_id: int, controller_epoch: int, latest: int) -> None:
+    """Kafka's words for a request from an older controller than the latest known one."""
+    log.warning("%s Ignoring %s request from controller %d with controller epoch %d since it is older "
+                "than the latest known controller epoch %d", prefix, kind, controller_id, controller_epoch, latest)
+
+
 class ControllerFence:
     """The owner of the controller this broker has confirmed. `read` reads ZooKeeper, retrying
     through connection loss for a session timeout before it raises: a broker out of touch that
@@ -73,7 +79,9 @@ class ControllerFence:
             if verdict is Verdict.ACCEPT:
                 return Errors.NONE
             if verdict is Verdict.STALE:
-                return Errors.STALE_CONTROLLER_EPOCH  # Kafka's own check logs it
+                assert self.confirmed.epoch is not None
+                log_stale(self._prefix, kind, controller_id, controller_epoch, self.confirmed.epoch)
+                return Errors.STALE_CONTROLLER_EPOCH
             zookeeper = self._read_zookeeper()
             if zookeeper is not None and confirms(zookeeper, controller_id, controller_epoch):
                 log.info("%s Confirmed controller %d epoch %d in ZooKeeper (%s request from %s)",

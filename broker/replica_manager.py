@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from broker.clock import now_ms
+from broker.controller_fence import log_stale
 from broker.data_changes import DataChanges
 from broker.delayed_operation import DelayedOperationPurgatory
 from broker.delayed_produce import DelayedProduce
@@ -130,11 +131,7 @@ class ReplicaManager:
 
     def _check_controller(self, kind: str, controller_id: int, controller_epoch: int, broker_epoch: int) -> Errors:
         if controller_epoch < self.controller_epoch:
-            log.warning(
-                "%s Ignoring %s request from controller %d with controller epoch %d since it is older "
-                "than the latest known controller epoch %d",
-                self.prefix, kind, controller_id, controller_epoch, self.controller_epoch,
-            )
+            log_stale(self.prefix, kind, controller_id, controller_epoch, self.controller_epoch)
             return Errors.STALE_CONTROLLER_EPOCH
         if broker_epoch != -1 and broker_epoch < self._broker_epoch():
             log.warning(
