@@ -13,6 +13,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from minikafka_protocol.security import (
+    DEFAULT_PROTOCOL_MAP,
+    SUPPORTED_PROTOCOLS,
+    SecurityConfigError,
+    SecurityProtocol,
+    SslStores,
+    load_ssl_stores,
+)
+
 ENV_PREFIX = "MINIKAFKA_"
 
 
@@ -97,6 +106,31 @@ def _to_zk_connect(name: str, raw: str) -> str:
     return value
 
 
+def _to_protocol_map(name: str, raw: str) -> dict[str, SecurityProtocol]:
+    protocols: dict[str, SecurityProtocol] = {}
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        listener, sep, protocol = item.partition(":")
+        if not sep or not listener.strip():
+            raise ConfigError(f"Invalid value {raw} for configuration {name}: '{item}' is not NAME:PROTOCOL")
+        try:
+            protocols[listener.strip().upper()] = SecurityProtocol(protocol.strip().upper())
+        except ValueError:
+            raise ConfigError(f"Invalid value {raw} for configuration {name}: no security protocol "
+                              f"'{protocol.strip()}'") from None
+    return protocols
+
+
+def _to_client_auth(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value == "requested":
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: 'requested' is not supported, since "
+                          "gRPC's TLS cannot ask for a client certificate without requiring one; "
+                          "use required or none")
+    if value not in ("required", "none"):
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: use required or none")
+    return value
+
+
 @dataclass(frozen=True)
 class ConfigDef:
     name: str
@@ -142,6 +176,31 @@ CONFIG_DEFS: dict[str, ConfigDef] = {
         ConfigDef(
             "advertised.listeners", parse_endpoints, None,
             "What the broker registers in ZooKeeper for clients; defaults to listeners.",
+        ),
+        ConfigDef(
+            "listener.security.protocol.map", _to_protocol_map, DEFAULT_PROTOCOL_MAP,
+            "Each listener name's security protocol, NAME:PROTOCOL,...; PLAINTEXT and SSL are supported.",
+        ),
+        ConfigDef(
+            "security.inter.broker.protocol", _optional_str, None,
+            "The protocol brokers speak to each other (the listener of that name); default PLAINTEXT.",
+        ),
+        ConfigDef(
+            "inter.broker.listener.name", _optional_str, None,
+            "The listener brokers speak to each other on; not together with security.inter.broker.protocol.",
+        ),
+        ConfigDef("ssl.keystore.type", _optional_str, "PEM", "Only PEM keystores are supported."),
+        ConfigDef("ssl.keystore.location", _optional_str, None, "A PEM file: the private key, then its chain."),
+        ConfigDef("ssl.keystore.key", _optional_str, None, "The private key as PEM text."),
+        ConfigDef("ssl.keystore.certificate.chain", _optional_str, None, "The certificate chain as PEM text."),
+        ConfigDef("ssl.key.password", _optional_str, None, "The password of an encrypted private key."),
+        ConfigDef("ssl.truststore.type", _optional_str, "PEM", "Only PEM truststores are supported."),
+        ConfigDef("ssl.truststore.location", _optional_str, None, "A PEM file of the CA certificates trusted."),
+        ConfigDef("ssl.truststore.certificates", _optional_str, None, "The trusted CA certificates as PEM text."),
+        ConfigDef(
+            "ssl.client.auth", _to_client_auth, "none",
+            "required: an SSL client must present a certificate the truststore signed; none: it is not asked. "
+            "Kafka's 'requested' (ask, but accept none) is refused: gRPC's TLS cannot ask without requiring.",
         ),
         ConfigDef("zookeeper.connect", _to_zk_connect, None, "host:port[,host:port][/chroot]", required=True),
         ConfigDef("zookeeper.session.timeout.ms", _positive_int, 18000, "ZooKeeper session timeout."),
@@ -315,6 +374,7 @@ class KafkaConfig:
             raise ConfigError(
                 f"advertised.listeners names {', '.join(sorted(unknown))}, which is not in listeners"
             )
+        self._security(values)
         self.zookeeper_connect: str = values["zookeeper.connect"]
         self.zookeeper_session_timeout_ms: int = values["zookeeper.session.timeout.ms"]
         self.zookeeper_connection_timeout_ms: int = (
@@ -365,6 +425,53 @@ class KafkaConfig:
         self.controlled_shutdown_enable: bool = values["controlled.shutdown.enable"]
         self.controlled_shutdown_max_retries: int = values["controlled.shutdown.max.retries"]
         self.controlled_shutdown_retry_backoff_ms: int = values["controlled.shutdown.retry.backoff.ms"]
+
+    def _security(self, values: dict[str, Any]) -> None:
+        """Each listener's security protocol, the inter-broker listener and the SSL stores, checked
+        as Kafka checks them at startup."""
+        protocol_map = values["listener.security.protocol.map"]
+        if isinstance(protocol_map, str):
+            protocol_map = _to_protocol_map("listener.security.protocol.map", protocol_map)
+        self.listener_protocols: dict[str, SecurityProtocol] = {}
+        for endpoint in self.listeners:
+            protocol = protocol_map.get(endpoint.listener_name)
+            if protocol is None:
+                raise ConfigError(f"No security protocol defined for listener {endpoint.listener_name} "
+                                  "(set listener.security.protocol.map)")
+            if protocol not in SUPPORTED_PROTOCOLS:
+                raise ConfigError(f"Listener {endpoint.listener_name} uses {protocol}, which is not supported "
+                                  f"(SASL is not implemented; use {' or '.join(SUPPORTED_PROTOCOLS)})")
+            self.listener_protocols[endpoint.listener_name] = protocol
+        inter_protocol, inter_name = values["security.inter.broker.protocol"], values["inter.broker.listener.name"]
+        if inter_protocol and inter_name:
+            raise ConfigError("Only one of inter.broker.listener.name and security.inter.broker.protocol "
+                              "should be set.")
+        if inter_name:
+            self.inter_broker_listener_name: str = inter_name.upper()
+        else:
+            try:
+                self.inter_broker_listener_name = SecurityProtocol(
+                    (inter_protocol or SecurityProtocol.PLAINTEXT).upper()).value
+            except ValueError:
+                raise ConfigError(f"Invalid value {inter_protocol} for configuration "
+                                  "security.inter.broker.protocol: no such security protocol") from None
+        if self.inter_broker_listener_name not in {e.listener_name for e in self.advertised_listeners}:
+            raise ConfigError(f"inter.broker.listener.name must be a listener name defined in advertised.listeners. "
+                              f"The valid options based on currently configured listeners are "
+                              f"{','.join(e.listener_name for e in self.advertised_listeners)}")
+        self.inter_broker_protocol = self.listener_protocols[self.inter_broker_listener_name]
+        self.ssl_client_auth: str = values["ssl.client.auth"]
+        ssl_props = {name: str(value) for name, value in values.items() if name.startswith("ssl.") and value}
+        try:
+            self.ssl_stores: SslStores = load_ssl_stores(ssl_props)
+        except SecurityConfigError as e:
+            raise ConfigError(str(e)) from None
+        if SecurityProtocol.SSL in self.listener_protocols.values():
+            if self.ssl_stores.key is None:
+                raise ConfigError("An SSL listener needs a keystore: set ssl.keystore.location "
+                                  "(or ssl.keystore.key and ssl.keystore.certificate.chain)")
+            if self.ssl_client_auth == "required" and self.ssl_stores.trusted is None:
+                raise ConfigError("ssl.client.auth=required needs a truststore: set ssl.truststore.location")
 
     @classmethod
     def load(

@@ -88,6 +88,7 @@ def test_malformed_properties_are_one_line_errors(props: dict[str, str], message
 
 def test_listeners_with_ipv6_and_advertised_hosts() -> None:
     config = KafkaConfig({**REQUIRED, "listeners": "PLAINTEXT://[::1]:9092,INTERNAL://0.0.0.0:0",
+                          "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",
                           "advertised.listeners": "PLAINTEXT://broker1:9092"})
     assert config.listeners == [EndPoint("PLAINTEXT", "::1", 9092), EndPoint("INTERNAL", "0.0.0.0", 0)]
     assert config.listeners[0].connection_string == "PLAINTEXT://[::1]:9092"
