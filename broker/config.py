@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from minikafka_protocol.properties import PropertiesError, parse_properties
 from minikafka_protocol.security import (
     DEFAULT_PROTOCOL_MAP,
     SUPPORTED_PROTOCOLS,
@@ -299,41 +300,6 @@ def env_name(property_name: str) -> str:
 _BY_ENV_NAME = {env_name(name): name for name in CONFIG_DEFS}
 
 
-def parse_properties(text: str, source: str) -> dict[str, str]:
-    """Java's .properties format: `key=value`, `key: value` or `key value`; # and ! comments;
-    a trailing backslash continues a line."""
-    props: dict[str, str] = {}
-    logical: list[tuple[int, str]] = []
-    pending, start = "", 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.lstrip()
-        if not pending and (not stripped or stripped[0] in "#!"):
-            continue
-        if not pending:
-            start = number
-        trailing = len(stripped) - len(stripped.rstrip("\\"))
-        if trailing % 2 == 1:
-            pending += stripped[:-1]
-            continue
-        logical.append((start, pending + stripped))
-        pending = ""
-    if pending:
-        logical.append((start, pending))
-    for number, line in logical:
-        match = re.match(r"^((?:\\.|[^=:\s\\])+)\s*[=:\s]\s*(.*)$|^((?:\\.|[^=:\s\\])+)\s*$", line)
-        if match is None:
-            raise ConfigError(f"{source} line {number}: cannot parse '{line.strip()}'")
-        key = match[1] or match[3]
-        value = match[2] if match[1] else ""
-        props[_unescape(key)] = _unescape(value.rstrip())
-    return props
-
-
-def _unescape(text: str) -> str:
-    escapes = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
-    return re.sub(r"\\(.)", lambda m: escapes.get(m[1], m[1]), text)
-
-
 def parse_override(item: str) -> tuple[str, str]:
     name, sep, value = item.partition("=")
     if not sep or not name.strip():
@@ -490,7 +456,11 @@ class KafkaConfig:
                     text = f.read()
             except OSError as e:
                 raise ConfigError(f"Cannot read properties file {properties_file}: {e.strerror}") from None
-            for name, value in parse_properties(text, properties_file).items():
+            try:
+                parsed = parse_properties(text, properties_file)
+            except PropertiesError as e:
+                raise ConfigError(str(e)) from None
+            for name, value in parsed.items():
                 props[name] = value
                 origins[name] = f"in {properties_file}"
         environ = os.environ if environ is None else environ

@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import NamedTuple
 
 from broker.api.futures import answer_once
 from minikafka_protocol.common import TopicPartition
+from minikafka_protocol.security import endpoint_address
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,15 @@ class BrokerEndpoint:
     rack: str | None = None
     broker_epoch: int = -1
     endpoints: tuple[str, ...] = ()
+
+    def on_listener(self, listener_name: str) -> BrokerEndpoint | None:
+        """This broker as a caller on `listener_name` reaches it (Kafka answers Metadata with each
+        broker's endpoint on the listener the request came in on); None when it has no such
+        listener. One that registered no endpoints at all is taken as it is."""
+        if not self.endpoints:
+            return self
+        found = endpoint_address(self.endpoints, listener_name)
+        return None if found is None else replace(self, host=found[0], port=found[1])
 
 
 class PartitionInfo(NamedTuple):

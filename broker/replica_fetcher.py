@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from broker.fetch_session import FetchRequestData, FetchSessionHandler, PartitionData
-from broker.grpc_options import OPTIONS, target
+from broker.grpc_security import InterBrokerChannels
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
@@ -91,7 +91,7 @@ class ReplicaFetcherThread:
         self._leader_answered = True
         self._wake = threading.Event()
         self._stopped = threading.Event()
-        self._channel = grpc.insecure_channel(target, options=OPTIONS)
+        self._channel = manager.channels.channel(target)
         self._stub = kafka_pb2_grpc.DataStub(self._channel)
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
@@ -371,8 +371,9 @@ class ReplicaFetcherThread:
 class ReplicaFetcherManager:
     def __init__(self, replica_manager: ReplicaManager, max_wait_ms: int = 500, min_bytes: int = 1,
                  fetch_max_bytes: int = 1048576, response_max_bytes: int = 10485760, backoff_ms: int = 1000,
-                 request_timeout_ms: int = 30000) -> None:
+                 request_timeout_ms: int = 30000, channels: InterBrokerChannels | None = None) -> None:
         self.replica_manager = replica_manager
+        self.channels = channels or InterBrokerChannels()
         self.max_wait_ms = max_wait_ms
         self.min_bytes = min_bytes
         self.fetch_max_bytes = fetch_max_bytes
@@ -396,7 +397,8 @@ class ReplicaFetcherManager:
                 with self._lock:
                     self._pending[(partition.topic, partition.partition)] = partition
                 continue
-            by_source.setdefault((leader.broker_id, target(leader.host, leader.port)), []).append(partition)
+            address = self.channels.address(leader.endpoints, leader.host, leader.port)
+            by_source.setdefault((leader.broker_id, address), []).append(partition)
         with self._lock:
             for key, chosen in by_source.items():
                 thread = self._threads.get(key)

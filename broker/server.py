@@ -20,12 +20,15 @@ from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
 from broker.api.timer import RequestTimer
 from broker.config import EndPoint, KafkaConfig
+from broker.controller.channel_manager import ControllerChannelManager
 from broker.controller.controller import KafkaController
 from broker.controller_fence import ControllerFence, ControllerIdentity
 from broker.group.group_coordinator import GroupCoordinator
 from broker.group.group_coordinator_rules import GroupConfig
 from broker.group.offsets_topic import OffsetsTopicCreator
 from broker.grpc_options import OPTIONS, target
+from broker.grpc_security import InterBrokerChannels, server_credentials
+from broker.grpc_services.adapter import Listener
 from broker.grpc_services.admin import AdminService
 from broker.grpc_services.broker_control import BrokerControlService
 from broker.grpc_services.data import DataService
@@ -41,6 +44,7 @@ from broker.zk.kafka_zk_client import KafkaZkClient
 from broker.zk.zk_data import BrokerInfo
 from minikafka_protocol.errors import Errors
 from minikafka_protocol.group import OFFSETS_TOPIC
+from minikafka_protocol.security import SecurityProtocol
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -60,7 +64,9 @@ class KafkaServer:
         self.cluster_id: str | None = None
         self.zk: KafkaZkClient | None = None
         self.controller: KafkaController | None = None
-        self._grpc: grpc.Server | None = None
+        self._grpc: list[grpc.Server] = []
+        self.inter_broker = InterBrokerChannels(config.inter_broker_listener_name, config.inter_broker_protocol,
+                                                config.ssl_stores)
         self._health = health.HealthServicer()
         self.bound_ports: dict[str, int] = {}
         self.metadata_cache = MetadataCache()
@@ -88,17 +94,18 @@ class KafkaServer:
         log.info("Cluster ID = %s", self.cluster_id)
         check_meta_properties(self.config.log_dirs, self.broker_id, self.cluster_id)
 
-        server = self._bind_grpc()
+        servers = self._bind_grpc()
         broker_info = BrokerInfo(
             broker_id=self.broker_id,
             endpoints=tuple(e.connection_string for e in self._advertised_endpoints()),
             rack=self.config.rack,
-            security_protocol_map={e.listener_name: "PLAINTEXT" for e in self.config.listeners},
+            security_protocol_map={name: str(protocol) for name, protocol in self.config.listener_protocols.items()},
         )
         self.controller = KafkaController(
             broker_info, self.zk, on_fatal=self._on_fatal,
             unclean_leader_election_default=self.config.unclean_leader_election_enable,
             leader_imbalance_per_broker_percentage=self.config.leader_imbalance_per_broker_percentage,
+            channels=ControllerChannelManager(self.broker_id, self.inter_broker),
         )
         self.log_manager = LogManager(self.config.log_dirs, default_log_config(self.config))
         zk = self.zk
@@ -116,6 +123,7 @@ class KafkaServer:
                 "fetch_max_bytes": self.config.replica_fetch_max_bytes,
                 "response_max_bytes": self.config.replica_fetch_response_max_bytes,
                 "backoff_ms": self.config.replica_fetch_backoff_ms,
+                "channels": self.inter_broker,
             },
             fetch_session_cache_slots=self.config.max_incremental_fetch_session_cache_slots,
         )
@@ -135,9 +143,10 @@ class KafkaServer:
         )
         # Before the first LeaderAndIsr can arrive: it may make this broker a group coordinator.
         self.group_coordinator.startup()
-        self._add_services(server)
-        server.start()
-        self._grpc = server
+        self._add_services(servers)
+        for server in servers.values():
+            server.start()
+        self._grpc = list(servers.values())
         broker_epoch = self.zk.register_broker(broker_info)
         log.info(
             "Registered broker %d at path /brokers/ids/%d with addresses: %s, czxid (broker epoch): %d",
@@ -169,28 +178,37 @@ class KafkaServer:
                                 LEADER_EPOCH_CHECKPOINT_INTERVAL_S)
         self.scheduler.start()
 
-    def _bind_grpc(self) -> grpc.Server:
-        # A parked JoinGroup or SyncGroup holds a worker thread until its rebalance phase ends (Kafka
-        # parks it in a purgatory instead), so a group of hundreds needs hundreds of workers. The
-        # pool starts threads only as requests need them.
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2048, thread_name_prefix="grpc"), options=OPTIONS)
+    def _bind_grpc(self) -> dict[str, grpc.Server]:
+        """One gRPC server per listener (as Kafka gives each listener its own acceptor), so that
+        every request knows the listener it came in on and that listener's protocol."""
+        servers: dict[str, grpc.Server] = {}
         for endpoint in self.config.listeners:
+            # A parked JoinGroup or SyncGroup holds a worker thread until its rebalance phase ends
+            # (Kafka parks it in a purgatory instead), so a group of hundreds needs hundreds of
+            # workers. The pool starts threads only as requests need them.
+            server = grpc.server(futures.ThreadPoolExecutor(max_workers=2048, thread_name_prefix="grpc"),
+                                 options=OPTIONS)
             host = endpoint.host or "0.0.0.0"
             address = target(host, endpoint.port)
+            protocol = self.config.listener_protocols[endpoint.listener_name]
             try:
-                port = server.add_insecure_port(address)
+                if protocol is SecurityProtocol.SSL:
+                    port = server.add_secure_port(address, server_credentials(self.config.ssl_stores,
+                                                                              self.config.ssl_client_auth))
+                else:
+                    port = server.add_insecure_port(address)
             except RuntimeError:
                 port = 0
             if port == 0:
                 raise FatalBrokerError(f"Cannot listen on {endpoint.connection_string}: address in use or unavailable")
             self.bound_ports[endpoint.listener_name] = port
-            log.info("Awaiting socket connections on %s:%d (%s)", host, port, endpoint.listener_name)
-        return server
+            servers[endpoint.listener_name] = server
+            log.info("Awaiting socket connections on %s:%d (%s, %s)", host, port, endpoint.listener_name, protocol)
+        return servers
 
-    def _add_services(self, server: grpc.Server) -> None:
+    def _add_services(self, servers: dict[str, grpc.Server]) -> None:
         assert self.zk is not None and self.cluster_id is not None and self.controller is not None
         assert self.replica_manager is not None
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         assert self.group_coordinator is not None
         timer = RequestTimer(f"request-timer-{self.broker_id}")
@@ -206,10 +224,13 @@ class KafkaServer:
                                           self.config.offsets_topic_replication_factor,
                                           self.config.offsets_topic_segment_bytes)),
         )
-        kafka_pb2_grpc.add_AdminServicer_to_server(AdminService(apis), server)
-        kafka_pb2_grpc.add_DataServicer_to_server(DataService(apis), server)
-        kafka_pb2_grpc.add_GroupServicer_to_server(GroupService(apis), server)
-        kafka_pb2_grpc.add_BrokerControlServicer_to_server(BrokerControlService(apis), server)
+        for name, server in servers.items():
+            listener = Listener(name, self.config.listener_protocols[name])
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+            kafka_pb2_grpc.add_AdminServicer_to_server(AdminService(apis, listener), server)
+            kafka_pb2_grpc.add_DataServicer_to_server(DataService(apis, listener), server)
+            kafka_pb2_grpc.add_GroupServicer_to_server(GroupService(apis, listener), server)
+            kafka_pb2_grpc.add_BrokerControlServicer_to_server(BrokerControlService(apis, listener), server)
 
     def _controller_fence(self, zk: KafkaZkClient) -> ControllerFence:
         session_s = self.config.zookeeper_session_timeout_ms / 1000
@@ -240,7 +261,8 @@ class KafkaServer:
                     )
                 elif controller_id in snapshot.brokers:
                     controller = snapshot.brokers[controller_id]
-                    with grpc.insecure_channel(target(controller.host, controller.port), options=OPTIONS) as channel:
+                    address = self.inter_broker.address(controller.endpoints, controller.host, controller.port)
+                    with self.inter_broker.channel(address) as channel:
                         response = kafka_pb2_grpc.BrokerControlStub(channel).ControlledShutdown(
                             kafka_pb2.ControlledShutdownRequest(
                                 broker_id=self.broker_id, broker_epoch=self.controller.broker_epoch
@@ -280,7 +302,7 @@ class KafkaServer:
         """Kafka's shutdown order: stop serving, resign, deregister, close the session."""
         prefix = f"[KafkaServer id={self.broker_id}]"
         log.info("%s shutting down", prefix)
-        if self.controller is not None and self.config.controlled_shutdown_enable and self._grpc is not None:
+        if self.controller is not None and self.config.controlled_shutdown_enable and self._grpc:
             try:
                 self._controlled_shutdown()
             except Exception:
@@ -291,8 +313,9 @@ class KafkaServer:
             self.group_coordinator.shutdown()
         # Kafka's order: stop taking requests, then the replicas and logs, then the controller
         # and the ZooKeeper session.
-        if self._grpc is not None:
-            self._grpc.stop(grace=1).wait(5)
+        stopping = [server.stop(grace=1) for server in self._grpc]
+        for stopped in stopping:
+            stopped.wait(5)
         self.scheduler.shutdown()
         if self.replica_manager is not None:
             self.replica_manager.stop()

@@ -10,6 +10,7 @@ from typing import TypeVar
 import grpc
 
 from broker.grpc_options import OPTIONS, target
+from client.security import PLAINTEXT, ClientSecurity
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
@@ -72,9 +73,10 @@ class ClusterDescription:
 
 
 class AdminClient:
-    def __init__(self, bootstrap_servers: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, bootstrap_servers: str, timeout_s: float = 10.0, security: ClientSecurity = PLAINTEXT) -> None:
         self.servers = parse_bootstrap_servers(bootstrap_servers)
         self.timeout_s = timeout_s
+        self.security = security
 
     def _call_any(self, call: Callable[[kafka_pb2_grpc.AdminStub, float], T], accept: Callable[[T], bool]) -> T:
         """Try each bootstrap server until one gives an acceptable answer, within timeout_s."""
@@ -85,7 +87,7 @@ class AdminClient:
             if remaining <= 0:
                 break
             per_server = min(remaining, PER_SERVER_TIMEOUT_S)
-            with grpc.insecure_channel(server, options=OPTIONS) as channel:
+            with self.security.channel(server, OPTIONS) as channel:
                 try:
                     grpc.channel_ready_future(channel).result(timeout=per_server)
                     response = call(kafka_pb2_grpc.AdminStub(channel), max(0.1, deadline - time.monotonic()))
@@ -123,7 +125,7 @@ class AdminClient:
                                                                                       partition=p.partition))
         states: dict[tuple[str, int], kafka_pb2.PartitionReplicas] = {}
         for leader, partitions in by_leader.items():
-            with grpc.insecure_channel(addresses[leader], options=OPTIONS) as channel:
+            with self.security.channel(addresses[leader], OPTIONS) as channel:
                 try:
                     response = kafka_pb2_grpc.DataStub(channel).DescribeReplicas(
                         kafka_pb2.DescribeReplicasRequest(partitions=partitions), timeout=self.timeout_s
@@ -144,7 +146,7 @@ class AdminClient:
             metadata = self.metadata()
             controller = next((b for b in metadata.brokers if b.broker_id == metadata.controller_id), None)
             if controller is not None:
-                with grpc.insecure_channel(target(controller.host, controller.port), options=OPTIONS) as channel:
+                with self.security.channel(target(controller.host, controller.port), OPTIONS) as channel:
                     try:
                         response = call(kafka_pb2_grpc.AdminStub(channel), max(1.0, deadline - time.monotonic()))
                     except grpc.RpcError as e:

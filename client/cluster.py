@@ -12,6 +12,7 @@ import grpc
 
 from broker.grpc_options import OPTIONS, target
 from client.admin import AdminError, parse_bootstrap_servers
+from client.security import PLAINTEXT, ClientSecurity
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
@@ -85,12 +86,13 @@ class ClusterMetadata:
     rather than changes.
     """
 
-    def __init__(self, bootstrap_servers: str, request_timeout_ms: int) -> None:
+    def __init__(self, bootstrap_servers: str, request_timeout_ms: int, security: ClientSecurity = PLAINTEXT) -> None:
         try:
             self.bootstrap_servers = parse_bootstrap_servers(bootstrap_servers)
         except AdminError as e:
             raise ValueError(str(e)) from None
         self.request_timeout_s = request_timeout_ms / 1000
+        self.security = security
         self.brokers: dict[int, str] = {}
         self.topics: dict[str, dict[int, PartitionInfo]] = {}
         self.unknown_topics: frozenset[str] = frozenset()
@@ -110,7 +112,7 @@ class ClusterMetadata:
                     raise KafkaError(Errors.BROKER_NOT_AVAILABLE, "the client is closed")
                 channel = self._channels.get(address)
                 if channel is None:
-                    channel = self._channels[address] = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                    channel = self._channels[address] = self.security.channel(address, CHANNEL_OPTIONS)
         return channel
 
     def data_stub(self, broker_id: int) -> kafka_pb2_grpc.DataStub | None:

@@ -46,6 +46,7 @@ from client.cluster import INVALID_METADATA_ERRORS, ClusterMetadata, KafkaError
 from client.group.consumer_coordinator import ConsumerCoordinator, ConsumerRebalanceListener
 from client.group.member import GroupState
 from client.group.wire import transport_error
+from client.security import PLAINTEXT, ClientSecurity
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2
@@ -188,6 +189,7 @@ class KafkaConsumer:
         partition_assignment_strategy: Iterable[str] = ("range",),
         enable_auto_commit: bool = True,
         auto_commit_interval_ms: int = 5000,
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
         if auto_offset_reset not in OFFSET_RESET_STRATEGIES:
             raise ValueError(f"auto.offset.reset must be one of {', '.join(OFFSET_RESET_STRATEGIES)}, "
@@ -206,7 +208,7 @@ class KafkaConsumer:
         self._check_crcs = check_crcs
         self._stall_warning_s = stall_warning_ms / 1000
         self._next_stall_check = time.monotonic() + STALL_CHECK_INTERVAL_S
-        self._cluster = ClusterMetadata(bootstrap_servers, request_timeout_ms)
+        self._cluster = ClusterMetadata(bootstrap_servers, request_timeout_ms, security)
         self._assignment: dict[TopicPartition, _PartitionState] = {}
         self._buffer: deque[_Completed] = deque()
         # Fetch answers, and None from the coordinator's heartbeat thread to wake a waiting poll().

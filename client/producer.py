@@ -32,6 +32,7 @@ import grpc
 from broker.log.record_batch import HEADER_SIZE, build_batch
 from client.cluster import ClusterMetadata, KafkaError, error_from_rpc
 from client.partitioner import StickyPartitioner, partition_for_key
+from client.security import PLAINTEXT, ClientSecurity
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
@@ -229,6 +230,7 @@ class KafkaProducer:
         enable_idempotence: bool | None = None,
         buffer_memory: int = 33554432,
         max_block_ms: int = 60000,
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
         self.acks = _parse_acks(acks)
         if enable_idempotence and self.acks != -1:
@@ -249,7 +251,7 @@ class KafkaProducer:
         self._max_request_size = max_request_size
         self._buffer_memory = buffer_memory
         self._max_block_s = max_block_ms / 1000
-        self._cluster = ClusterMetadata(bootstrap_servers, request_timeout_ms)
+        self._cluster = ClusterMetadata(bootstrap_servers, request_timeout_ms, security)
         self._metadata_lock = threading.Lock()  # the caller's thread and the sender both refresh
 
         # Shared with send(), under _lock: the batches, the sticky partitions, what is pending.

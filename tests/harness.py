@@ -15,7 +15,9 @@ from pathlib import Path
 from kazoo.client import KazooClient
 
 from client.admin import AdminClient, ClusterDescription
-from client.tooling.local_cluster import BrokerProcess
+from client.security import PLAINTEXT, read_command_config
+from client.tooling.certs import make_cluster_certs
+from client.tooling.local_cluster import SECURE_CLIENTS, BrokerProcess
 from client.tooling.processes import wait_until
 from client.tooling.zookeeper import ZkProxy, ZooKeeperServer
 
@@ -43,6 +45,8 @@ class ClusterHarness:
         self.work_dir = work_dir
         self.brokers: dict[int, BrokerProcess] = {}
         self.proxies: dict[int, ZkProxy] = {}
+        self.certs: Path | None = None  # with use_tls(): every broker's one listener is SSL
+        self.security = PLAINTEXT  # how admin() connects
         root = KazooClient(hosts=zookeeper.connect, timeout=10)
         root.start(timeout=15)
         root.ensure_path(chroot)
@@ -52,6 +56,15 @@ class ClusterHarness:
         self.zk.start(timeout=15)
 
     # -- brokers --------------------------------------------------------------------------
+
+    def use_tls(self) -> Path:
+        """Brokers started from now on listen on SSL only, require client certificates and
+        speak SSL to each other; admin() connects as `admin`. Returns the certificates' directory
+        (clients admin, alice and bob)."""
+        self.certs = self.work_dir / "certs"
+        make_cluster_certs(self.certs, [1, 2, 3, 4, 5], SECURE_CLIENTS)
+        self.security = read_command_config(str(self.certs / "admin.properties"))
+        return self.certs
 
     def start_broker(
         self,
@@ -71,6 +84,7 @@ class ClusterHarness:
                 f"127.0.0.1:{proxy.port}{self.chroot}",
                 self.work_dir / f"broker-{broker_id}",
                 overrides=properties,
+                certs=self.certs,
             )
             self.brokers[broker_id] = broker
         broker.start()
@@ -147,7 +161,8 @@ class ClusterHarness:
 
     def admin(self, *broker_ids: int, timeout_s: float = 10) -> AdminClient:
         ids = broker_ids or tuple(b for b, p in self.brokers.items() if p.running)
-        return AdminClient(",".join(self.brokers[b].address for b in ids), timeout_s=timeout_s)
+        return AdminClient(",".join(self.brokers[b].address for b in ids), timeout_s=timeout_s,
+                           security=self.security)
 
     def describe(self, *broker_ids: int) -> ClusterDescription:
         return self.admin(*broker_ids).describe_cluster()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.config import ConfigError, EndPoint, KafkaConfig, env_name, parse_properties
+from broker.config import ConfigError, EndPoint, KafkaConfig, env_name
+from minikafka_protocol.properties import parse_properties
 
 REQUIRED = {"broker.id": "1", "zookeeper.connect": "zk:2181"}
 

@@ -102,6 +102,7 @@ class AdminApis:
         return m.DescribeClusterResponse(
             Errors.NONE, self._broker_id, cluster_id=snapshot.cluster_id or "", controller_id=snapshot.controller_id,
             controller_epoch=snapshot.controller_epoch, brokers=tuple(snapshot.brokers),
+            listener_name=context.listener_name,
         )
 
     # -- Metadata: any broker, from its cache --------------------------------------------------
@@ -120,10 +121,10 @@ class AdminApis:
             topics.append(m.TopicMetadata(name, Errors.NONE, name in INTERNAL_TOPICS, configs.get(name, {}), tuple(
                 m.PartitionMetadata(Errors.LEADER_NOT_AVAILABLE if p.leader < 0 else Errors.NONE, p) for p in partitions
             )))
-        return m.MetadataResponse(
-            self._cluster_id, snapshot.controller_id, self._broker_id,
-            tuple(sorted(snapshot.brokers.values(), key=lambda b: b.broker_id)), tuple(topics),
-        )
+        brokers = (b.on_listener(context.listener_name) for b in sorted(snapshot.brokers.values(),
+                                                                         key=lambda b: b.broker_id))
+        return m.MetadataResponse(self._cluster_id, snapshot.controller_id, self._broker_id,
+                                  tuple(b for b in brokers if b is not None), tuple(topics))
 
     def _topic_configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
         try:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ANONYMOUS = "User:ANONYMOUS"  # Kafka's KafkaPrincipal.ANONYMOUS: a PLAINTEXT listener's caller
+from minikafka_protocol.security import ANONYMOUS, SecurityProtocol
 
 
 @dataclass(frozen=True)
 class RequestContext:
-    """The caller of one request: its principal (what an authorizer will check), its address as
-    Kafka logs it ("/127.0.0.1"), and the listener the request came in on."""
+    """The caller of one request: its principal (what the authorizer checks: `User:` and the
+    subject of its TLS certificate, or User:ANONYMOUS), its address as Kafka logs it
+    ("/127.0.0.1"), and the listener the request came in on with that listener's protocol."""
 
     client_host: str = ""
     principal: str = ANONYMOUS
     listener_name: str = "PLAINTEXT"
+    security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT

@@ -75,10 +75,16 @@ class GroupApis:
                                              f"The {OFFSETS_TOPIC} topic is being created")
         partition = partition_for(request.key, len(partitions))
         info = snapshot.partitions.get((OFFSETS_TOPIC, partition))
-        broker = snapshot.brokers.get(info.leader) if info is not None else None
-        if broker is None:
+        leader = snapshot.brokers.get(info.leader) if info is not None else None
+        if leader is None:
             return m.FindCoordinatorResponse(Errors.COORDINATOR_NOT_AVAILABLE,
                                              f"{OFFSETS_TOPIC}-{partition} has no leader", partition=partition)
+        broker = leader.on_listener(context.listener_name)
+        if broker is None:
+            return m.FindCoordinatorResponse(
+                Errors.COORDINATOR_NOT_AVAILABLE,
+                f"The coordinator, broker {leader.broker_id}, has no listener {context.listener_name}",
+                partition=partition)
         return m.FindCoordinatorResponse(Errors.NONE, node_id=broker.broker_id, host=broker.host, port=broker.port,
                                          partition=partition)
 

@@ -402,6 +402,7 @@ class DescribeClusterResponse:
     controller_id: int = -1
     controller_epoch: int = -1
     brokers: tuple[BrokerInfo, ...] = ()
+    listener_name: str = "PLAINTEXT"  # whose endpoints to give as each broker's host and port
 
 
 @dataclass(frozen=True)

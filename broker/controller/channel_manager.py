@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from broker.grpc_options import OPTIONS, target
+from broker.grpc_security import InterBrokerChannels
 from broker.zk.zk_data import BrokerInfo
 from minikafka_rpc import kafka_pb2_grpc
 
@@ -33,12 +33,11 @@ class QueuedRequest:
 
 
 class RequestSendThread:
-    def __init__(self, controller_id: int, broker: BrokerInfo) -> None:
+    def __init__(self, controller_id: int, broker: BrokerInfo, channels: InterBrokerChannels) -> None:
         self.broker = broker
         self.queue: queue.Queue[QueuedRequest | None] = queue.Queue()
         self._stopped = threading.Event()
-        host, port = broker.endpoint()
-        self._channel = grpc.insecure_channel(target(host, port), options=OPTIONS)
+        self._channel = channels.channel(channels.address(broker.endpoints, *broker.endpoint()))
         self._stub = kafka_pb2_grpc.BrokerControlStub(self._channel)
         self._prefix = f"[RequestSendThread controllerId={controller_id}]"
         self._thread = threading.Thread(
@@ -85,8 +84,9 @@ class ChannelManager(Protocol):
 
 
 class ControllerChannelManager:
-    def __init__(self, controller_id: int) -> None:
+    def __init__(self, controller_id: int, channels: InterBrokerChannels | None = None) -> None:
         self._controller_id = controller_id
+        self._channels = channels or InterBrokerChannels()
         self._threads: dict[int, RequestSendThread] = {}
 
     def add_broker(self, broker: BrokerInfo) -> None:
@@ -94,7 +94,7 @@ class ControllerChannelManager:
             if self._threads[broker.broker_id].broker == broker:
                 return
             self.remove_broker(broker.broker_id)
-        self._threads[broker.broker_id] = RequestSendThread(self._controller_id, broker)
+        self._threads[broker.broker_id] = RequestSendThread(self._controller_id, broker, self._channels)
 
     def remove_broker(self, broker_id: int) -> None:
         thread = self._threads.pop(broker_id, None)

@@ -1,16 +1,20 @@
 """What the gRPC services share as adapters over the request layer (broker/api): the caller's
-RequestContext from gRPC's peer, and waiting for a parked answer."""
+RequestContext from gRPC's peer and TLS session, answering through the layer, and waiting for a
+parked answer."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
 
 from broker.api.context import RequestContext
+from broker.api.kafka_apis import KafkaApis
+from minikafka_protocol.security import ANONYMOUS, SecurityProtocol, principal_from_subject
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -27,8 +31,38 @@ def client_host(context: grpc.ServicerContext) -> str:
     return "/" + rest if rest else ""
 
 
-def request_context(context: grpc.ServicerContext) -> RequestContext:
-    return RequestContext(client_host=client_host(context))
+@dataclass(frozen=True)
+class Listener:
+    """The listener a service answers on: its name and security protocol."""
+
+    name: str = "PLAINTEXT"
+    protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+
+
+def principal(context: grpc.ServicerContext) -> str:
+    """Kafka's default principal: `User:` and the subject of the client's verified certificate
+    (gRPC gives it in RFC 2253 form), or User:ANONYMOUS without one."""
+    subject = context.auth_context().get("x509_subject")
+    return principal_from_subject(subject[0].decode()) if subject else ANONYMOUS
+
+
+def request_context(context: grpc.ServicerContext, listener: Listener) -> RequestContext:
+    return RequestContext(client_host=client_host(context), principal=principal(context),
+                          listener_name=listener.name, security_protocol=listener.protocol)
+
+
+class Answering:
+    """The part every service shares: the request layer it calls and the listener it is bound to."""
+
+    def __init__(self, apis: KafkaApis, listener: Listener) -> None:
+        self._apis = apis
+        self._listener = listener
+
+    def _handle(self, request: object, context: grpc.ServicerContext) -> Future[object]:
+        return self._apis.handle(request_context(context, self._listener), request)
+
+    def _answer(self, request: object, context: grpc.ServicerContext) -> object:
+        return self._handle(request, context).result()
 
 
 def wait(future: Future[R], context: grpc.ServicerContext, gone: R) -> R:

@@ -6,19 +6,12 @@ from __future__ import annotations
 import grpc
 
 from broker.api import messages as m
-from broker.api.kafka_apis import KafkaApis
 from broker.grpc_services import adapter as grpc_adapter
 from minikafka_protocol.common import TopicPartition
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 
-class AdminService(kafka_pb2_grpc.AdminServicer):
-    def __init__(self, apis: KafkaApis) -> None:
-        self._apis = apis
-
-    def _answer(self, request: object, context: grpc.ServicerContext) -> object:
-        return self._apis.handle(grpc_adapter.request_context(context), request).result()
-
+class AdminService(grpc_adapter.Answering, kafka_pb2_grpc.AdminServicer):
     def BrokerMetrics(
         self, request: kafka_pb2.BrokerMetricsRequest, context: grpc.ServicerContext
     ) -> kafka_pb2.BrokerMetricsResponse:
@@ -37,7 +30,7 @@ class AdminService(kafka_pb2_grpc.AdminServicer):
             responding_broker_id=answer.responding_broker_id,
         )
         for broker in answer.brokers:
-            host, port = broker.endpoint()
+            host, port = broker.endpoint(answer.listener_name)
             node = response.brokers.add(broker_id=broker.broker_id, host=host, port=port,
                                         broker_epoch=broker.broker_epoch, endpoints=list(broker.endpoints))
             if broker.rack is not None:

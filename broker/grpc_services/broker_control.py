@@ -7,7 +7,6 @@ from __future__ import annotations
 import grpc
 
 from broker.api import messages as m
-from broker.api.kafka_apis import KafkaApis
 from broker.grpc_services import adapter as grpc_adapter
 from broker.metadata_cache import BrokerEndpoint, PartitionInfo
 from minikafka_protocol.common import TopicPartition
@@ -33,13 +32,7 @@ def _partition_errors(results: dict[TopicPartition, Errors]) -> list[kafka_pb2.P
     return [kafka_pb2.PartitionError(topic=t, partition=p, error_code=e.code) for (t, p), e in results.items()]
 
 
-class BrokerControlService(kafka_pb2_grpc.BrokerControlServicer):
-    def __init__(self, apis: KafkaApis) -> None:
-        self._apis = apis
-
-    def _answer(self, request: object, context: grpc.ServicerContext) -> object:
-        return self._apis.handle(grpc_adapter.request_context(context), request).result()
-
+class BrokerControlService(grpc_adapter.Answering, kafka_pb2_grpc.BrokerControlServicer):
     def LeaderAndIsr(
         self, request: kafka_pb2.LeaderAndIsrRequest, context: grpc.ServicerContext
     ) -> kafka_pb2.LeaderAndIsrResponse:

@@ -6,7 +6,6 @@ import grpc
 
 from broker.api import messages as m
 from broker.api.data_apis import DEFAULT_PARTITION_MAX_BYTES
-from broker.api.kafka_apis import KafkaApis
 from broker.fetch_session import FINAL_EPOCH, PartitionData
 from broker.grpc_services import adapter as grpc_adapter
 from broker.replica_results import FetchResult, ProduceResult
@@ -14,13 +13,7 @@ from minikafka_protocol.common import TopicPartition
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 
-class DataService(kafka_pb2_grpc.DataServicer):
-    def __init__(self, apis: KafkaApis) -> None:
-        self._apis = apis
-
-    def _answer(self, request: object, context: grpc.ServicerContext) -> object:
-        return self._apis.handle(grpc_adapter.request_context(context), request).result()
-
+class DataService(grpc_adapter.Answering, kafka_pb2_grpc.DataServicer):
     def Produce(self, request: kafka_pb2.ProduceRequest, context: grpc.ServicerContext) -> kafka_pb2.ProduceResponse:
         answer = self._answer(m.ProduceRequest(request.acks, request.timeout_ms, {
             TopicPartition(topic.name, data.partition): data.records

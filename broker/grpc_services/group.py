@@ -6,7 +6,6 @@ from __future__ import annotations
 import grpc
 
 from broker.api import messages as m
-from broker.api.kafka_apis import KafkaApis
 from broker.group.group_coordinator_rules import JoinGroupRequest, LeaveGroupResult, MemberIdentity, SyncGroupRequest
 from broker.grpc_services import adapter as grpc_adapter
 from minikafka_protocol.common import TopicPartition
@@ -20,13 +19,10 @@ def _optional(message: object, name: str) -> str | None:
     return getattr(message, name) if message.HasField(name) else None  # type: ignore[attr-defined]
 
 
-class GroupService(kafka_pb2_grpc.GroupServicer):
-    def __init__(self, apis: KafkaApis) -> None:
-        self._apis = apis
-
-    def _answer(self, request: object, context: grpc.ServicerContext, gone: object) -> object:
+class GroupService(grpc_adapter.Answering, kafka_pb2_grpc.GroupServicer):
+    def _answer(self, request: object, context: grpc.ServicerContext, gone: object = None) -> object:  # type: ignore[override]
         """The layer's answer; `gone` if the client goes away while the request is parked."""
-        return grpc_adapter.wait(self._apis.handle(grpc_adapter.request_context(context), request), context, gone)
+        return grpc_adapter.wait(self._handle(request, context), context, gone)
 
     def FindCoordinator(
         self, request: kafka_pb2.FindCoordinatorRequest, context: grpc.ServicerContext

@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from minikafka_protocol.security import endpoint_address
+
 CONTROLLER_PATH = "/controller"
 CONTROLLER_EPOCH_PATH = "/controller_epoch"
 BROKER_IDS_PATH = "/brokers/ids"
@@ -126,8 +128,11 @@ class BrokerInfo:
                 return host.strip("[]"), int(port)
         return None, -1
 
-    def endpoint(self) -> tuple[str, int]:
-        """Where clients reach this broker: the first endpoint."""
+    def endpoint(self, listener_name: str | None = None) -> tuple[str, int]:
+        """Where clients reach this broker: its endpoint on `listener_name`, else its first."""
+        found = endpoint_address(self.endpoints, listener_name) if listener_name else None
+        if found is not None:
+            return found
         _, _, address = self.endpoints[0].partition("://")
         host, _, port = address.rpartition(":")
         return host.strip("[]"), int(port)

@@ -14,7 +14,8 @@ from pathlib import Path
 from rich.table import Table
 
 from client.admin import AdminClient, ClusterDescription
-from client.cli.common import CliError, Commands, rich_console
+from client.cli.common import CliError, Commands, add_connection_arguments, client_security, rich_console
+from client.security import PLAINTEXT, read_command_config
 from client.tooling.local_cluster import LocalCluster
 from client.tooling.processes import LocalClusterError, wait_until
 
@@ -43,7 +44,7 @@ def print_cluster(description: ClusterDescription, output: str) -> None:
 
 
 def cmd_cluster_describe(args: argparse.Namespace) -> int:
-    client = AdminClient(args.bootstrap_server, timeout_s=args.timeout)
+    client = AdminClient(args.bootstrap_server, timeout_s=args.timeout, security=client_security(args))
     print_cluster(client.describe_cluster(), args.output)
     return 0
 
@@ -59,7 +60,7 @@ def cmd_local_cluster(args: argparse.Namespace) -> int:
         overrides[name] = value
     work_dir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="minikafka-"))
     cluster = LocalCluster(work_dir, args.brokers, zookeeper_port=args.zookeeper_port,
-                           base_port=args.base_port, overrides=overrides)
+                           base_port=args.base_port, overrides=overrides, secure=args.secure)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -69,7 +70,12 @@ def cmd_local_cluster(args: argparse.Namespace) -> int:
         print(f"Bootstrap servers: {cluster.bootstrap_servers}")
         for broker in cluster.brokers:
             print(f"Broker {broker.broker_id}: pid {broker.pid}, {broker.address}, log {broker.log_path}")
-        admin = AdminClient(cluster.bootstrap_servers, timeout_s=5)
+        security, config_flag = PLAINTEXT, ""
+        if cluster.certs is not None:
+            admin_config = cluster.certs / "admin.properties"
+            security, config_flag = read_command_config(str(admin_config)), f" --command-config {admin_config}"
+            print(f"SSL with client certificates; certificates and client properties in {cluster.certs}")
+        admin = AdminClient(cluster.bootstrap_servers, timeout_s=5, security=security)
 
         def converged() -> ClusterDescription | None:
             for broker in cluster.brokers:
@@ -83,7 +89,7 @@ def cmd_local_cluster(args: argparse.Namespace) -> int:
         except AssertionError as e:
             raise CliError(str(e)) from None
         print(f"Controller: broker {description.controller_id} (epoch {description.controller_epoch})")
-        print("Watch it with: minikafka cluster describe --bootstrap-server " + cluster.bootstrap_servers)
+        print(f"Watch it with: minikafka cluster describe --bootstrap-server {cluster.bootstrap_servers}{config_flag}")
         print("Press Ctrl-C to stop.", flush=True)
         stop.wait()
         print("Stopping the local cluster...", flush=True)
@@ -97,7 +103,7 @@ def add_cluster_command(commands: Commands) -> None:
     cluster = commands.add_parser("cluster", help="the cluster as a whole")
     cluster_commands = cluster.add_subparsers(dest="action", required=True)
     describe = cluster_commands.add_parser("describe", help="cluster id, controller and live brokers")
-    describe.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    add_connection_arguments(describe)
     describe.add_argument("--output", choices=("text", "json"), default="text")
     describe.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer")
     describe.set_defaults(func=cmd_cluster_describe)
@@ -112,4 +118,7 @@ def add_local_cluster_command(commands: Commands) -> None:
     local.add_argument("--dir", help="where data and logs go (default: a new temporary directory)")
     local.add_argument("--override", action="append", default=[], metavar="NAME=VALUE",
                        help="a broker property for every broker")
+    local.add_argument("--secure", action="store_true",
+                       help="SSL listeners requiring client certificates, between the brokers too "
+                            "(a CA and certificates are made in DIR/certs)")
     local.set_defaults(func=cmd_local_cluster)

@@ -11,7 +11,9 @@ import sys
 from rich.console import Console
 
 from client.admin import AdminError, parse_bootstrap_servers
+from client.security import PLAINTEXT, ClientSecurity, read_command_config
 from minikafka_protocol.errors import Errors
+from minikafka_protocol.security import SecurityConfigError
 
 # The `commands` of `ArgumentParser.add_subparsers()`, to which each command module adds its own.
 Commands = argparse._SubParsersAction
@@ -48,3 +50,21 @@ def checked_bootstrap(value: str) -> str:
 def client_warnings() -> None:
     """The clients' warnings (retries, metadata failures) to stderr, one line each."""
     logging.basicConfig(level=logging.WARNING, format="minikafka: warning: %(message)s")
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap-server and, as Kafka's tools take it, --command-config."""
+    parser.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    parser.add_argument("--command-config", metavar="FILE",
+                        help="client properties: security.protocol=SSL and the ssl.* settings (as Kafka's tools)")
+
+
+def client_security(args: argparse.Namespace) -> ClientSecurity:
+    """The security of a command's clients, from its --command-config file."""
+    path = getattr(args, "command_config", None)
+    if not path:
+        return PLAINTEXT
+    try:
+        return read_command_config(path)
+    except SecurityConfigError as e:
+        raise UsageError(f"--command-config {path}: {e}") from None

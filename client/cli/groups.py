@@ -13,10 +13,21 @@ from typing import TypeVar
 
 from rich.table import Table
 
-from client.cli.common import CliError, Commands, UsageError, check, checked_bootstrap, client_warnings, rich_console
+from client.cli.common import (
+    CliError,
+    Commands,
+    UsageError,
+    add_connection_arguments,
+    check,
+    checked_bootstrap,
+    client_security,
+    client_warnings,
+    rich_console,
+)
 from client.cluster import ClusterMetadata, KafkaError
 from client.consumer import KafkaConsumer
 from client.group.wire import Coordinator, DescribedMember, GroupClient, describe_members
+from client.security import ClientSecurity
 from minikafka_protocol.common import TopicPartition
 from minikafka_protocol.errors import Errors
 from minikafka_protocol.group import OFFSETS_TOPIC
@@ -62,13 +73,13 @@ def _committed_offsets(client: GroupClient, coordinator: Coordinator, group_id: 
             for t in response.topics for p in t.partitions if p.committed_offset >= 0}
 
 
-def _log_end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout_s: float
+def _log_end_offsets(bootstrap: str, security: ClientSecurity, partitions: list[TopicPartition], timeout_s: float
                      ) -> dict[TopicPartition, int | None]:
     """Each partition's log end offset as consumers see it (ListOffsets latest: the high
     watermark); None for a topic that is gone."""
     found: dict[TopicPartition, int | None] = dict.fromkeys(partitions)
     consumer = KafkaConsumer(bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                             default_api_timeout_ms=int(timeout_s * 1000))
+                             default_api_timeout_ms=int(timeout_s * 1000), security=security)
     try:
         for topic in dict.fromkeys(tp.topic for tp in partitions):
             try:
@@ -111,7 +122,7 @@ def cmd_groups(args: argparse.Namespace) -> int:
     bootstrap = checked_bootstrap(args.bootstrap_server)
     client_warnings()
     deadline = time.monotonic() + args.timeout
-    cluster = ClusterMetadata(bootstrap, request_timeout_ms=int(args.timeout * 1000))
+    cluster = ClusterMetadata(bootstrap, request_timeout_ms=int(args.timeout * 1000), security=client_security(args))
     try:
         client = GroupClient(cluster)
         if args.list:
@@ -125,7 +136,7 @@ def cmd_groups(args: argparse.Namespace) -> int:
         if args.members:
             return _print_group_members(args.group, group, members, args.output)
         committed = _committed_offsets(client, coordinator, args.group, deadline)
-        return _print_group_offsets(bootstrap, args.group, group, members, committed, args.output,
+        return _print_group_offsets(bootstrap, cluster.security, args.group, group, members, committed, args.output,
                                     max(1.0, deadline - time.monotonic()))
     finally:
         cluster.close()
@@ -207,12 +218,12 @@ def _print_group_members(group_id: str, group: kafka_pb2.DescribedGroup, members
     return 0
 
 
-def _print_group_offsets(bootstrap: str, group_id: str, group: kafka_pb2.DescribedGroup,
+def _print_group_offsets(bootstrap: str, security: ClientSecurity, group_id: str, group: kafka_pb2.DescribedGroup,
                          members: list[DescribedMember], committed: dict[TopicPartition, int], output: str,
                          timeout_s: float) -> int:
     owner = {tp: m for m in members for tp in m.assignment}
     partitions = sorted(set(owner) | set(committed))
-    log_end = _log_end_offsets(bootstrap, partitions, timeout_s) if partitions else {}
+    log_end = _log_end_offsets(bootstrap, security, partitions, timeout_s) if partitions else {}
     rows = []
     for tp in partitions:
         member = owner.get(tp)
@@ -249,7 +260,7 @@ def add_commands(commands: Commands) -> None:
                     "shows the generation and the group leader (LEADER: * marks the leader's rows; --state "
                     "names the leader's member id).",
     )
-    groups.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    add_connection_arguments(groups)
     groups.add_argument("--list", action="store_true")
     groups.add_argument("--describe", action="store_true")
     groups.add_argument("--group", metavar="GROUP")

@@ -10,7 +10,7 @@ import sys
 import threading
 
 from client.admin import AdminError
-from client.cli import chaos, cluster, groups, produce_consume, topics, watch
+from client.cli import certs, chaos, cluster, groups, produce_consume, topics, watch
 from client.cli.common import CliError, UsageError
 from client.cluster import KafkaError
 from client.tooling.processes import LocalClusterError
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_commands(commands)
     watch.add_commands(commands)
     cluster.add_local_cluster_command(commands)
+    certs.add_commands(commands)
     chaos.add_commands(commands)
     return parser
 

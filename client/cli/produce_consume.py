@@ -15,9 +15,18 @@ import time
 from collections.abc import Callable, Iterator
 
 from client.admin import AdminClient
-from client.cli.common import CliError, Commands, UsageError, checked_bootstrap, client_warnings
+from client.cli.common import (
+    CliError,
+    Commands,
+    UsageError,
+    add_connection_arguments,
+    checked_bootstrap,
+    client_security,
+    client_warnings,
+)
 from client.consumer import ConsumerRecord, KafkaConsumer
 from client.producer import FutureRecordMetadata, KafkaProducer
+from client.security import ClientSecurity
 from minikafka_protocol.errors import Errors
 
 
@@ -45,8 +54,8 @@ class _GroupLog:
         self.logger.level, self.logger.propagate = self.saved
 
 
-def _require_topic(bootstrap: str, topic: str) -> None:
-    metadata = AdminClient(bootstrap).metadata([topic])
+def _require_topic(bootstrap: str, security: ClientSecurity, topic: str) -> None:
+    metadata = AdminClient(bootstrap, security=security).metadata([topic])
     if not metadata.topics or metadata.topics[0].error_code == Errors.UNKNOWN_TOPIC_OR_PARTITION.code:
         raise CliError(f"Topic '{topic}' does not exist")
 
@@ -80,8 +89,9 @@ def cmd_produce(args: argparse.Namespace) -> int:
         raise UsageError("--key-separator must not be empty")
     bootstrap = checked_bootstrap(args.bootstrap_server)
     client_warnings()
-    _require_topic(bootstrap, args.topic)
-    producer = KafkaProducer(bootstrap, acks=args.acks, linger_ms=args.linger_ms, batch_size=args.batch_size)
+    _require_topic(bootstrap, client_security(args), args.topic)
+    producer = KafkaProducer(bootstrap, acks=args.acks, linger_ms=args.linger_ms, batch_size=args.batch_size,
+                             security=client_security(args))
     if args.throughput is not None and args.throughput <= 0:
         raise UsageError("--throughput must be positive")
     failures: list[str] = []
@@ -187,13 +197,15 @@ def cmd_consume(args: argparse.Namespace) -> int:
     bootstrap = checked_bootstrap(args.bootstrap_server)
     client_warnings()
     reset = "earliest" if args.from_beginning else "latest"
+    security = client_security(args)
     with _GroupLog() if args.group is not None else contextlib.nullcontext():
         try:
             if args.group is None:
-                consumer = KafkaConsumer(bootstrap, auto_offset_reset=reset, **settings)  # type: ignore[arg-type]
+                consumer = KafkaConsumer(bootstrap, auto_offset_reset=reset, security=security,
+                                         **settings)  # type: ignore[arg-type]
             else:
                 # auto.offset.reset applies only where the group has committed nothing, as in Kafka.
-                consumer = KafkaConsumer(bootstrap, auto_offset_reset=reset, group_id=args.group,
+                consumer = KafkaConsumer(bootstrap, auto_offset_reset=reset, group_id=args.group, security=security,
                                          group_instance_id=args.group_instance_id, **settings)  # type: ignore[arg-type]
         except ValueError as e:
             raise UsageError(str(e)) from None
@@ -260,7 +272,7 @@ def add_commands(commands: Commands) -> None:
         description="Send each line of stdin as a record (or --generate N records), wait for every "
                     "acknowledgement and print a summary to stderr. Exit status 1 if any record failed.",
     )
-    produce.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    add_connection_arguments(produce)
     produce.add_argument("--topic", required=True)
     produce.add_argument("--acks", choices=("all", "-1", "1", "0"), default="all",
                          help="all (default; idempotent), 1 (the leader only) or 0 (no answer awaited)")
@@ -286,7 +298,7 @@ def add_commands(commands: Commands) -> None:
                     "a restarted consumer resumes after it; --from-beginning then applies only to partitions "
                     "without a committed offset.",
     )
-    consume.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    add_connection_arguments(consume)
     consume.add_argument("--topic", required=True)
     consume.add_argument("--partition", type=int, help="only this partition")
     consume.add_argument("--from-beginning", action="store_true", help="start at the log start, not the end")

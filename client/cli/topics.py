@@ -9,7 +9,7 @@ import json
 import sys
 
 from client.admin import AdminClient
-from client.cli.common import CliError, Commands, check
+from client.cli.common import CliError, Commands, add_connection_arguments, check, client_security
 from minikafka_protocol.errors import Errors
 
 
@@ -27,7 +27,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     actions = [a for a in ("create", "delete", "describe") if getattr(args, a)]
     if len(actions) != 1:
         raise CliError("give exactly one of --create, --delete, --describe")
-    client = AdminClient(args.bootstrap_server, timeout_s=args.timeout)
+    client = AdminClient(args.bootstrap_server, timeout_s=args.timeout, security=client_security(args))
     if (args.create or args.delete) and not args.topic:
         raise CliError(f"--{actions[0]} needs --topic")
     if args.create:
@@ -115,7 +115,7 @@ def cmd_leader_election(args: argparse.Namespace) -> int:
         raise CliError("give either --all-topic-partitions or --topic (with --partition)")
     if args.partition is not None and not args.topic:
         raise CliError("--partition needs --topic")
-    client = AdminClient(args.bootstrap_server, timeout_s=args.timeout)
+    client = AdminClient(args.bootstrap_server, timeout_s=args.timeout, security=client_security(args))
     partitions = None
     if args.topic:
         if args.partition is not None:
@@ -146,7 +146,7 @@ def cmd_leader_election(args: argparse.Namespace) -> int:
 def add_commands(commands: Commands) -> None:
     """`minikafka topics` and `minikafka leader-election`."""
     topics = commands.add_parser("topics", help="create, delete and describe topics (as kafka-topics)")
-    topics.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    add_connection_arguments(topics)
     topics.add_argument("--create", action="store_true")
     topics.add_argument("--delete", action="store_true")
     topics.add_argument("--describe", action="store_true")
@@ -163,7 +163,7 @@ def add_commands(commands: Commands) -> None:
     topics.set_defaults(func=cmd_topics)
 
     election = commands.add_parser("leader-election", help="run the preferred leader election")
-    election.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    add_connection_arguments(election)
     election.add_argument("--election-type", default="preferred", help="preferred (the only type)")
     election.add_argument("--preferred", action="store_const", dest="election_type", const="preferred")
     election.add_argument("--topic")

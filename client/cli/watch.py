@@ -7,7 +7,14 @@ import os
 import sys
 
 from client.admin import AdminClient
-from client.cli.common import Commands, UsageError, checked_bootstrap, rich_console
+from client.cli.common import (
+    Commands,
+    UsageError,
+    add_connection_arguments,
+    checked_bootstrap,
+    client_security,
+    rich_console,
+)
 from client.watch import collector as watch_collector
 from client.watch import render as watch_render
 
@@ -22,10 +29,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     # A cluster out of reach is the one-line error every command gives; once it answered, the view
     # shows whatever it can.
-    AdminClient(bootstrap, timeout_s=args.timeout).metadata()
+    security = client_security(args)
+    AdminClient(bootstrap, timeout_s=args.timeout, security=security).metadata()
     # One refresh's calls all go at once: each may take up to the interval (longer with --once).
     timeout_s = min(args.timeout, 5.0) if args.once else min(max(args.interval, 0.5), 3.0)
-    collector = watch_collector.SnapshotCollector(bootstrap, zookeeper, timeout_s=timeout_s)
+    collector = watch_collector.SnapshotCollector(bootstrap, zookeeper, timeout_s=timeout_s, security=security)
     try:
         if args.once:
             watch_render.print_snapshot(collector.collect(), args.output, args.internal, rich_console())
@@ -53,7 +61,7 @@ def add_commands(commands: Commands) -> None:
                     "snapshot and exits; --output json with the live view prints one JSON object a line per "
                     "refresh.",
     )
-    watcher.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
+    add_connection_arguments(watcher)
     watcher.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="between refreshes (1)")
     watcher.add_argument("--zookeeper", metavar="HOST:PORT[,HOST:PORT]",
                          help="also show each ZooKeeper server's mode (the srvr four-letter word)")

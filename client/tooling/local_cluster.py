@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
+from client.tooling.certs import broker_principal_name, make_cluster_certs
 from client.tooling.processes import free_port, wait_until
 from client.tooling.zookeeper import ZooKeeperServer
 
@@ -32,17 +33,27 @@ class BrokerProcess:
         port: int | None = None,
         host: str = "127.0.0.1",
         overrides: Mapping[str, str] | None = None,
+        certs: Path | None = None,
     ) -> None:
+        """With `certs` (a directory `minikafka certs` wrote), the broker's one listener is SSL,
+        requires client certificates and is also the brokers' own."""
         self.broker_id = broker_id
         self.host = host
         self.port = port or free_port(host)
         self.work_dir = Path(work_dir)
         self.log_path = self.work_dir / "broker.log"
+        security = {} if certs is None else {
+            "security.inter.broker.protocol": "SSL",
+            "ssl.keystore.location": str(Path(certs) / f"{broker_principal_name(broker_id)}.pem"),
+            "ssl.truststore.location": str(Path(certs) / "ca.pem"),
+            "ssl.client.auth": "required",
+        }
         self.properties = {
             "broker.id": str(broker_id),
-            "listeners": f"PLAINTEXT://{host}:{self.port}",
+            "listeners": f"{'PLAINTEXT' if certs is None else 'SSL'}://{host}:{self.port}",
             "zookeeper.connect": zookeeper_connect,
             "log.dirs": str(self.work_dir / "data"),
+            **security,
             **(overrides or {}),
         }
         self._process: subprocess.Popen[bytes] | None = None
@@ -120,12 +131,22 @@ class BrokerProcess:
             return ""
 
 
+SECURE_CLIENTS = ("admin", "alice", "bob")
+
+
 class LocalCluster:
     """ZooKeeper plus brokers 1..N, as `minikafka local-cluster` runs them."""
 
     def __init__(self, work_dir: Path, brokers: int, zookeeper_port: int | None = None,
-                 base_port: int | None = None, overrides: Mapping[str, str] | None = None) -> None:
+                 base_port: int | None = None, overrides: Mapping[str, str] | None = None,
+                 secure: bool = False) -> None:
+        """`secure`: SSL listeners with client certificates, between the brokers too; the CA and
+        the certificates (brokers, and the clients `admin`, `alice` and `bob`) are in work_dir/certs."""
         self.work_dir = Path(work_dir)
+        self.certs: Path | None = None
+        if secure:
+            self.certs = self.work_dir / "certs"
+            make_cluster_certs(self.certs, range(1, brokers + 1), SECURE_CLIENTS)
         self.zookeeper = ZooKeeperServer(self.work_dir / "zookeeper", port=zookeeper_port)
         # Brokers stop together here: a last broker cannot hand its leaderships to anyone, so
         # keep its controlled shutdown retries short (Kafka's default backoff is 5 s).
@@ -137,6 +158,7 @@ class LocalCluster:
                 self.work_dir / f"broker-{broker_id}",
                 port=(base_port + broker_id - 1) if base_port else None,
                 overrides=overrides,
+                certs=self.certs,
             )
             for broker_id in range(1, brokers + 1)
         ]

@@ -18,6 +18,7 @@ from broker.grpc_options import target
 from client.admin import parse_bootstrap_servers
 from client.cluster import ClusterMetadata
 from client.group.wire import GroupClient, describe_members
+from client.security import PLAINTEXT, ClientSecurity
 from client.tooling.zookeeper import four_letter_word
 from client.watch.snapshot import (
     BrokerCounters,
@@ -110,9 +111,11 @@ class SnapshotCollector:
     group it has seen, so that one that stops answering is shown as such rather than forgotten:
     a group is dropped once its coordinator describes it as Dead."""
 
-    def __init__(self, bootstrap_servers: str, zookeeper: Sequence[str] = (), timeout_s: float = 1.0) -> None:
+    def __init__(self, bootstrap_servers: str, zookeeper: Sequence[str] = (), timeout_s: float = 1.0,
+                 security: ClientSecurity = PLAINTEXT) -> None:
         self._bootstrap = parse_bootstrap_servers(bootstrap_servers)
-        self._cluster = ClusterMetadata(bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
+        self._cluster = ClusterMetadata(bootstrap_servers, request_timeout_ms=int(timeout_s * 1000),
+                                        security=security)
         self._group_client = GroupClient(self._cluster)
         self._admin_stubs: dict[str, kafka_pb2_grpc.AdminStub] = {}
         self._timeout_s = timeout_s
