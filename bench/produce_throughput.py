@@ -6,6 +6,8 @@
 2. Latency: the same producer paced at half the acks=all rate of 100-byte records; p50 and p99 of
    the time from send() to the acknowledgement, for acks=1 and acks=all.
 3. Fetch: a consumer reads everything written back from the beginning; records/s and MB/s.
+4. The cost of TLS: 100-byte records with acks=all on a second cluster whose listeners are SSL
+   with client certificates and whose brokers replicate over mutual TLS, beside the plaintext rate.
 
     python bench/produce_throughput.py [--seconds 10]
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from client.admin import AdminClient
 from client.consumer import KafkaConsumer
 from client.producer import KafkaProducer
+from client.security import PLAINTEXT, read_command_config
 from client.tooling.local_cluster import LocalCluster
 
 THROUGHPUT_GOAL = 100_000  # records/s of 100 bytes with acks=all
@@ -32,12 +35,14 @@ PARTITIONS = 3
 
 
 class Cluster:
-    def __init__(self, work: Path) -> None:
-        self.local = LocalCluster(work, 3, overrides={"auto.leader.rebalance.enable": "false"})
+    def __init__(self, work: Path, secure: bool = False) -> None:
+        self.local = LocalCluster(work, 3, overrides={"auto.leader.rebalance.enable": "false"}, secure=secure)
         self.local.start()
         self.local.wait_ready()
         self.bootstrap = self.local.bootstrap_servers
-        self.admin = AdminClient(self.bootstrap, timeout_s=60)
+        self.security = PLAINTEXT if self.local.certs is None else \
+            read_command_config(str(self.local.certs / "admin.properties"))
+        self.admin = AdminClient(self.bootstrap, timeout_s=60, security=self.security)
         self._topics = 0
 
     def topic(self) -> str:
@@ -55,7 +60,7 @@ class Cluster:
 def producer(cluster: Cluster, acks: str, record_size: int, linger_ms: float) -> KafkaProducer:
     # batch.size fits 1,000 records with their per-record framing.
     return KafkaProducer(cluster.bootstrap, acks=acks, batch_size=RECORDS_PER_BATCH * (record_size + 12) + 100,
-                         linger_ms=linger_ms, buffer_memory=256 * 1024 * 1024)
+                         linger_ms=linger_ms, buffer_memory=256 * 1024 * 1024, security=cluster.security)
 
 
 def throughput(cluster: Cluster, topic: str, acks: str, record_size: int, seconds: float) -> tuple[float, int]:
@@ -123,7 +128,7 @@ def latency(cluster: Cluster, topic: str, acks: str, rate: float, seconds: float
 
 def fetch(cluster: Cluster, topic: str, expected: int) -> float:
     """records/s reading `expected` records back from the beginning."""
-    consumer = KafkaConsumer(cluster.bootstrap, auto_offset_reset="earliest")
+    consumer = KafkaConsumer(cluster.bootstrap, auto_offset_reset="earliest", security=cluster.security)
     try:
         consumer.assign([(topic, p) for p in range(PARTITIONS)])
         consumer.seek_to_beginning()
@@ -172,6 +177,13 @@ def main() -> int:
                   f"({rate * 100 / 1e6:.1f} MB/s)", flush=True)
         finally:
             cluster.stop()
+        secure = Cluster(Path(work) / "secure", secure=True)
+        try:
+            tls_rate, _ = throughput(secure, secure.topic(), "all", 100, args.seconds)
+        finally:
+            secure.stop()
+        print(f"TLS cost, 100 B, acks=all: plaintext {all_rate:,.0f} records/s, mutual TLS {tls_rate:,.0f} "
+              f"records/s ({tls_rate / all_rate:.2f} of plaintext)", flush=True)
     return 0
 
 

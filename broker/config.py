@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from minikafka_protocol.properties import PropertiesError, parse_properties
+from minikafka_protocol.properties import PropertiesError, read_properties
 from minikafka_protocol.security import (
     DEFAULT_PROTOCOL_MAP,
     SUPPORTED_PROTOCOLS,
@@ -452,12 +452,7 @@ class KafkaConfig:
         warnings: list[str] = []
         if properties_file is not None:
             try:
-                with open(properties_file, encoding="utf-8") as f:
-                    text = f.read()
-            except OSError as e:
-                raise ConfigError(f"Cannot read properties file {properties_file}: {e.strerror}") from None
-            try:
-                parsed = parse_properties(text, properties_file)
+                parsed = read_properties(properties_file)
             except PropertiesError as e:
                 raise ConfigError(str(e)) from None
             for name, value in parsed.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 
-from minikafka_protocol.properties import PropertiesError, parse_properties
+from minikafka_protocol.properties import PropertiesError, read_properties
 from minikafka_protocol.security import (
     SecurityConfigError,
     SecurityProtocol,
@@ -75,11 +75,7 @@ PLAINTEXT = ClientSecurity()
 def read_command_config(path: str) -> ClientSecurity:
     """A `--command-config` file: Java properties, of which the security settings count."""
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SecurityConfigError(f"Cannot read {path}: {e.strerror}") from None
-    try:
-        props = parse_properties(text, path)
+        props = read_properties(path)
     except PropertiesError as e:
         raise SecurityConfigError(str(e)) from None
     return ClientSecurity.from_properties({k: v for k, v in props.items() if k in SECURITY_PROPERTIES})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 
 class PropertiesError(ValueError):
@@ -42,3 +43,12 @@ def parse_properties(text: str, source: str) -> dict[str, str]:
 def _unescape(text: str) -> str:
     escapes = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
     return re.sub(r"\\(.)", lambda m: escapes.get(m[1], m[1]), text)
+
+
+def read_properties(path: str) -> dict[str, str]:
+    """A properties file; PropertiesError (one line) if it cannot be read or parsed."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise PropertiesError(f"Cannot read properties file {path}: {e.strerror}") from None
+    return parse_properties(text, path)
