@@ -54,7 +54,7 @@ def request_context(context: grpc.ServicerContext, listener: Listener) -> Reques
 class Answering:
     """The part every service shares: the request layer it calls and the listener it is bound to."""
 
-    def __init__(self, apis: KafkaApis, listener: Listener) -> None:
+    def __init__(self, apis: KafkaApis, listener: Listener = Listener()) -> None:
         self._apis = apis
         self._listener = listener
 

@@ -123,6 +123,9 @@ class _InProcess:
     def is_active(self) -> bool:
         return True
 
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}  # a plaintext caller
+
 
 IN_PROCESS: Any = _InProcess()
 
