@@ -315,6 +315,35 @@ def test_after_a_reconnection_lost_its_watches_the_controller_catches_up_on_a_br
     assert cluster.zookeeper.controller_epoch() == (1, 1)  # the same controller, no new election
 
 
+def test_a_bounced_leader_is_out_while_its_partitions_are_re_elected_and_they_end_with_a_leader(
+    cluster: ControllerCluster,
+) -> None:
+    """Broker 2 loses its session and registers again before the controller looks: a bounce. As
+    Kafka does, the controller handles its failure with it out of the live brokers, so its
+    partitions go to broker 3 rather than back to it, and none is left leaderless."""
+    cluster.zookeeper.create_topic("t", {0: (2, 3), 1: (2,)})
+    cluster.zookeeper.set_partition_state(T0, leader=2, isr=(2, 3))
+    cluster.zookeeper.set_partition_state(T1, leader=2, isr=(2,))
+    cluster.start(2, controller=False)
+    cluster.start(3, controller=False)
+    cluster.start(1)
+    controller = cluster.wait_for_controller(1, epoch=1)
+    cluster.settled(1)
+
+    def bounce() -> None:
+        cluster.crash(2)
+        cluster.start(2, controller=False)
+
+    cluster.brokers[1].zk.reconnect(while_away=bounce)
+
+    cluster.wait_for_state(T0, leader=3, isr=(3,))
+    cluster.wait_for_state(T1, leader=2, isr=(2,))  # its only replica is back: online again
+    cluster.settled(1)
+    assert set(controller.context.live_brokers) == {1, 2, 3}
+    assert controller.partition_state_machine.states[T0] is PartitionState.ONLINE_PARTITION
+    assert controller.partition_state_machine.states[T1] is PartitionState.ONLINE_PARTITION
+
+
 # -- controlled shutdown --------------------------------------------------------------------------
 
 

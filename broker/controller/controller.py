@@ -502,8 +502,12 @@ class KafkaController:
         for broker_id in changes.new + changes.bounced:
             self.channels.add_broker(brokers[broker_id])
         if changes.bounced:
-            # A bounced broker lost its replicas' state: treat it as failed, then as new.
+            # A bounced broker lost its replicas' state: treat it as failed, then as new. As in
+            # Kafka, it is out of the live brokers while it fails, or its partitions would be
+            # re-elected onto it and then lose that leader with its replicas' ISR clean-up.
+            self.context.live_brokers = {b: info for b, info in brokers.items() if b not in changes.bounced}
             self._on_broker_failure(list(changes.bounced))
+            self.context.live_brokers = brokers
         if changes.dead:
             self._on_broker_failure(list(changes.dead))
         if changes.new or changes.bounced:
