@@ -34,6 +34,7 @@ from kazoo.protocol.states import WatchedEvent, ZnodeStat
 from kazoo.retry import KazooRetry
 from kazoo.security import OPEN_ACL_UNSAFE
 
+from broker.authorizer import acl
 from broker.zk import zk_data
 from broker.zk.multi_read import MultiRead
 from broker.zk.zk_data import BrokerInfo, ZNodeDecodeError
@@ -908,6 +909,81 @@ class KafkaZkClient:
                 sequence=True,
             )
         return versions
+
+    # -- ACLs (Kafka's ZooKeeper authorizer store: broker/authorizer/acl.py) -----------------------
+
+    def create_acl_paths(self) -> None:
+        """KafkaZkClient.createAclPaths: the stores, a child per resource type, the change paths."""
+        for root in (acl.LITERAL_ACL_PATH, acl.PREFIXED_ACL_PATH):
+            for resource_type in acl.ResourceType:
+                self.retry(self._kazoo.ensure_path, f"{root}/{resource_type.value}")
+        for path in (acl.LITERAL_CHANGES_PATH, acl.EXTENDED_CHANGES_PATH):
+            self.retry(self._kazoo.ensure_path, path)
+
+    def get_resource_acls(self, pattern: acl.ResourcePattern) -> tuple[frozenset[acl.AclEntry], int]:
+        """A resource's ACLs and its znode's version (-1: no znode)."""
+        path = acl.acl_path(pattern)
+        found = self.get_data(path)
+        if found is None:
+            return frozenset(), -1
+        return acl.decode_acls(path, found[0]), found[1].version
+
+    def get_all_acls(self) -> tuple[dict[acl.ResourcePattern, frozenset[acl.AclEntry]], list[str]]:
+        """Every resource's ACLs, and what could not be read (malformed znodes, unknown types)."""
+        found: dict[acl.ResourcePattern, frozenset[acl.AclEntry]] = {}
+        problems: list[str] = []
+        for root, pattern_type in ((acl.LITERAL_ACL_PATH, acl.PatternType.LITERAL),
+                                   (acl.PREFIXED_ACL_PATH, acl.PatternType.PREFIXED)):
+            for type_name in self.get_children(root):
+                try:
+                    resource_type = acl.ResourceType.parse(type_name)
+                except acl.AclError:
+                    problems.append(f"Ignoring unknown ResourceType: {type_name}")
+                    continue
+                for name in self.get_children(f"{root}/{type_name}"):
+                    pattern = acl.ResourcePattern(resource_type, name, pattern_type)
+                    try:
+                        entries, _ = self.get_resource_acls(pattern)
+                    except acl.AclError as e:
+                        problems.append(str(e))
+                        continue
+                    if entries:
+                        found[pattern] = entries
+        return found, problems
+
+    def write_resource_acls(self, pattern: acl.ResourcePattern, entries: frozenset[acl.AclEntry],
+                            version: int) -> bool:
+        """Replace a resource's ACLs if its znode is still at `version` (-1: absent); an empty set
+        deletes the znode. False when someone else changed it first."""
+        path = acl.acl_path(pattern)
+        try:
+            if not entries:
+                if version >= 0:
+                    self.retry(self._kazoo.delete, path, version=version)
+            elif version < 0:
+                self.retry(self._kazoo.create, path, acl.encode_acls(entries), makepath=True)
+            else:
+                self.retry(self._kazoo.set, path, acl.encode_acls(entries), version=version)
+        except (BadVersionError, NoNodeError, NodeExistsError):
+            return False
+        return True
+
+    def create_acl_change(self, pattern: acl.ResourcePattern) -> None:
+        root, data = acl.encode_change(pattern)
+        self.retry(self._kazoo.create, f"{root}/{acl.CHANGE_PREFIX}", data, sequence=True, makepath=True)
+
+    def delete_acl_change(self, path: str) -> None:
+        with contextlib.suppress(NoNodeError):
+            self.retry(self._kazoo.delete, path)
+
+    def get_acl_changes(self, root: str, watch: Watch | None = None) -> list[tuple[int, str]]:
+        """The change notifications under `root` as (sequence number, child), in order."""
+        changes = []
+        for child in self.get_children(root, watch=watch):
+            number = child.removeprefix(acl.CHANGE_PREFIX)
+            if child.startswith(acl.CHANGE_PREFIX) and number.isdigit():
+                changes.append((int(number), child))
+        return sorted(changes)
 
     def allocate_producer_id_block(self, broker_id: int) -> zk_data.ProducerIdBlock:
         """Kafka's ZkProducerIdManager: reserve the next block of producer ids with a conditional
