@@ -121,6 +121,17 @@ def _to_protocol_map(name: str, raw: str) -> dict[str, SecurityProtocol]:
     return protocols
 
 
+ACL_AUTHORIZER_NAMES = ("kafka.security.authorizer.AclAuthorizer", "AclAuthorizer")
+
+
+def _to_authorizer(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and value not in ACL_AUTHORIZER_NAMES:
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: the one authorizer is "
+                          f"{ACL_AUTHORIZER_NAMES[0]}")
+    return value
+
+
 def _to_client_auth(name: str, raw: str) -> str:
     value = raw.strip().lower()
     if value == "requested":
@@ -202,6 +213,15 @@ CONFIG_DEFS: dict[str, ConfigDef] = {
             "ssl.client.auth", _to_client_auth, "none",
             "required: an SSL client must present a certificate the truststore signed; none: it is not asked. "
             "Kafka's 'requested' (ask, but accept none) is refused: gRPC's TLS cannot ask without requiring.",
+        ),
+        ConfigDef(
+            "authorizer.class.name", _to_authorizer, "",
+            "kafka.security.authorizer.AclAuthorizer (or AclAuthorizer) turns on the ACL authorizer; empty: none.",
+        ),
+        ConfigDef("super.users", _optional_str, None, "Principals allowed everything: User:a;User:b."),
+        ConfigDef(
+            "allow.everyone.if.no.acl.found", _to_bool, False,
+            "Whether a resource without any ACL is open to every principal.",
         ),
         ConfigDef("zookeeper.connect", _to_zk_connect, None, "host:port[,host:port][/chroot]", required=True),
         ConfigDef("zookeeper.session.timeout.ms", _positive_int, 18000, "ZooKeeper session timeout."),
@@ -427,6 +447,9 @@ class KafkaConfig:
                               f"{','.join(e.listener_name for e in self.advertised_listeners)}")
         self.inter_broker_protocol = self.listener_protocols[self.inter_broker_listener_name]
         self.ssl_client_auth: str = values["ssl.client.auth"]
+        self.authorizer_enabled: bool = bool(values["authorizer.class.name"])
+        self.super_users: str | None = values["super.users"]
+        self.allow_everyone_if_no_acl_found: bool = values["allow.everyone.if.no.acl.found"]
         ssl_props = {name: str(value) for name, value in values.items() if name.startswith("ssl.") and value}
         try:
             self.ssl_stores: SslStores = load_ssl_stores(ssl_props)

@@ -14,11 +14,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from broker import heap
 from broker.api.admin_apis import AdminApis
+from broker.api.authorization import ALLOW_EVERYTHING, Authorizer
 from broker.api.control_apis import ControlApis
 from broker.api.data_apis import DataApis
 from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
 from broker.api.timer import RequestTimer
+from broker.authorizer.acl import parse_super_users
+from broker.authorizer.acl_authorizer import AclAuthorizer
 from broker.config import EndPoint, KafkaConfig
 from broker.controller.channel_manager import ControllerChannelManager
 from broker.controller.controller import KafkaController
@@ -65,6 +68,7 @@ class KafkaServer:
         self.zk: KafkaZkClient | None = None
         self.controller: KafkaController | None = None
         self._grpc: list[grpc.Server] = []
+        self.authorizer: AclAuthorizer | None = None
         self.inter_broker = InterBrokerChannels(config.inter_broker_listener_name, config.inter_broker_protocol,
                                                 config.ssl_stores)
         self._health = health.HealthServicer()
@@ -212,13 +216,19 @@ class KafkaServer:
         self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         assert self.group_coordinator is not None
         timer = RequestTimer(f"request-timer-{self.broker_id}")
+        authorizer: Authorizer = ALLOW_EVERYTHING
+        if self.config.authorizer_enabled:
+            self.authorizer = AclAuthorizer(self.zk, parse_super_users(self.config.super_users),
+                                            self.config.allow_everyone_if_no_acl_found, f"[Broker id={self.broker_id}]")
+            self.authorizer.start()
+            authorizer = self.authorizer
         apis = KafkaApis(
             AdminApis(self.config, self.zk, self.cluster_id, self.metadata_cache, self.controller,
                       self.replica_manager, timer, group_metrics=self._group_metrics),
             DataApis(self.broker_id, self.replica_manager, self.metadata_cache,
-                     ProducerIdManager(self.broker_id, self.zk)),
+                     ProducerIdManager(self.broker_id, self.zk), authorizer),
             ControlApis(self.broker_id, self.replica_manager, self.metadata_cache, self.controller, timer,
-                        self._controller_fence(self.zk)),
+                        self._controller_fence(self.zk), authorizer),
             GroupApis(self.broker_id, self.metadata_cache, self.group_coordinator,
                       OffsetsTopicCreator(self.zk, self.config.offsets_topic_num_partitions,
                                           self.config.offsets_topic_replication_factor,
@@ -317,6 +327,8 @@ class KafkaServer:
         for stopped in stopping:
             stopped.wait(5)
         self.scheduler.shutdown()
+        if self.authorizer is not None:
+            self.authorizer.stop()
         if self.replica_manager is not None:
             self.replica_manager.stop()
             self.replica_manager.checkpoint_high_watermarks()

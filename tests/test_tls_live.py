@@ -1,7 +1,8 @@
-"""A cluster whose brokers listen on SSL only, require client certificates and replicate over
-mutual TLS: clients with a certificate of the cluster's CA produce, consume and administer;
-a plaintext client, a client without a certificate and one with a stranger's certificate are
-refused at the listener, forged controller requests included."""
+"""A cluster whose brokers listen on SSL only, require client certificates, replicate over
+mutual TLS and run the ACL authorizer: clients with a certificate of the cluster's CA produce
+and consume as their ACLs allow; a plaintext client, a client without a certificate and one
+with a stranger's certificate are refused at the listener, and a certified client's forged
+controller request by the authorizer."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ import grpc
 import pytest
 from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness
 
+from broker.authorizer.acl import AclEntry, Operation, Permission, ResourcePattern, ResourceType
+from broker.authorizer.acl_authorizer import AclAuthorizer
 from broker.grpc_options import OPTIONS
+from broker.zk.kafka_zk_client import KafkaZkClient
 from client.admin import AdminClient, AdminError
+from client.cluster import KafkaError
 from client.consumer import KafkaConsumer
 from client.producer import KafkaProducer
 from client.security import ClientSecurity, read_command_config
-from client.tooling.certs import make_cluster_certs
+from client.tooling.certs import make_cluster_certs, principal
 from client.tooling.processes import wait_until
+from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 pytestmark = pytest.mark.live
@@ -50,9 +56,24 @@ def read(cluster: ClusterHarness, security: ClientSecurity, topic: str) -> list[
 def test_a_tls_cluster_serves_certified_clients_and_refuses_the_rest(cluster: ClusterHarness) -> None:
     certs = cluster.use_tls()
     alice = read_command_config(str(certs / "alice.properties"))
+    bob = read_command_config(str(certs / "bob.properties"))
     cluster.start_brokers(1, 2, 3)
     controller = cluster.wait_for_controller()
     assert cluster.admin().create_topic("secret", 1, 3, {"min.insync.replicas": "2"}).error_code == 0
+    # Alice may write and read the topic; bob only read it. The brokers follow the ACLs' change notifications.
+    acls = KafkaZkClient(f"{cluster.zookeeper.connect}{cluster.chroot}", 10000, 10000)
+    acls.start()
+    try:
+        writer = AclAuthorizer(acls)
+        writer.add_acls(ResourcePattern(ResourceType.TOPIC, "secret"), frozenset({
+            AclEntry(principal("alice", "clients"), Permission.ALLOW, Operation.WRITE),
+            AclEntry(principal("alice", "clients"), Permission.ALLOW, Operation.READ),
+            AclEntry(principal("bob", "clients"), Permission.ALLOW, Operation.READ),
+        }))
+    finally:
+        acls.close()
+    for broker_id in (1, 2, 3):
+        cluster.wait_for_log(broker_id, "Processing Acl change notification for Topic:LITERAL:secret")
 
     producer = KafkaProducer(bootstrap(cluster), acks="all", security=alice)
     try:
@@ -63,6 +84,22 @@ def test_a_tls_cluster_serves_certified_clients_and_refuses_the_rest(cluster: Cl
         producer.close()
     # acks=all with min.insync.replicas=2: the followers fetched over mutual TLS.
     assert read(cluster, alice, "secret") == [f"s{i}".encode() for i in range(RECORDS)]
+    assert read(cluster, bob, "secret") == [f"s{i}".encode() for i in range(RECORDS)]
+    refused_writer = KafkaProducer(bootstrap(cluster), acks=1, enable_idempotence=False, security=bob)
+    try:
+        with pytest.raises(KafkaError, match="TOPIC_AUTHORIZATION_FAILED"):
+            refused_writer.send("secret", b"from bob").result(30)
+    finally:
+        refused_writer.close()
+    # A certificate gets a client past the listener, not past the authorizer: bob is no broker.
+    with bob.channel(cluster.brokers[1].address, OPTIONS) as channel:
+        forged = kafka_pb2_grpc.BrokerControlStub(channel).StopReplica(kafka_pb2.StopReplicaRequest(
+            controller_id=controller.controller_id, controller_epoch=controller.epoch, broker_epoch=-1,
+            partitions=[kafka_pb2.StopReplicaPartition(topic="secret", partition=0, delete_partition=True)],
+        ), timeout=10)
+    assert forged.error_code == Errors.CLUSTER_AUTHORIZATION_FAILED.code
+    assert ("Principal = User:CN=bob,OU=clients,O=minikafka is Denied Operation = ClusterAction from host = "
+            "127.0.0.1 on resource = Cluster:LITERAL:kafka-cluster for request = STOP_REPLICA") in cluster.log(1)
     log = cluster.log(1)
     assert "(SSL, SSL)" in log and "PLAINTEXT" not in "".join(
         line for line in log.splitlines() if "Awaiting socket connections" in line)

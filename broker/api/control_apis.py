@@ -8,10 +8,12 @@ from concurrent.futures import Future
 
 from broker import heap
 from broker.api import messages as m
+from broker.api.authorization import ALLOW_EVERYTHING, Authorizer, cluster_allowed
 from broker.api.context import RequestContext
 from broker.api.futures import then
 from broker.api.kafka_apis import Handler
 from broker.api.timer import RequestTimer
+from broker.authorizer.acl import Operation
 from broker.controller.controller import KafkaController
 from broker.controller_fence import ControllerFence
 from broker.metadata_cache import MetadataCache
@@ -20,13 +22,17 @@ from minikafka_protocol.errors import Errors
 
 # Kafka's controlled.shutdown request timeout: how long the controller may take to move leaderships.
 CONTROLLED_SHUTDOWN_TIMEOUT_S = 30
+# Kafka's ApiKeys names, as the authorizer's log says them.
+KIND_NAMES = {"LeaderAndIsr": "LEADER_AND_ISR", "UpdateMetadata": "UPDATE_METADATA", "StopReplica": "STOP_REPLICA"}
 
 
 class ControlApis:
     def __init__(self, broker_id: int, replica_manager: ReplicaManager, metadata_cache: MetadataCache,
-                 controller: KafkaController, timer: RequestTimer, fence: ControllerFence) -> None:
+                 controller: KafkaController, timer: RequestTimer, fence: ControllerFence,
+                 authorizer: Authorizer = ALLOW_EVERYTHING) -> None:
         self._broker_id = broker_id
         self._fence = fence
+        self._authorizer = authorizer
         self._replicas = replica_manager
         self._metadata = metadata_cache
         self._controller = controller
@@ -44,6 +50,10 @@ class ControlApis:
         self, kind: str, context: RequestContext,
         request: m.LeaderAndIsrRequest | m.UpdateMetadataRequest | m.StopReplicaRequest,
     ) -> Errors:
+        """A controller request needs ClusterAction (the brokers' principals are super users),
+        then a controller ZooKeeper confirms."""
+        if not cluster_allowed(self._authorizer, context, Operation.CLUSTER_ACTION, KIND_NAMES[kind]):
+            return Errors.CLUSTER_AUTHORIZATION_FAILED
         return self._fence.verify(kind, request.controller_id, request.controller_epoch, context.client_host)
 
     def handle_leader_and_isr(
@@ -97,6 +107,8 @@ class ControlApis:
         self, context: RequestContext, request: m.ControlledShutdownRequest
     ) -> m.ControlledShutdownResponse | Future[m.ControlledShutdownResponse]:
         """Answered by the controller once it moved the broker's leaderships away (or could not)."""
+        if not cluster_allowed(self._authorizer, context, Operation.CLUSTER_ACTION, "CONTROLLED_SHUTDOWN"):
+            return m.ControlledShutdownResponse(Errors.CLUSTER_AUTHORIZATION_FAILED)
         if not self._controller.is_active:
             return m.ControlledShutdownResponse(Errors.NOT_CONTROLLER,
                                                 f"Broker {self._broker_id} is not the controller")

@@ -102,6 +102,20 @@ def broker_principal_name(broker_id: int) -> str:
     return f"broker-{broker_id}"
 
 
+def principal(name: str, unit: str) -> str:
+    """The principal a broker sees for a certificate made here (Kafka's default principal builder)."""
+    return f"User:CN={name},OU={unit},O={ORGANIZATION}"
+
+
+def super_users(out: Path) -> str:
+    """super.users for a cluster of `out`'s certificates: every broker, and the client `admin` if made."""
+    names = sorted(p.stem for p in out.glob("broker-*.pem"))
+    users = [principal(n, "brokers") for n in names]
+    if (out / "admin.pem").exists():
+        users.append(principal("admin", "clients"))
+    return ";".join(users)
+
+
 def make_cluster_certs(out: Path, brokers: Sequence[int], clients: Sequence[str],
                        hosts: Sequence[str] = ()) -> Issued:
     """A new CA in `out` (or the one already there) and a keystore per broker and client."""

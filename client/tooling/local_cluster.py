@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from client.tooling.certs import broker_principal_name, make_cluster_certs
+from client.tooling.certs import broker_principal_name, make_cluster_certs, super_users
 from client.tooling.processes import free_port, wait_until
 from client.tooling.zookeeper import ZooKeeperServer
 
@@ -36,7 +36,8 @@ class BrokerProcess:
         certs: Path | None = None,
     ) -> None:
         """With `certs` (a directory `minikafka certs` wrote), the broker's one listener is SSL,
-        requires client certificates and is also the brokers' own."""
+        requires client certificates and is also the brokers' own, and the ACL authorizer is on
+        with the brokers and the client `admin` as super users."""
         self.broker_id = broker_id
         self.host = host
         self.port = port or free_port(host)
@@ -47,6 +48,8 @@ class BrokerProcess:
             "ssl.keystore.location": str(Path(certs) / f"{broker_principal_name(broker_id)}.pem"),
             "ssl.truststore.location": str(Path(certs) / "ca.pem"),
             "ssl.client.auth": "required",
+            "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+            "super.users": super_users(Path(certs)),
         }
         self.properties = {
             "broker.id": str(broker_id),
