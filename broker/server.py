@@ -224,7 +224,7 @@ class KafkaServer:
             authorizer = self.authorizer
         apis = KafkaApis(
             AdminApis(self.config, self.zk, self.cluster_id, self.metadata_cache, self.controller,
-                      self.replica_manager, timer, group_metrics=self._group_metrics),
+                      self.replica_manager, timer, group_metrics=self._group_metrics, authorizer=authorizer),
             DataApis(self.broker_id, self.replica_manager, self.metadata_cache,
                      ProducerIdManager(self.broker_id, self.zk), authorizer),
             ControlApis(self.broker_id, self.replica_manager, self.metadata_cache, self.controller, timer,
@@ -232,7 +232,7 @@ class KafkaServer:
             GroupApis(self.broker_id, self.metadata_cache, self.group_coordinator,
                       OffsetsTopicCreator(self.zk, self.config.offsets_topic_num_partitions,
                                           self.config.offsets_topic_replication_factor,
-                                          self.config.offsets_topic_segment_bytes)),
+                                          self.config.offsets_topic_segment_bytes), authorizer),
         )
         for name, server in servers.items():
             listener = Listener(name, self.config.listener_protocols[name])

@@ -10,10 +10,12 @@ from concurrent.futures import Future
 from kazoo.exceptions import NodeExistsError
 
 from broker.api import messages as m
+from broker.api.authorization import ALLOW_EVERYTHING, Authorizer, allowed, cluster_allowed
 from broker.api.context import RequestContext
 from broker.api.futures import then
 from broker.api.kafka_apis import Handler
 from broker.api.timer import RequestTimer
+from broker.authorizer.acl import Operation, ResourceType
 from broker.config import KafkaConfig
 from broker.controller.controller import KafkaController
 from broker.log import log_config
@@ -39,7 +41,9 @@ class AdminApis:
         self, config: KafkaConfig, zk: KafkaZkClient, cluster_id: str, metadata: MetadataCache,
         controller: KafkaController, replica_manager: ReplicaManager,
         timer: RequestTimer, group_metrics: Callable[[], dict[str, int]] = dict,
+        authorizer: Authorizer = ALLOW_EVERYTHING,
     ) -> None:
+        self._authorizer = authorizer
         self._timer = timer
         self._replicas = replica_manager
         self._group_metrics = group_metrics
@@ -111,9 +115,18 @@ class AdminApis:
         snapshot = self._metadata.snapshot()
         by_topic = snapshot.by_topic
         names = list(request.topics) if request.topics else sorted(by_topic)
-        configs = self._topic_configs(names) if request.topics else {}
+        # As Kafka: a topic asked for by name and not describable is TOPIC_AUTHORIZATION_FAILED
+        # (checked before existence); from "every topic" it is silently left out.
+        described = {n for n in names if allowed(self._authorizer, context, Operation.DESCRIBE, ResourceType.TOPIC,
+                                                 n, "METADATA", log_if_denied=bool(request.topics))}
+        if not request.topics:
+            names = [n for n in names if n in described]
+        configs = self._topic_configs([n for n in names if n in described]) if request.topics else {}
         topics = []
         for name in names:
+            if name not in described:
+                topics.append(m.TopicMetadata(name, Errors.TOPIC_AUTHORIZATION_FAILED, name in INTERNAL_TOPICS))
+                continue
             partitions = by_topic.get(name)
             if partitions is None:
                 topics.append(m.TopicMetadata(name, Errors.UNKNOWN_TOPIC_OR_PARTITION, name in INTERNAL_TOPICS))
@@ -142,7 +155,15 @@ class AdminApis:
         live = sorted(self._metadata.snapshot().brokers)
         seen: set[str] = set()
         results: list[m.CreatableTopicResult] = []
+        # Create on the cluster allows every topic; else each needs Create of its own.
+        anywhere = cluster_allowed(self._authorizer, context, Operation.CREATE, "CREATE_TOPICS", log_if_denied=False)
         for topic in request.topics:
+            if not anywhere and not allowed(self._authorizer, context, Operation.CREATE, ResourceType.TOPIC,
+                                            topic.name, "CREATE_TOPICS"):
+                results.append(m.CreatableTopicResult(topic.name, Errors.TOPIC_AUTHORIZATION_FAILED,
+                                                      "Authorization failed."))
+                seen.add(topic.name)
+                continue
             error, message = self._create_topic(topic, live, request.validate_only, duplicate=topic.name in seen)
             seen.add(topic.name)
             if error is not Errors.NONE:
@@ -218,7 +239,9 @@ class AdminApis:
         snapshot = self._metadata.snapshot()
         results: list[m.DeletableTopicResult] = []
         for name in request.topic_names:
-            if not self._controller.is_active:
+            if not allowed(self._authorizer, context, Operation.DELETE, ResourceType.TOPIC, name, "DELETE_TOPICS"):
+                results.append(m.DeletableTopicResult(name, Errors.TOPIC_AUTHORIZATION_FAILED))
+            elif not self._controller.is_active:
                 results.append(m.DeletableTopicResult(name, Errors.NOT_CONTROLLER))
             elif not snapshot.partitions_of(name):
                 results.append(m.DeletableTopicResult(name, Errors.UNKNOWN_TOPIC_OR_PARTITION,
@@ -247,6 +270,9 @@ class AdminApis:
     def handle_elect_leaders(
         self, context: RequestContext, request: m.ElectLeadersRequest
     ) -> m.ElectLeadersResponse | Future[m.ElectLeadersResponse]:
+        if not cluster_allowed(self._authorizer, context, Operation.ALTER, "ELECT_LEADERS"):
+            return m.ElectLeadersResponse(Errors.CLUSTER_AUTHORIZATION_FAILED, dict.fromkeys(
+                sorted(request.partitions or ()), Errors.CLUSTER_AUTHORIZATION_FAILED))
         if not self._controller.is_active:
             return m.ElectLeadersResponse(Errors.NOT_CONTROLLER)
         if request.election_type != "PREFERRED":

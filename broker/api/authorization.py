@@ -31,5 +31,6 @@ def allowed(authorizer: Authorizer, context: RequestContext, operation: Operatio
                                 name, request, log_if_denied)
 
 
-def cluster_allowed(authorizer: Authorizer, context: RequestContext, operation: Operation, request: str) -> bool:
-    return allowed(authorizer, context, operation, ResourceType.CLUSTER, CLUSTER_NAME, request)
+def cluster_allowed(authorizer: Authorizer, context: RequestContext, operation: Operation, request: str,
+                    log_if_denied: bool = True) -> bool:
+    return allowed(authorizer, context, operation, ResourceType.CLUSTER, CLUSTER_NAME, request, log_if_denied)

@@ -10,19 +10,22 @@ from concurrent.futures import Future
 from dataclasses import replace
 
 from broker.api import messages as m
+from broker.api.authorization import ALLOW_EVERYTHING, Authorizer, allowed
 from broker.api.context import RequestContext
 from broker.api.futures import done, then
 from broker.api.kafka_apis import Handler
+from broker.authorizer.acl import CLUSTER_NAME, Operation, ResourceType
 from broker.group.group_coordinator import GroupCoordinator
 from broker.group.group_coordinator_rules import (
     MAX_GROUP_ID_BYTES,
     JoinGroupRequest,
     JoinGroupResult,
     LeaveGroupResult,
+    OffsetFetchPartition,
     SyncGroupRequest,
     SyncGroupResult,
 )
-from broker.group.group_metadata import OffsetAndMetadata
+from broker.group.group_metadata import GroupSummary, OffsetAndMetadata
 from broker.group.offsets_topic import OffsetsTopicCreator
 from broker.metadata_cache import MetadataCache
 from minikafka_protocol.common import TopicPartition
@@ -34,8 +37,9 @@ log = logging.getLogger(__name__)
 
 class GroupApis:
     def __init__(self, broker_id: int, metadata_cache: MetadataCache, group_coordinator: GroupCoordinator,
-                 offsets_topic: OffsetsTopicCreator) -> None:
+                 offsets_topic: OffsetsTopicCreator, authorizer: Authorizer = ALLOW_EVERYTHING) -> None:
         self.broker_id = broker_id
+        self._authorizer = authorizer
         self._metadata = metadata_cache
         self._group_coordinator = group_coordinator
         self._offsets_topic = offsets_topic
@@ -53,6 +57,10 @@ class GroupApis:
             m.ListGroupsRequest: self.handle_list_groups,
         }
 
+    def _may(self, context: RequestContext, operation: Operation, resource_type: ResourceType, name: str,
+             request: str, log_if_denied: bool = True) -> bool:
+        return allowed(self._authorizer, context, operation, resource_type, name, request, log_if_denied)
+
     # -- group coordinator lookup ----------------------------------------------------------------
 
     def handle_find_coordinator(
@@ -64,6 +72,8 @@ class GroupApis:
         if len(request.key.encode()) > MAX_GROUP_ID_BYTES:
             return m.FindCoordinatorResponse(Errors.INVALID_GROUP_ID,
                                              f"Group id is longer than {MAX_GROUP_ID_BYTES} bytes")
+        if not self._may(context, Operation.DESCRIBE, ResourceType.GROUP, request.key, "FIND_COORDINATOR"):
+            return m.FindCoordinatorResponse(Errors.GROUP_AUTHORIZATION_FAILED)
         snapshot = self._metadata.snapshot()
         partitions = snapshot.partitions_of(OFFSETS_TOPIC)
         if not partitions:
@@ -90,20 +100,34 @@ class GroupApis:
 
     # -- membership ------------------------------------------------------------------------------
 
-    def handle_join_group(self, context: RequestContext, request: JoinGroupRequest) -> Future[JoinGroupResult]:
+    def handle_join_group(
+        self, context: RequestContext, request: JoinGroupRequest
+    ) -> JoinGroupResult | Future[JoinGroupResult]:
+        if not self._may(context, Operation.READ, ResourceType.GROUP, request.group_id, "JOIN_GROUP"):
+            return JoinGroupResult(request.member_id, Errors.GROUP_AUTHORIZATION_FAILED)
         # The member's host is the caller's, as the transport saw it, not what the request says.
         return self._group_coordinator.join_group(replace(request, client_host=context.client_host))
 
-    def handle_sync_group(self, context: RequestContext, request: SyncGroupRequest) -> Future[SyncGroupResult]:
+    def handle_sync_group(
+        self, context: RequestContext, request: SyncGroupRequest
+    ) -> SyncGroupResult | Future[SyncGroupResult]:
+        if not self._may(context, Operation.READ, ResourceType.GROUP, request.group_id, "SYNC_GROUP"):
+            return SyncGroupResult(Errors.GROUP_AUTHORIZATION_FAILED)
         return self._group_coordinator.sync_group(request)
 
-    def handle_heartbeat(self, context: RequestContext, request: m.HeartbeatRequest) -> Future[m.HeartbeatResponse]:
+    def handle_heartbeat(
+        self, context: RequestContext, request: m.HeartbeatRequest
+    ) -> m.HeartbeatResponse | Future[m.HeartbeatResponse]:
+        if not self._may(context, Operation.READ, ResourceType.GROUP, request.group_id, "HEARTBEAT"):
+            return m.HeartbeatResponse(Errors.GROUP_AUTHORIZATION_FAILED)
         return then(self._group_coordinator.heartbeat(request.group_id, request.member_id, request.generation_id,
                                                       request.group_instance_id), m.HeartbeatResponse)
 
     def handle_leave_group(
         self, context: RequestContext, request: m.LeaveGroupRequest
     ) -> LeaveGroupResult | Future[LeaveGroupResult]:
+        if not self._may(context, Operation.READ, ResourceType.GROUP, request.group_id, "LEAVE_GROUP"):
+            return LeaveGroupResult(Errors.GROUP_AUTHORIZATION_FAILED)
         if not request.members:
             return LeaveGroupResult(Errors.INVALID_REQUEST)
         return self._group_coordinator.leave_group(request.group_id, list(request.members))
@@ -113,13 +137,19 @@ class GroupApis:
     def handle_offset_commit(
         self, context: RequestContext, request: m.OffsetCommitRequest
     ) -> Future[m.OffsetCommitResponse]:
-        """KafkaApis first answers UNKNOWN_TOPIC_OR_PARTITION for partitions the cluster does not have."""
+        """Read on the group, then per topic Read (TOPIC_AUTHORIZATION_FAILED) and existence
+        (UNKNOWN_TOPIC_OR_PARTITION), as KafkaApis checks them before the coordinator sees the commit."""
+        if not self._may(context, Operation.READ, ResourceType.GROUP, request.group_id, "OFFSET_COMMIT"):
+            return done(m.OffsetCommitResponse(dict.fromkeys(sorted(request.offsets),
+                                                             Errors.GROUP_AUTHORIZATION_FAILED)))
         known = self._metadata.snapshot().partitions
         now = int(time.time() * 1000)  # Kafka's commit timestamp is the broker's clock
         errors: dict[TopicPartition, Errors] = {}
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, committed in request.offsets.items():
-            if tp not in known:
+            if not self._may(context, Operation.READ, ResourceType.TOPIC, tp[0], "OFFSET_COMMIT"):
+                errors[tp] = Errors.TOPIC_AUTHORIZATION_FAILED
+            elif tp not in known:
                 errors[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 offsets[tp] = OffsetAndMetadata(committed.offset, committed.metadata, now, committed.leader_epoch)
@@ -136,18 +166,48 @@ class GroupApis:
     def handle_offset_fetch(
         self, context: RequestContext, request: m.OffsetFetchRequest
     ) -> Future[m.OffsetFetchResponse]:
+        """Describe on the group, then on each topic: a named partition of a topic the caller may
+        not describe is TOPIC_AUTHORIZATION_FAILED; from a fetch of everything it is left out."""
+        if not self._may(context, Operation.DESCRIBE, ResourceType.GROUP, request.group_id, "OFFSET_FETCH"):
+            return done(m.OffsetFetchResponse(Errors.GROUP_AUTHORIZATION_FAILED))
         wanted = list(request.partitions) if request.partitions is not None else None
-        return then(self._group_coordinator.fetch_offsets(request.group_id, wanted),
-                    lambda found: m.OffsetFetchResponse(found[0], dict(sorted(found[1].items()))))
+
+        def answer(found: tuple[Errors, dict[TopicPartition, OffsetFetchPartition]]) -> m.OffsetFetchResponse:
+            offsets: dict[TopicPartition, OffsetFetchPartition] = {}
+            for tp, partition in sorted(found[1].items()):
+                if self._may(context, Operation.DESCRIBE, ResourceType.TOPIC, tp[0], "OFFSET_FETCH",
+                             log_if_denied=wanted is not None):
+                    offsets[tp] = partition
+                elif wanted is not None:
+                    offsets[tp] = OffsetFetchPartition(-1, error=Errors.TOPIC_AUTHORIZATION_FAILED)
+            return m.OffsetFetchResponse(found[0], offsets)
+
+        return then(self._group_coordinator.fetch_offsets(request.group_id, wanted), answer)
 
     # -- views -----------------------------------------------------------------------------------
 
     def handle_describe_groups(
         self, context: RequestContext, request: m.DescribeGroupsRequest
     ) -> Future[m.DescribeGroupsResponse]:
-        return then(self._group_coordinator.describe_groups(list(request.groups)),
-                    lambda described: m.DescribeGroupsResponse(self.broker_id, described))
+        groups = list(request.groups)
+        refused = {g for g in groups if not self._may(context, Operation.DESCRIBE, ResourceType.GROUP, g,
+                                                      "DESCRIBE_GROUPS")}
+
+        def answer(described: list[tuple[Errors, GroupSummary]]) -> m.DescribeGroupsResponse:
+            return m.DescribeGroupsResponse(self.broker_id, [
+                (Errors.GROUP_AUTHORIZATION_FAILED, GroupSummary.dead(g)) if g in refused else entry
+                for g, entry in zip(groups, described, strict=True)])
+
+        return then(self._group_coordinator.describe_groups(groups), answer)
 
     def handle_list_groups(self, context: RequestContext, request: m.ListGroupsRequest) -> Future[m.ListGroupsResponse]:
-        return then(self._group_coordinator.list_groups(), lambda listed: m.ListGroupsResponse(*listed))
+        """Every group with Describe on the cluster, else only those the caller may describe."""
+        everything = self._may(context, Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME, "LIST_GROUPS",
+                               log_if_denied=False)
+
+        def answer(listed: tuple[Errors, list[GroupSummary]]) -> m.ListGroupsResponse:
+            return m.ListGroupsResponse(listed[0], [g for g in listed[1] if everything or self._may(
+                context, Operation.DESCRIBE, ResourceType.GROUP, g.group_id, "LIST_GROUPS", log_if_denied=False)])
+
+        return then(self._group_coordinator.list_groups(), answer)
 
