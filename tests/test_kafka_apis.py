@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from broker.api import messages as m
+from broker.api.authorization import ALLOW_EVERYTHING, Authorizer
 from broker.api.context import RequestContext
 from broker.api.control_apis import ControlApis
 from broker.api.data_apis import DataApis
 from broker.api.group_apis import GroupApis
 from broker.api.kafka_apis import KafkaApis
 from broker.api.timer import RequestTimer
+from broker.authorizer import acl
+from broker.authorizer.acl import AclEntry, Operation, Permission, ResourcePattern, ResourceType
 from broker.controller_fence import ControllerFence, ControllerIdentity
 from broker.fetch_session import PartitionData
 from broker.group.group_coordinator import GroupCoordinator
@@ -31,6 +34,10 @@ from minikafka_protocol.errors import Errors
 T0 = TopicPartition("t", 0)
 MISSING = TopicPartition("missing", 0)
 CALLER = RequestContext(client_host="/127.0.0.1")
+BROKER = RequestContext(client_host="/127.0.0.1", principal="User:CN=broker-9,OU=brokers,O=minikafka")
+ALICE = RequestContext(client_host="/127.0.0.1", principal="User:CN=alice,OU=clients,O=minikafka")
+ALICE_READS_T = {ResourcePattern(ResourceType.TOPIC, "t"): frozenset({
+    AclEntry(ALICE.principal, Permission.ALLOW, Operation.READ)})}
 
 
 class NoProducerIds:
@@ -63,8 +70,28 @@ def zk_controller() -> list[ControllerIdentity]:
     return [ControllerIdentity(1, 9)]
 
 
+class TableAuthorizer:
+    """The authorizer's decision (broker/authorizer/acl.py) over ACLs in a dict, the brokers super users."""
+
+    def __init__(self, acls: dict[ResourcePattern, frozenset[AclEntry]]) -> None:
+        self.acls = acls
+
+    def authorize(self, principal: str, host: str, operation: Operation, resource_type: ResourceType,
+                  name: str, request: str, log_if_denied: bool = True) -> bool:
+        return acl.authorize(principal, host, operation, acl.matching_acls(self.acls, resource_type, name),
+                             frozenset({BROKER.principal}), False)
+
+
 @pytest.fixture
-def apis(tmp_path: Path, zk: TopicCreations, zk_controller: list[ControllerIdentity]) -> Iterator[KafkaApis]:
+def authorizer(request: pytest.FixtureRequest) -> Authorizer:
+    """Everyone may do everything, unless a test gives ACLs (parametrize indirect)."""
+    param = getattr(request, "param", None)
+    return ALLOW_EVERYTHING if param is None else TableAuthorizer(param)
+
+
+@pytest.fixture
+def apis(tmp_path: Path, zk: TopicCreations, zk_controller: list[ControllerIdentity],
+         authorizer: Authorizer) -> Iterator[KafkaApis]:
     """Broker 1 leading t-0 with broker 2 in the ISR, as the controller's two requests make it,
     and coordinating no group yet."""
     replicas = ReplicaManager(1, lambda: 100, LogManager([str(tmp_path)], LogConfig()))
@@ -72,15 +99,16 @@ def apis(tmp_path: Path, zk: TopicCreations, zk_controller: list[ControllerIdent
     group_coordinator = GroupCoordinator(1, replicas, lambda: 50)
     group_coordinator.startup()
     apis = KafkaApis(
-        DataApis(1, replicas, metadata, NoProducerIds()),  # type: ignore[arg-type]
+        DataApis(1, replicas, metadata, NoProducerIds(), authorizer),  # type: ignore[arg-type]
         ControlApis(1, replicas, metadata, NotController(), RequestTimer(),  # type: ignore[arg-type]
-                    ControllerFence("[Broker id=1]", lambda: zk_controller[0])),
-        GroupApis(1, metadata, group_coordinator, OffsetsTopicCreator(zk, 50, 3, 104857600)),  # type: ignore[arg-type]
+                    ControllerFence("[Broker id=1]", lambda: zk_controller[0]), authorizer),
+        GroupApis(1, metadata, group_coordinator, OffsetsTopicCreator(zk, 50, 3, 104857600),  # type: ignore[arg-type]
+                  authorizer),
     )
     state = PartitionInfo("t", 0, 1, 0, isr=(1, 2), replicas=(1, 2), zk_version=0, controller_epoch=1)
     brokers = [BrokerEndpoint(1, "127.0.0.1", 9092), BrokerEndpoint(2, "127.0.0.1", 9093)]
-    answers = [apis.handle(CALLER, m.LeaderAndIsrRequest(9, 1, -1, [state])).result(),
-               apis.handle(CALLER, m.UpdateMetadataRequest(9, 1, -1, brokers, [state], [])).result()]
+    answers = [apis.handle(BROKER, m.LeaderAndIsrRequest(9, 1, -1, [state])).result(),
+               apis.handle(BROKER, m.UpdateMetadataRequest(9, 1, -1, brokers, [state], [])).result()]
     assert answers == [m.ControllerRequestResponse(Errors.NONE, {T0: Errors.NONE}),
                        m.ControllerRequestResponse(Errors.NONE)]
     yield apis
@@ -185,3 +213,31 @@ def test_group_requests_to_a_broker_that_does_not_coordinate_the_group_are_not_c
 def test_an_unknown_request_type_is_a_programming_error(apis: KafkaApis) -> None:
     with pytest.raises(TypeError, match="no handler for str"):
         apis.handle(CALLER, "Produce")
+
+
+@pytest.mark.parametrize("authorizer", [ALICE_READS_T], indirect=True)
+def test_the_authorizer_refuses_with_kafkas_codes(apis: KafkaApis) -> None:
+    refused = apis.handle(ALICE, m.ProduceRequest(1, 1000, {T0: rb.build_batch([(None, b"x")]),
+                                                            MISSING: rb.build_batch([(None, b"x")])})).result()
+    # Write is refused, and before existence: the missing topic says so too.
+    assert {tp: r.error for tp, r in refused.partitions.items()} == {
+        T0: Errors.TOPIC_AUTHORIZATION_FAILED, MISSING: Errors.TOPIC_AUTHORIZATION_FAILED}
+    read = apis.handle(ALICE, m.FetchRequest(-1, 0, 0, 1 << 20, {T0: PartitionData(0)})).result()
+    assert read.partitions[T0].error is Errors.NONE
+    listed = apis.handle(ALICE, m.ListOffsetsRequest({T0: m.ListOffsetsPartition(-1, -1)})).result()
+    assert listed.partitions[T0].error is Errors.NONE  # Describe comes with Read
+    follower = apis.handle(ALICE, m.FetchRequest(2, 0, 0, 1 << 20, {T0: PartitionData(0)})).result()
+    assert follower.partitions[T0].error is Errors.TOPIC_AUTHORIZATION_FAILED  # only brokers fetch as followers
+    forged = apis.handle(ALICE, m.StopReplicaRequest(9, 1, -1, [m.StopReplicaPartition(T0, 0, True)])).result()
+    assert forged.error is Errors.CLUSTER_AUTHORIZATION_FAILED
+    shutdown = apis.handle(ALICE, m.ControlledShutdownRequest(2, 100)).result()
+    assert shutdown.error is Errors.CLUSTER_AUTHORIZATION_FAILED
+    assert apis.handle(ALICE, m.InitProducerIdRequest()).result().error is Errors.CLUSTER_AUTHORIZATION_FAILED
+    assert apis.handle(ALICE, m.FindCoordinatorRequest("g")).result().error is Errors.GROUP_AUTHORIZATION_FAILED
+    heartbeat = apis.handle(ALICE, m.HeartbeatRequest("g", "m", 1)).result()
+    assert heartbeat.error is Errors.GROUP_AUTHORIZATION_FAILED
+    fetched = apis.handle(ALICE, m.OffsetFetchRequest("g")).result()
+    assert fetched.error is Errors.GROUP_AUTHORIZATION_FAILED
+    # The brokers' own principal is a super user.
+    assert apis.handle(BROKER, m.FetchRequest(2, 0, 0, 1 << 20, {T0: PartitionData(0)})).result() \
+        .partitions[T0].error is Errors.NONE
