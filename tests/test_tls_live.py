@@ -10,10 +10,8 @@ import grpc
 import pytest
 from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness
 
-from broker.authorizer.acl import AclEntry, Operation, Permission, ResourcePattern, ResourceType
-from broker.authorizer.acl_authorizer import AclAuthorizer
 from broker.grpc_options import OPTIONS
-from broker.zk.kafka_zk_client import KafkaZkClient
+from client import cli
 from client.admin import AdminClient, AdminError
 from client.cluster import KafkaError
 from client.consumer import KafkaConsumer
@@ -61,17 +59,11 @@ def test_a_tls_cluster_serves_certified_clients_and_refuses_the_rest(cluster: Cl
     controller = cluster.wait_for_controller()
     assert cluster.admin().create_topic("secret", 1, 3, {"min.insync.replicas": "2"}).error_code == 0
     # Alice may write and read the topic; bob only read it. The brokers follow the ACLs' change notifications.
-    acls = KafkaZkClient(f"{cluster.zookeeper.connect}{cluster.chroot}", 10000, 10000)
-    acls.start()
-    try:
-        writer = AclAuthorizer(acls)
-        writer.add_acls(ResourcePattern(ResourceType.TOPIC, "secret"), frozenset({
-            AclEntry(principal("alice", "clients"), Permission.ALLOW, Operation.WRITE),
-            AclEntry(principal("alice", "clients"), Permission.ALLOW, Operation.READ),
-            AclEntry(principal("bob", "clients"), Permission.ALLOW, Operation.READ),
-        }))
-    finally:
-        acls.close()
+    zookeeper = f"{cluster.zookeeper.connect}{cluster.chroot}"
+    assert cli.main(["acls", "--zookeeper", zookeeper, "--add", "--allow-principal", principal("alice", "clients"),
+                     "--operation", "Write", "--operation", "Read", "--topic", "secret"]) == 0
+    assert cli.main(["acls", "--zookeeper", zookeeper, "--add", "--allow-principal", principal("bob", "clients"),
+                     "--operation", "Read", "--topic", "secret"]) == 0
     for broker_id in (1, 2, 3):
         cluster.wait_for_log(broker_id, "Processing Acl change notification for Topic:LITERAL:secret")
 

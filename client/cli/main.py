@@ -10,7 +10,7 @@ import sys
 import threading
 
 from client.admin import AdminError
-from client.cli import certs, chaos, cluster, groups, produce_consume, topics, watch
+from client.cli import acls, certs, chaos, cluster, groups, produce_consume, topics, watch
 from client.cli.common import CliError, UsageError
 from client.cluster import KafkaError
 from client.tooling.processes import LocalClusterError
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_commands(commands)
     cluster.add_local_cluster_command(commands)
     certs.add_commands(commands)
+    acls.add_commands(commands)
     chaos.add_commands(commands)
     return parser
 
