@@ -84,6 +84,7 @@ bench: install
 	$(BIN)/python bench/partition_failover.py
 	$(BIN)/python bench/produce_throughput.py
 	$(BIN)/python bench/consumer_group.py
+	$(BIN)/python bench/fuzz.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(GENERATED) $(PROTOS:.proto=_pb2.pyi)

@@ -9,6 +9,7 @@ are kept under a second, so that a request parked as it asked is not taken for a
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from broker.log import record_batch as rb
@@ -152,3 +154,32 @@ def messages(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[Messag
         return message
 
     return st.fixed_dictionaries({}, optional=fields).map(build)
+
+
+@dataclass
+class FuzzRun:
+    sent: int = 0
+    failures: list[str] = dataclasses.field(default_factory=list)  # calls answered with a gRPC error, or not at all
+
+
+def run(channel: grpc.Channel, requests: int, call_timeout_s: float = 20.0) -> FuzzRun:
+    """Send `requests` hostile requests, one at a time, each to a method drawn at random; a call
+    that ends in any gRPC error (INTERNAL, UNAVAILABLE after a crash, DEADLINE_EXCEEDED for a
+    hang, ...) is a failure. Deterministic: the same count sends the same requests."""
+    methods = rpcs()
+    result = FuzzRun()
+
+    @settings(max_examples=requests, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @given(st.data())
+    def hostile(data: st.DataObject) -> None:
+        rpc = data.draw(st.sampled_from(methods))
+        request = data.draw(messages(rpc.request.DESCRIPTOR))
+        result.sent += 1
+        try:
+            rpc.call(channel)(request, timeout=call_timeout_s)
+        except grpc.RpcError as e:
+            result.failures.append(f"{rpc.name}: {e.code().name} ({e.details()}) for {str(request)[:300]!r}")
+
+    hostile()
+    return result
