@@ -23,7 +23,8 @@ import pytest
 
 docker = pytest.importorskip("docker")
 
-pytestmark = pytest.mark.docker
+# The first test's fixture builds the images (`make up`): as long as `make up` may take, not pytest's 300 s.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "minikafka-test"
