@@ -36,6 +36,7 @@ class AclAuthorizer:
         self._lock = threading.Lock()  # the cache and the changes processed: this object's alone
         self._acls: dict[acl.ResourcePattern, frozenset[acl.AclEntry]] = {}
         self._last_change = {acl.LITERAL_CHANGES_PATH: -1, acl.EXTENDED_CHANGES_PATH: -1}
+        self._created_ms: dict[str, int] = {}  # each notification read, by path: when it was made
         self._changed = threading.Event()
         self._stopped = threading.Event()
         self._denials_logged: set[tuple[str, acl.ResourcePattern, acl.Operation]] = set()
@@ -143,6 +144,7 @@ class AclAuthorizer:
             if number > self._last_change[root]:
                 found = self._zk.get_data(path)
                 if found is not None:
+                    self._created_ms[path] = found[1].ctime
                     try:
                         pattern = acl.decode_change(root, found[0])
                         entries, _ = self._zk.get_resource_acls(pattern)
@@ -154,7 +156,9 @@ class AclAuthorizer:
                         with self._lock:
                             self._set(pattern, entries)
                 self._last_change[root] = number
-            stat = self._zk.exists(path)
-            if stat is not None and now_ms - stat.ctime > CHANGE_EXPIRATION_MS:
+            # The notification's age is known from its one read: no request per notification per look.
+            created = self._created_ms.get(path)
+            if created is not None and now_ms - created > CHANGE_EXPIRATION_MS:
                 with contextlib.suppress(Exception):
                     self._zk.delete_acl_change(path)
+                    del self._created_ms[path]
