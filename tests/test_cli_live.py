@@ -14,7 +14,7 @@ import pytest
 from harness import ClusterHarness
 
 from client.admin import AdminClient
-from client.tooling.processes import free_port, wait_until
+from client.tooling.processes import free_port, free_port_run, wait_until
 
 pytestmark = pytest.mark.live
 
@@ -74,7 +74,7 @@ def test_malformed_bootstrap_server_is_a_one_line_error(bootstrap: str) -> None:
 
 
 def test_local_cluster_starts_zookeeper_and_brokers_and_stops_them_on_sigterm(tmp_path: Path) -> None:
-    zk_port, base_port = free_port(), free_port()
+    zk_port, base_port = free_port(), free_port_run(3)
     process = subprocess.Popen(
         [sys.executable, "-m", "client.cli", "local-cluster", "--brokers", "3", "--zookeeper-port", str(zk_port),
          "--base-port", str(base_port), "--dir", str(tmp_path), "--override", "zookeeper.session.timeout.ms=4000"],
@@ -161,3 +161,14 @@ def test_consuming_a_missing_topic_is_a_one_line_error(cluster: ClusterHarness) 
     )
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert "nowhere" in result.stderr
+
+
+def test_local_cluster_with_a_broker_port_taken_names_the_broker_and_why(tmp_path: Path) -> None:
+    base_port = free_port_run(2)
+    with socket.create_server(("127.0.0.1", base_port + 1)):
+        result = minikafka("local-cluster", "--brokers", "2", "--zookeeper-port", str(free_port()),
+                           "--base-port", str(base_port), "--dir", str(tmp_path), timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith("minikafka: error: broker 2 exited: Cannot listen on ")
+    assert f":{base_port + 1}" in result.stderr
+    assert result.stderr.count("\n") == 1

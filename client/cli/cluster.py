@@ -80,7 +80,7 @@ def cmd_local_cluster(args: argparse.Namespace) -> int:
         def converged() -> ClusterDescription | None:
             for broker in cluster.brokers:
                 if not broker.running:
-                    raise LocalClusterError(f"broker {broker.broker_id} exited; see {broker.log_path}")
+                    raise LocalClusterError(f"broker {broker.broker_id} exited: {broker.exit_reason()}")
             d = admin.describe_cluster()
             return d if d.controller_id >= 0 and len(d.brokers) == len(cluster.brokers) else None
 

@@ -127,6 +127,12 @@ class BrokerProcess:
             self.kill()
         self.start()
 
+    def exit_reason(self) -> str:
+        """Why an exited broker stopped: its own one-line error, else where its log is."""
+        errors = [line for line in self.log_text().splitlines() if line.startswith("minikafka-broker: error: ")]
+        reason = errors[-1].removeprefix("minikafka-broker: error: ") if errors else "no error line"
+        return f"{reason}; see {self.log_path}"
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
