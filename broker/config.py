@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from broker.zk.zk_security import ZkSecurity, ZkSecurityError
 from minikafka_protocol.properties import PropertiesError, read_properties
 from minikafka_protocol.security import (
     DEFAULT_PROTOCOL_MAP,
@@ -229,6 +230,11 @@ CONFIG_DEFS: dict[str, ConfigDef] = {
             "zookeeper.connection.timeout.ms", _positive_int, None,
             "How long to wait for the first connection; defaults to the session timeout.",
         ),
+        ConfigDef("zookeeper.set.acl", _to_bool, False, "Create znodes writable by the brokers alone."),
+        ConfigDef(
+            "zookeeper.auth.digest", _optional_str, None,
+            "user:password the brokers authenticate to ZooKeeper with (Kafka: JAAS Client section).",
+        ),
         ConfigDef("log.dirs", _to_list, None, "Directories of the broker's data; defaults to log.dir."),
         ConfigDef("log.dir", _optional_str, "/tmp/kafka-logs", "Used when log.dirs is not set."),
         ConfigDef("broker.rack", _optional_str, None, "The broker's rack, registered in ZooKeeper."),
@@ -366,6 +372,10 @@ class KafkaConfig:
         self.zookeeper_connection_timeout_ms: int = (
             values["zookeeper.connection.timeout.ms"] or self.zookeeper_session_timeout_ms
         )
+        try:
+            self.zk_security = ZkSecurity(values["zookeeper.set.acl"], values["zookeeper.auth.digest"])
+        except ZkSecurityError as e:
+            raise ConfigError(str(e)) from None
         self.log_dirs: list[str] = values["log.dirs"] or [values["log.dir"]]
         self.rack: str | None = values["broker.rack"]
         self.num_partitions: int = values["num.partitions"]

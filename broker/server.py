@@ -90,6 +90,7 @@ class KafkaServer:
             self.config.zookeeper_connect,
             self.config.zookeeper_session_timeout_ms,
             self.config.zookeeper_connection_timeout_ms,
+            security=self.config.zk_security,
         )
         log.info("Connecting to zookeeper on %s", self.config.zookeeper_connect)
         self.zk.start()

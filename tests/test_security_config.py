@@ -9,8 +9,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from kazoo.security import OPEN_ACL_UNSAFE, Permissions
 
 from broker.config import ConfigError, KafkaConfig
+from broker.zk.zk_security import ZkSecurity, opens_children
 from client.tooling.certs import make_cluster_certs
 from minikafka_protocol.security import (
     SecurityConfigError,
@@ -108,3 +110,26 @@ def test_principals_and_endpoints() -> None:
     endpoints = ("PLAINTEXT://h:9092", "SSL://[::1]:9093")
     assert endpoint_address(endpoints, "SSL") == ("::1", 9093)
     assert endpoint_address(endpoints, "INTERNAL") is None
+
+
+def test_zookeeper_set_acl_gives_the_creator_everything_and_the_world_read_but_not_credentials() -> None:
+    secure = ZkSecurity(set_acl=True, digest="kafka:secret")
+    assert secure.auth_data == [("digest", "kafka:secret")]
+    assert [(a.id.scheme, a.perms) for a in secure.acls("/controller")] == [
+        ("auth", Permissions.ALL), ("world", Permissions.READ)]
+    assert [a.id.scheme for a in secure.acls("/config/users/alice")] == ["auth"]
+    assert [a.id.scheme for a in secure.acls("/config/brokers")] == ["auth"]
+    assert [a.id.scheme for a in secure.acls("/config/topics/t")] == ["auth", "world"]
+    assert ZkSecurity().acls("/controller") == list(OPEN_ACL_UNSAFE)
+    assert ZkSecurity(digest="kafka:secret").acls("/controller") == list(OPEN_ACL_UNSAFE)
+    assert opens_children(OPEN_ACL_UNSAFE[0]) and not opens_children(secure.acls("/")[1])
+
+
+@pytest.mark.parametrize(("props", "message"), [
+    ({"zookeeper.set.acl": "true"}, "zookeeper.set.acl is true, but no ZooKeeper credentials are configured"),
+    ({"zookeeper.auth.digest": "kafka"}, "zookeeper.auth.digest must be user:password"),
+    ({"zookeeper.auth.digest": ":secret"}, "zookeeper.auth.digest must be user:password"),
+])
+def test_zookeeper_login_mistakes_are_config_errors(props: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        KafkaConfig({**REQUIRED, **props})

@@ -32,12 +32,12 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.serialization import CheckVersion, Create, Delete, SetData, Transaction
 from kazoo.protocol.states import WatchedEvent, ZnodeStat
 from kazoo.retry import KazooRetry
-from kazoo.security import OPEN_ACL_UNSAFE
 
 from broker.authorizer import acl
-from broker.zk import zk_data
+from broker.zk import zk_data, zk_security
 from broker.zk.multi_read import MultiRead
 from broker.zk.zk_data import BrokerInfo, ZNodeDecodeError
+from broker.zk.zk_security import ZkSecurity
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,12 @@ class KafkaZkClient:
         session_timeout_ms: int,
         connection_timeout_ms: int,
         on_session_event: Callable[[SessionEvent], None] | None = None,
+        security: ZkSecurity | None = None,
     ) -> None:
         self._servers, self._chroot = parse_zk_connect(connect)
+        # Every znode kazoo creates gets security's default ACL; minikafka writes nothing below
+        # the sensitive paths, which alone would need another.
+        self.security = security or ZkSecurity()
         self._connect = connect
         self.session_timeout_ms = session_timeout_ms
         self._connection_timeout_ms = connection_timeout_ms
@@ -151,6 +155,8 @@ class KafkaZkClient:
             timeout=session_timeout_ms / 1000,
             connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=2, max_delay=1.0),
             logger=logging.getLogger("kazoo.client"),
+            auth_data=self.security.auth_data,
+            default_acl=self.security.default_acl,
         )
         self._kazoo.add_listener(self._on_state)
         self._multi_read_supported = True
@@ -168,7 +174,8 @@ class KafkaZkClient:
         """Connect, creating the chroot if needed (as Kafka's createChrootIfNecessary)."""
         timeout = self._connection_timeout_ms / 1000
         if self._chroot:
-            bootstrap = KazooClient(hosts=self._servers, timeout=self.session_timeout_ms / 1000)
+            bootstrap = KazooClient(hosts=self._servers, timeout=self.session_timeout_ms / 1000,
+                                    auth_data=self.security.auth_data, default_acl=self.security.default_acl)
             self._start_within(bootstrap, timeout)
             try:
                 bootstrap.ensure_path(self._chroot)
@@ -178,6 +185,19 @@ class KafkaZkClient:
         self._start_within(self._kazoo, timeout)
         self._session_id = self._kazoo.client_id[0]
         self._live.set()
+        if self.security.set_acl:
+            self._warn_if_root_open()
+
+    def _warn_if_root_open(self) -> None:
+        """The brokers' ACLs protect what they create, but the children of an open parent can
+        be deleted and created by anyone: /controller among them. Kafka says nothing of it."""
+        acls, _ = self.retry(self._kazoo.get_acls, "/")
+        if any(zk_security.opens_children(entry) for entry in acls):
+            log.warning(
+                "zookeeper.set.acl is true, but %s is open to everyone, so any ZooKeeper client can "
+                "delete and create /controller and the other top-level znodes; give zookeeper.connect "
+                "a chroot the brokers create (host:port/kafka)", self._chroot or "the root znode",
+            )
 
     def _start_within(self, client: KazooClient, timeout: float) -> None:
         try:
@@ -494,7 +514,7 @@ class KafkaZkClient:
         return (self._kazoo.chroot or "") + path
 
     def op_create(self, path: str, data: bytes = b"") -> Op:
-        return Create(self._root(path), data, OPEN_ACL_UNSAFE, 0)
+        return Create(self._root(path), data, self.security.acls(path), 0)
 
     def op_set_data(self, path: str, data: bytes, version: int) -> Op:
         return SetData(self._root(path), data, version)

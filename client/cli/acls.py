@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import itertools
 
+from kazoo.exceptions import NoAuthError
+
 from broker.authorizer.acl import (
     CLUSTER_NAME,
     WILDCARD_HOST,
@@ -21,6 +23,7 @@ from broker.authorizer.acl import (
 )
 from broker.authorizer.acl_authorizer import AclAuthorizer
 from broker.zk.kafka_zk_client import KafkaZkClient
+from broker.zk.zk_security import ZkSecurity, ZkSecurityError
 from client.cli.common import CliError, Commands, UsageError
 
 ZK_TIMEOUT_MS = 10000
@@ -89,6 +92,31 @@ def _print(title: str, pattern: ResourcePattern, entries: frozenset[AclEntry]) -
     print(f"{title} `{_describe(pattern)}`: \n \t" + "\n\t".join(lines) + " \n")
 
 
+AUTHORIZER_PROPERTIES = ("zookeeper.connect", "zookeeper.set.acl", "zookeeper.auth.digest")
+
+
+def _zookeeper(args: argparse.Namespace) -> tuple[str, ZkSecurity]:
+    """zookeeper.connect and the brokers' ZooKeeper login, from --zookeeper and
+    --authorizer-properties (key=value, as kafka-acls takes them)."""
+    props: dict[str, str] = {}
+    for item in args.authorizer_properties:
+        key, eq, value = item.partition("=")
+        if not eq or key not in AUTHORIZER_PROPERTIES:
+            raise UsageError(f"--authorizer-properties takes {', '.join(k + '=...' for k in AUTHORIZER_PROPERTIES)}; "
+                             f"not '{item}'")
+        props[key] = value
+    connect = args.zookeeper or props.get("zookeeper.connect")
+    if not connect:
+        raise UsageError("give --zookeeper HOST:PORT or --authorizer-properties zookeeper.connect=HOST:PORT")
+    set_acl = props.get("zookeeper.set.acl", "false").strip().lower()
+    if set_acl not in ("true", "false"):
+        raise UsageError(f"zookeeper.set.acl must be true or false, not '{set_acl}'")
+    try:
+        return connect, ZkSecurity(set_acl == "true", props.get("zookeeper.auth.digest"))
+    except ZkSecurityError as e:
+        raise UsageError(str(e)) from None
+
+
 def cmd_acls(args: argparse.Namespace) -> int:
     actions = [a for a in ("add", "remove", "list") if getattr(args, a)]
     if len(actions) != 1:
@@ -96,48 +124,58 @@ def cmd_acls(args: argparse.Namespace) -> int:
     for principal in args.allow_principal + args.deny_principal:
         if ":" not in principal:
             raise UsageError(f"'{principal}' is not a principal of the form Type:name (User:alice)")
-    zk = KafkaZkClient(args.zookeeper, ZK_TIMEOUT_MS, ZK_TIMEOUT_MS)
+    connect, security = _zookeeper(args)
+    zk = KafkaZkClient(connect, ZK_TIMEOUT_MS, ZK_TIMEOUT_MS, security=security)
     try:
         zk.start()
     except Exception as e:
-        raise CliError(f"cannot reach ZooKeeper at {args.zookeeper}: {e}") from None
+        raise CliError(f"cannot reach ZooKeeper at {connect}: {e}") from None
     try:
-        authorizer = AclAuthorizer(zk)
-        if args.list:
-            wanted = set(_resources(args))
-            acls, problems = zk.get_all_acls()
-            for problem in problems:
-                print(f"minikafka: warning: {problem}")
-            for pattern, entries in sorted(acls.items(), key=lambda kv: str(kv[0])):
-                if not wanted or pattern in wanted:
-                    _print("Current ACLs for resource", pattern, entries)
-            return 0
-        zk.create_acl_paths()
-        for pattern, entries in _acls_by_resource(args).items():
-            try:
-                if args.add:
-                    _print("Adding ACLs for resource", pattern, entries)
-                    authorizer.add_acls(pattern, entries)
-                elif entries:
-                    _print("Removing ACLs for resource", pattern, entries)
-                    authorizer.remove_acls(pattern, entries)
-                else:
-                    print(f"Removing all ACLs for resource `{_describe(pattern)}`")
-                    authorizer.remove_acls(pattern)
-            except AclError as e:
-                raise CliError(str(e)) from None
-            _print("Current ACLs for resource", pattern, zk.get_resource_acls(pattern)[0])
-        return 0
+        return _run(args, zk)
+    except NoAuthError:
+        raise CliError("ZooKeeper refused to write /kafka-acl: it belongs to the brokers' login; give theirs "
+                       "with --authorizer-properties zookeeper.auth.digest=USER:PASSWORD") from None
     finally:
         zk.close()
+
+
+def _run(args: argparse.Namespace, zk: KafkaZkClient) -> int:
+    authorizer = AclAuthorizer(zk)
+    if args.list:
+        wanted = set(_resources(args))
+        acls, problems = zk.get_all_acls()
+        for problem in problems:
+            print(f"minikafka: warning: {problem}")
+        for pattern, entries in sorted(acls.items(), key=lambda kv: str(kv[0])):
+            if not wanted or pattern in wanted:
+                _print("Current ACLs for resource", pattern, entries)
+        return 0
+    zk.create_acl_paths()
+    for pattern, entries in _acls_by_resource(args).items():
+        try:
+            if args.add:
+                _print("Adding ACLs for resource", pattern, entries)
+                authorizer.add_acls(pattern, entries)
+            elif entries:
+                _print("Removing ACLs for resource", pattern, entries)
+                authorizer.remove_acls(pattern, entries)
+            else:
+                print(f"Removing all ACLs for resource `{_describe(pattern)}`")
+                authorizer.remove_acls(pattern)
+        except AclError as e:
+            raise CliError(str(e)) from None
+        _print("Current ACLs for resource", pattern, zk.get_resource_acls(pattern)[0])
+    return 0
 
 
 def add_commands(commands: Commands) -> None:
     acls = commands.add_parser("acls", help="add, remove and list ACLs (as kafka-acls)",
                                description="ACLs of the brokers' ACL authorizer (authorizer.class.name), "
                                            "written in ZooKeeper as Kafka's authorizer stores them.")
-    acls.add_argument("--zookeeper", required=True, metavar="HOST:PORT[/CHROOT]",
-                      help="the cluster's zookeeper.connect")
+    acls.add_argument("--zookeeper", metavar="HOST:PORT[/CHROOT]", help="the cluster's zookeeper.connect")
+    acls.add_argument("--authorizer-properties", nargs="+", default=[], metavar="KEY=VALUE",
+                      help="zookeeper.connect, and as the brokers have them zookeeper.set.acl "
+                           "and zookeeper.auth.digest")
     for action in ("add", "remove", "list"):
         acls.add_argument(f"--{action}", action="store_true")
     acls.add_argument("--allow-principal", action="append", default=[], metavar="User:NAME")

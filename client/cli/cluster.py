@@ -66,7 +66,7 @@ def cmd_local_cluster(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         cluster.start()
-        print(f"ZooKeeper: {cluster.zookeeper.connect}")
+        print(f"ZooKeeper: {cluster.zookeeper_connect}")
         print(f"Bootstrap servers: {cluster.bootstrap_servers}")
         for broker in cluster.brokers:
             print(f"Broker {broker.broker_id}: pid {broker.pid}, {broker.address}, log {broker.log_path}")
@@ -75,6 +75,9 @@ def cmd_local_cluster(args: argparse.Namespace) -> int:
             admin_config = cluster.certs / "admin.properties"
             security, config_flag = read_command_config(str(admin_config)), f" --command-config {admin_config}"
             print(f"SSL with client certificates; certificates and client properties in {cluster.certs}")
+            zookeeper = " ".join(f"{k}={v}" for k, v in {"zookeeper.connect": cluster.zookeeper_connect,
+                                                         **cluster.zookeeper_auth}.items())
+            print(f"ACLs: minikafka acls --authorizer-properties {zookeeper} --list")
         admin = AdminClient(cluster.bootstrap_servers, timeout_s=5, security=security)
 
         def converged() -> ClusterDescription | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -153,17 +154,24 @@ class LocalCluster:
         the certificates (brokers, and the clients `admin`, `alice` and `bob`) are in work_dir/certs."""
         self.work_dir = Path(work_dir)
         self.certs: Path | None = None
+        # The brokers' ZooKeeper login when secure: their znodes are theirs alone to change.
+        self.zookeeper_auth: dict[str, str] = {}
         if secure:
             self.certs = self.work_dir / "certs"
             make_cluster_certs(self.certs, range(1, brokers + 1), SECURE_CLIENTS)
+            self.zookeeper_auth = {"zookeeper.set.acl": "true",
+                                   "zookeeper.auth.digest": f"kafka:{secrets.token_hex(12)}"}
         self.zookeeper = ZooKeeperServer(self.work_dir / "zookeeper", port=zookeeper_port)
+        # Under a chroot, which the brokers create with their ACL: ZooKeeper's root znode is
+        # open to all, and anyone may delete and create the children of an open znode.
+        self.chroot = "/minikafka" if secure else ""
         # Brokers stop together here: a last broker cannot hand its leaderships to anyone, so
         # keep its controlled shutdown retries short (Kafka's default backoff is 5 s).
-        overrides = {"controlled.shutdown.retry.backoff.ms": "1000", **(overrides or {})}
+        overrides = {"controlled.shutdown.retry.backoff.ms": "1000", **self.zookeeper_auth, **(overrides or {})}
         self.brokers = [
             BrokerProcess(
                 broker_id,
-                self.zookeeper.connect,
+                self.zookeeper_connect,
                 self.work_dir / f"broker-{broker_id}",
                 port=(base_port + broker_id - 1) if base_port else None,
                 overrides=overrides,
@@ -171,6 +179,11 @@ class LocalCluster:
             )
             for broker_id in range(1, brokers + 1)
         ]
+
+    @property
+    def zookeeper_connect(self) -> str:
+        """The brokers' zookeeper.connect."""
+        return self.zookeeper.connect + self.chroot
 
     @property
     def bootstrap_servers(self) -> str:
@@ -183,10 +196,11 @@ class LocalCluster:
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Until every broker is registered in ZooKeeper and a controller is elected."""
-        zk = KazooClient(hosts=self.zookeeper.connect)
+        zk = KazooClient(hosts=self.zookeeper.connect)  # the chroot may not be there yet
         zk.start()
         try:
-            wait_until(lambda: len(zk.get_children("/brokers/ids")) == len(self.brokers) and zk.exists("/controller"),
+            wait_until(lambda: len(zk.get_children(f"{self.chroot}/brokers/ids")) == len(self.brokers)
+                       and zk.exists(f"{self.chroot}/controller"),
                        timeout, "every broker registered and a controller")
         finally:
             zk.stop()
