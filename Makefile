@@ -11,7 +11,11 @@ BROKERS ?= 3
 # The demo cluster in Docker: `docker compose` where there is one, else docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 PROJECT ?= minikafka
-DC := $(COMPOSE) -p $(PROJECT)
+# SECURE=1: the same cluster with mTLS, ACLs and ZooKeeper ACLs (docker-compose.secure.yml).
+SECURE ?=
+BOTH_FILES := -f docker-compose.yml -f docker-compose.secure.yml
+SECURED := Secured: mTLS between everyone, ACLs and ZooKeeper ACLs; certificates in the certs volume (/certs).
+DC := $(COMPOSE) -p $(PROJECT) $(if $(SECURE),$(BOTH_FILES))
 
 .PHONY: install proto zookeeper images up down watch local test lint bench chaos chaos-docker clean
 
@@ -43,13 +47,15 @@ up: images
 	$(DC) up -d
 	@echo
 	@echo "minikafka is up: 3 ZooKeeper servers, 3 brokers, a producer and 3 consumers in group demo-group."
+	@$(if $(SECURE),echo "$(SECURED)")
 	@echo "  make watch     every election, live"
 	@echo "  make down      stop it and remove its volumes"
 	@echo "A consumer's role, generation and assignment:  $(DC) logs -f consumer1"
 	@echo "Kill a broker (the README has a walkthrough):  $(DC) kill broker2"
 
+# Either cluster: the secure file only adds services and volumes, so it is named always.
 down:
-	$(DC) --profile tools down --volumes --remove-orphans
+	$(COMPOSE) -p $(PROJECT) $(BOTH_FILES) --profile tools down --volumes --remove-orphans
 
 watch:
 	$(DC) run --rm watch

@@ -49,35 +49,52 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
     raise AssertionError(f"{what}: not within {timeout:.0f} s" + (f" (last: {last!r})" if last else ""))
 
 
-def make(*targets: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PROJECT": PROJECT}
-    return subprocess.run(["make", *targets, f"PROJECT={PROJECT}"], cwd=ROOT, env=env, capture_output=True,
+def project(secure: bool) -> str:
+    return PROJECT + ("-secure" if secure else "")
+
+
+def make(*targets: str, secure: bool = False) -> subprocess.CompletedProcess[str]:
+    """A make target for the plaintext cluster, or with SECURE=1 for the secured one."""
+    env = {**os.environ, "PROJECT": project(secure)}
+    secured = ["SECURE=1"] if secure else []
+    return subprocess.run(["make", *targets, f"PROJECT={project(secure)}", *secured], cwd=ROOT, env=env,
+                          capture_output=True,
                           text=True, timeout=1200)
 
 
 class Cluster:
     """The compose project's containers, and a probe container on its network that runs the
-    `minikafka` command line."""
+    `minikafka` command line; on the secured cluster with the certificates at /certs and as
+    `admin` (a super user)."""
 
-    def __init__(self) -> None:
+    def __init__(self, secure: bool = False) -> None:
+        self.secure = secure
+        self.project = project(secure)
         self.docker = docker.from_env()
-        self.network = f"{PROJECT}_default"
+        self.network = f"{self.project}_default"
         self.probe = self.docker.containers.run(
             "minikafka-client", ["sleep", "infinity"], detach=True, network=self.network,
-            name=f"{PROJECT}-probe", remove=True, labels={"minikafka-test": "probe"},
+            name=f"{self.project}-probe", remove=True, labels={"minikafka-test": "probe"},
+            volumes={f"{self.project}_certs": {"bind": "/certs", "mode": "ro"}} if secure else None,
         )
+        self.security = ["--command-config", "/certs/admin.properties"] if secure else []
 
     def container(self, service: str) -> Any:
         found = self.docker.containers.list(all=True, filters={"label": [
-            f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={service}"]})
+            f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]})
         assert len(found) == 1, f"{service}: {len(found)} containers"
         return found[0]
 
     def minikafka(self, *args: str) -> Any:
         """A `minikafka ... --output json` command's answer."""
-        code, (out, err) = self.probe.exec_run(["minikafka", *args, "--output", "json"], demux=True)
+        code, (out, err) = self.probe.exec_run(["minikafka", *args, *self.security, "--output", "json"], demux=True)
         assert code == 0, (err or b"").decode()
         return json.loads(out)
+
+    def run(self, *command: str) -> tuple[int, str]:
+        """Any command in the probe container: its exit status and stdout and stderr together."""
+        code, out = self.probe.exec_run(list(command))
+        return code, out.decode(errors="replace")
 
     def controller(self) -> dict[str, int]:
         return self.minikafka("cluster", "describe", "--bootstrap-server", BOOTSTRAP, "--timeout", "5")["controller"]
@@ -133,19 +150,25 @@ class Cluster:
             self.probe.remove(force=True)
 
 
-@pytest.fixture(scope="module")
-def compose() -> Iterator[Cluster]:
+# The walkthrough runs on both clusters: `make up`, and `make up SECURE=1` (mTLS, ACLs, ZooKeeper ACLs).
+@pytest.fixture(scope="module", params=["plaintext", "secure"])
+def compose(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if shutil.which("docker") is None:
         pytest.fail("docker is not installed")
-    make("down")
-    started = make("up")
+    secure = request.param == "secure"
+    make("down", secure=secure)
+    started = make("up", secure=secure)
     assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
-    probe = Cluster()
+    probe = Cluster(secure)
     try:
         yield probe
     finally:
         probe.close()
-        make("down")
+        make("down", secure=secure)
+
+
+plaintext_only = pytest.mark.parametrize("compose", ["plaintext"], indirect=True)
+secure_only = pytest.mark.parametrize("compose", ["secure"], indirect=True)
 
 
 def leaders(compose: Cluster) -> dict[int, int]:
@@ -170,6 +193,36 @@ def test_compose_up_from_nothing_every_service_healthy_one_controller_and_the_gr
     group = wait_for(lambda: compose.stable_group(3), 90, "the demo group Stable with three members")
     assert group["leader"] in [m["consumer_id"] for m in group["members"]]
     assert sorted(tp[1] for m in group["members"] for tp in m["partitions"]) == list(range(6))
+
+
+STRANGER_ON_ZOOKEEPER = """
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+zk = KazooClient(hosts="zk1:2181,zk2:2181,zk3:2181/minikafka")
+zk.start()
+refused = 0
+for attempt in (lambda: zk.set("/controller_epoch", b"999"), lambda: zk.delete("/controller"),
+                lambda: zk.create("/brokers/ids/99", b"{}", ephemeral=True),
+                lambda: zk.set("/brokers/topics/demo/partitions/0/state", b"{}")):
+    try:
+        attempt()
+    except NoAuthError:
+        refused += 1
+print("read", zk.get("/controller")[0].decode(), "refused", refused)
+"""
+
+
+@secure_only
+def test_the_secured_cluster_refuses_plaintext_clients_wrong_principals_and_strangers_on_zookeeper(
+        compose: Cluster) -> None:
+    code, out = compose.run("minikafka", "cluster", "describe", "--bootstrap-server", BOOTSTRAP, "--timeout", "3")
+    assert code == 1 and out.startswith("minikafka: error: ") and out.count("\n") == 1, out
+    # The consumers' principal may read the demo topic, not create topics.
+    code, out = compose.run("minikafka", "topics", "--bootstrap-server", BOOTSTRAP, "--command-config",
+                            "/certs/consumer.properties", "--create", "--topic", "intruder")
+    assert code == 1 and "TOPIC_AUTHORIZATION_FAILED" in out, out
+    code, out = compose.run("python", "-c", STRANGER_ON_ZOOKEEPER)
+    assert code == 0 and '"brokerid"' in out and out.strip().endswith("refused 4"), out
 
 
 def test_killing_the_controllers_container_elects_another_and_it_returns_as_a_broker(compose: Cluster) -> None:
@@ -321,6 +374,7 @@ def test_every_acknowledged_record_reaches_the_consumers(compose: Cluster) -> No
     compose.container("producer").start()
 
 
+@plaintext_only  # the chaos runner's clients speak plaintext
 def test_a_chaos_run_against_the_compose_cluster_holds_every_invariant(compose: Cluster) -> None:
     """`make chaos-docker`: the chaos service drives this cluster's containers through the docker
     socket; one short seeded run must hold every invariant and leave the cluster whole."""
@@ -333,6 +387,7 @@ def test_a_chaos_run_against_the_compose_cluster_holds_every_invariant(compose: 
     wait_for(lambda: compose.stable_group(3), 120, "the demo group Stable again")
 
 
+@plaintext_only
 def test_make_up_twice_then_down_and_up_again(compose: Cluster) -> None:
     services = ("zk1", "zk2", "zk3", "broker1", "broker2", "broker3", "consumer1", "consumer2", "consumer3")
     before = {s: compose.container(s).id for s in services}
