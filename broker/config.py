@@ -238,6 +238,14 @@ CONFIG_DEFS: dict[str, ConfigDef] = {
         ConfigDef("log.dirs", _to_list, None, "Directories of the broker's data; defaults to log.dir."),
         ConfigDef("log.dir", _optional_str, "/tmp/kafka-logs", "Used when log.dirs is not set."),
         ConfigDef("broker.rack", _optional_str, None, "The broker's rack, registered in ZooKeeper."),
+        ConfigDef(
+            "socket.request.max.bytes", _positive_int, 104857600,
+            "The largest request a listener accepts; a larger one is refused with RESOURCE_EXHAUSTED.",
+        ),
+        ConfigDef(
+            "queued.max.requests", _positive_int, 2048,
+            "Requests a listener serves at once (each holds a worker thread); more are refused.",
+        ),
         ConfigDef("num.partitions", _positive_int, 1, "Partitions of a topic created without a count."),
         ConfigDef(
             "default.replication.factor", _positive_int, 1, "Replication factor of a topic created without one."
@@ -378,6 +386,8 @@ class KafkaConfig:
             raise ConfigError(str(e)) from None
         self.log_dirs: list[str] = values["log.dirs"] or [values["log.dir"]]
         self.rack: str | None = values["broker.rack"]
+        self.socket_request_max_bytes: int = values["socket.request.max.bytes"]
+        self.queued_max_requests: int = values["queued.max.requests"]
         self.num_partitions: int = values["num.partitions"]
         self.default_replication_factor: int = values["default.replication.factor"]
         self.unclean_leader_election_enable: bool = values["unclean.leader.election.enable"]

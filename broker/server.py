@@ -29,7 +29,7 @@ from broker.controller_fence import ControllerFence, ControllerIdentity
 from broker.group.group_coordinator import GroupCoordinator
 from broker.group.group_coordinator_rules import GroupConfig
 from broker.group.offsets_topic import OffsetsTopicCreator
-from broker.grpc_options import OPTIONS, target
+from broker.grpc_options import server_options, target
 from broker.grpc_security import InterBrokerChannels, server_credentials
 from broker.grpc_services.adapter import Listener
 from broker.grpc_services.admin import AdminService
@@ -188,11 +188,11 @@ class KafkaServer:
         every request knows the listener it came in on and that listener's protocol."""
         servers: dict[str, grpc.Server] = {}
         for endpoint in self.config.listeners:
-            # A parked JoinGroup or SyncGroup holds a worker thread until its rebalance phase ends
-            # (Kafka parks it in a purgatory instead), so a group of hundreds needs hundreds of
-            # workers. The pool starts threads only as requests need them.
-            server = grpc.server(futures.ThreadPoolExecutor(max_workers=2048, thread_name_prefix="grpc"),
-                                 options=OPTIONS)
+            server = grpc.server(
+                futures.ThreadPoolExecutor(max_workers=self.config.queued_max_requests, thread_name_prefix="grpc"),
+                options=server_options(self.config.socket_request_max_bytes),
+                maximum_concurrent_rpcs=self.config.queued_max_requests,
+            )
             host = endpoint.host or "0.0.0.0"
             address = target(host, endpoint.port)
             protocol = self.config.listener_protocols[endpoint.listener_name]
