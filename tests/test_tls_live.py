@@ -6,6 +6,8 @@ controller request by the authorizer."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from harness import DEFAULT_SESSION_TIMEOUT_MS, ClusterHarness
@@ -83,6 +85,32 @@ def test_a_tls_cluster_serves_certified_clients_and_refuses_the_rest(cluster: Cl
             refused_writer.send("secret", b"from bob").result(30)
     finally:
         refused_writer.close()
+    # Reading a topic is not joining a group: bob needs Read on the group too.
+    grouped = KafkaConsumer(bootstrap(cluster), group_id="audit", auto_offset_reset="earliest", security=bob,
+                            default_api_timeout_ms=20000)
+    try:
+        grouped.subscribe(["secret"])
+        deadline = time.monotonic() + 30
+        with pytest.raises(KafkaError, match="GROUP_AUTHORIZATION_FAILED"):
+            while time.monotonic() < deadline:
+                grouped.poll(500)
+    finally:
+        grouped.close()
+    assert cli.main(["acls", "--zookeeper", zookeeper, "--add", "--allow-principal", principal("bob", "clients"),
+                     "--operation", "Read", "--group", "audit"]) == 0
+    for broker_id in (1, 2, 3):
+        cluster.wait_for_log(broker_id, "Processing Acl change notification for Group:LITERAL:audit")
+    grouped = KafkaConsumer(bootstrap(cluster), group_id="audit", auto_offset_reset="earliest", security=bob,
+                            default_api_timeout_ms=20000)
+    try:
+        grouped.subscribe(["secret"])
+        values: list[bytes] = []
+        wait_until(lambda: values.extend(r.value for r in grouped.poll(500)) or len(values) >= RECORDS, 60,
+                   "bob reading secret in group audit")
+        grouped.commit()
+    finally:
+        grouped.close()
+
     # A certificate gets a client past the listener, not past the authorizer: bob is no broker.
     with bob.channel(cluster.brokers[1].address, OPTIONS) as channel:
         forged = kafka_pb2_grpc.BrokerControlStub(channel).StopReplica(kafka_pb2.StopReplicaRequest(
