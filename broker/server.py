@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from broker import heap
+from broker.api.acl_apis import AclApis
 from broker.api.admin_apis import AdminApis
 from broker.api.authorization import ALLOW_EVERYTHING, Authorizer
 from broker.api.control_apis import ControlApis
@@ -234,6 +235,7 @@ class KafkaServer:
                       OffsetsTopicCreator(self.zk, self.config.offsets_topic_num_partitions,
                                           self.config.offsets_topic_replication_factor,
                                           self.config.offsets_topic_segment_bytes), authorizer),
+            AclApis(authorizer, self.authorizer, f"[Broker id={self.broker_id}]"),
         )
         for name, server in servers.items():
             listener = Listener(name, self.config.listener_protocols[name])

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
 
+from broker.authorizer import acl
 from broker.grpc_options import OPTIONS, target
 from client.security import PLAINTEXT, ClientSecurity
 from minikafka_protocol.errors import Errors
 from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 T = TypeVar("T")
+_E = TypeVar("_E")
 
 # A bootstrap server that does not answer within this is skipped for the next one.
 PER_SERVER_TIMEOUT_S = 3.0
@@ -217,3 +219,82 @@ class AdminClient:
             ],
             responding_broker_id=response.responding_broker_id,
         )
+
+    # -- ACLs: any broker answers ------------------------------------------------------------
+
+    def describe_acls(self, wanted: acl.AclBindingFilter) -> dict[acl.ResourcePattern, frozenset[acl.AclEntry]]:
+        response = self._call_any(
+            lambda stub, timeout: stub.DescribeAcls(kafka_pb2.DescribeAclsRequest(filter=_filter_binding(wanted)),
+                                                    timeout=timeout),
+            lambda r: True,
+        )
+        _raise_for(response.error_code, response.error_message)
+        return _grouped(response.acls)
+
+    def create_acls(self, pattern: acl.ResourcePattern, entries: frozenset[acl.AclEntry]) -> None:
+        ordered = sorted(entries, key=str)
+        response = self._call_any(
+            lambda stub, timeout: stub.CreateAcls(kafka_pb2.CreateAclsRequest(
+                creations=[_binding(pattern, e) for e in ordered]), timeout=timeout),
+            lambda r: True,
+        )
+        for result in response.results:
+            _raise_for(result.error_code, result.error_message)
+
+    def delete_acls(self, wanted: list[acl.AclBindingFilter]) -> dict[acl.ResourcePattern, frozenset[acl.AclEntry]]:
+        """The ACLs deleted, of every filter together."""
+        response = self._call_any(
+            lambda stub, timeout: stub.DeleteAcls(kafka_pb2.DeleteAclsRequest(
+                filters=[_filter_binding(f) for f in wanted]), timeout=timeout),
+            lambda r: True,
+        )
+        deleted: list[kafka_pb2.AclBinding] = []
+        for result in response.results:
+            _raise_for(result.error_code, result.error_message)
+            deleted.extend(result.deleted)
+        return _grouped(deleted)
+
+
+def _raise_for(error_code: int, message: str) -> None:
+    if error_code != Errors.NONE.code:
+        error = Errors.for_code(error_code)
+        raise AdminError(f"{error.name}: {message or error.message}")
+
+
+def _binding(pattern: acl.ResourcePattern, entry: acl.AclEntry) -> kafka_pb2.AclBinding:
+    return kafka_pb2.AclBinding(
+        resource_type=acl.RESOURCE_TYPE_CODES[pattern.resource_type], resource_name=pattern.name,
+        pattern_type=acl.PATTERN_TYPE_CODES[pattern.pattern_type], principal=entry.principal, host=entry.host,
+        operation=acl.OPERATION_CODES[entry.operation], permission_type=acl.PERMISSION_CODES[entry.permission],
+    )
+
+
+def _filter_binding(wanted: acl.AclBindingFilter) -> kafka_pb2.AclBinding:
+    def code(codes: dict[_E, int], member: _E | None) -> int:
+        return acl.ANY_CODE if member is None else codes[member]
+
+    pattern_type = acl.MATCH_CODE if wanted.match else code(acl.PATTERN_TYPE_CODES, wanted.pattern_type)
+    return kafka_pb2.AclBinding(
+        resource_type=code(acl.RESOURCE_TYPE_CODES, wanted.resource_type), resource_name=wanted.name,
+        pattern_type=pattern_type, principal=wanted.principal, host=wanted.host,
+        operation=code(acl.OPERATION_CODES, wanted.operation), permission_type=code(acl.PERMISSION_CODES,
+                                                                                    wanted.permission),
+    )
+
+
+def _grouped(bindings: Iterable[kafka_pb2.AclBinding]) -> dict[acl.ResourcePattern, frozenset[acl.AclEntry]]:
+    found: dict[acl.ResourcePattern, set[acl.AclEntry]] = {}
+    for b in bindings:
+        pattern = acl.ResourcePattern(
+            acl.member_of(acl.RESOURCE_TYPE_CODES, b.resource_type, "resource type"),
+            b.resource_name,
+            acl.member_of(acl.PATTERN_TYPE_CODES, b.pattern_type, "pattern type"),
+        )
+        entry = acl.AclEntry(
+            b.principal,
+            acl.member_of(acl.PERMISSION_CODES, b.permission_type, "permission type"),
+            acl.member_of(acl.OPERATION_CODES, b.operation, "operation"),
+            b.host,
+        )
+        found.setdefault(pattern, set()).add(entry)
+    return {p: frozenset(e) for p, e in found.items()}

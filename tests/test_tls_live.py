@@ -53,7 +53,8 @@ def read(cluster: ClusterHarness, security: ClientSecurity, topic: str) -> list[
         consumer.close()
 
 
-def test_a_tls_cluster_serves_certified_clients_and_refuses_the_rest(cluster: ClusterHarness) -> None:
+def test_a_tls_cluster_serves_certified_clients_and_refuses_the_rest(
+        cluster: ClusterHarness, capsys: pytest.CaptureFixture[str]) -> None:
     certs = cluster.use_tls()
     alice = read_command_config(str(certs / "alice.properties"))
     bob = read_command_config(str(certs / "bob.properties"))
@@ -96,8 +97,18 @@ def test_a_tls_cluster_serves_certified_clients_and_refuses_the_rest(cluster: Cl
                 grouped.poll(500)
     finally:
         grouped.close()
-    assert cli.main(["acls", "--zookeeper", zookeeper, "--add", "--allow-principal", principal("bob", "clients"),
-                     "--operation", "Read", "--group", "audit"]) == 0
+    # Through the brokers this time (CreateAcls), as admin; bob may not change ACLs himself.
+    grant = ["acls", "--bootstrap-server", bootstrap(cluster), "--add", "--allow-principal",
+             principal("bob", "clients"), "--operation", "Read", "--group", "audit"]
+    assert cli.main([*grant, "--command-config", str(certs / "bob.properties")]) == 1
+    assert "CLUSTER_AUTHORIZATION_FAILED" in capsys.readouterr().err
+    assert cli.main([*grant, "--command-config", str(certs / "admin.properties")]) == 0
+    listed = ["acls", "--bootstrap-server", bootstrap(cluster), "--command-config", str(certs / "admin.properties"),
+              "--list"]
+    capsys.readouterr()
+    assert cli.main(listed) == 0
+    out = capsys.readouterr().out
+    assert "name=audit, patternType=LITERAL" in out and "name=secret, patternType=LITERAL" in out, out
     for broker_id in (1, 2, 3):
         cluster.wait_for_log(broker_id, "Processing Acl change notification for Group:LITERAL:audit")
     grouped = KafkaConsumer(bootstrap(cluster), group_id="audit", auto_offset_reset="earliest", security=bob,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from broker.api.context import RequestContext
-from broker.authorizer.acl import CLUSTER_NAME, Operation, ResourceType
+from broker.authorizer.acl import CLUSTER_NAME, AclEntry, Operation, ResourcePattern, ResourceType
 
 
 class Authorizer(Protocol):
@@ -34,3 +34,13 @@ def allowed(authorizer: Authorizer, context: RequestContext, operation: Operatio
 def cluster_allowed(authorizer: Authorizer, context: RequestContext, operation: Operation, request: str,
                     log_if_denied: bool = True) -> bool:
     return allowed(authorizer, context, operation, ResourceType.CLUSTER, CLUSTER_NAME, request, log_if_denied)
+
+
+class AclAdmin(Protocol):
+    """The ACL authorizer's store, for CreateAcls, DescribeAcls and DeleteAcls."""
+
+    def acls(self) -> dict[ResourcePattern, frozenset[AclEntry]]: ...
+
+    def add_acls(self, pattern: ResourcePattern, entries: frozenset[AclEntry]) -> None: ...
+
+    def remove_acls(self, pattern: ResourcePattern, entries: frozenset[AclEntry] | None = None) -> None: ...

@@ -416,3 +416,66 @@ class BrokerMetricsResponse:
 
     values: dict[str, int]
     truncations: tuple[str, ...] = ()
+
+
+# -- ACLs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AclBindingCodes:
+    """One ACL, or a filter of ACLs, as the wire carries it: Kafka's codes (broker/authorizer/
+    acl.py) for the resource type, pattern type, operation and permission; in a filter, None
+    names and 1 (ANY) codes match anything. The request layer validates them."""
+
+    resource_type: int
+    resource_name: str | None
+    pattern_type: int
+    principal: str | None
+    host: str | None
+    operation: int
+    permission_type: int
+
+
+@dataclass(frozen=True)
+class CreateAclsRequest:
+    creations: tuple[AclBindingCodes, ...]
+
+
+@dataclass(frozen=True)
+class AclResult:
+    error: Errors
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CreateAclsResponse:
+    results: tuple[AclResult, ...]  # one per creation, in order
+
+
+@dataclass(frozen=True)
+class DescribeAclsRequest:
+    filter: AclBindingCodes
+
+
+@dataclass(frozen=True)
+class DescribeAclsResponse:
+    error: Errors
+    message: str = ""
+    acls: tuple[AclBindingCodes, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeleteAclsRequest:
+    filters: tuple[AclBindingCodes, ...]
+
+
+@dataclass(frozen=True)
+class DeleteAclsFilterResult:
+    error: Errors
+    message: str = ""
+    deleted: tuple[AclBindingCodes, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeleteAclsResponse:
+    results: tuple[DeleteAclsFilterResult, ...]  # one per filter, in order

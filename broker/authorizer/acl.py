@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Self
+from typing import Self, TypeVar
 
 CLUSTER_NAME = "kafka-cluster"  # Resource.CLUSTER_NAME: the one cluster resource
 WILDCARD_RESOURCE = "*"
@@ -45,6 +45,9 @@ class _Named(Enum):
             if member.value.upper() == wanted:
                 return member
         raise AclError(f"'{text}' is not a {cls.__name__} (one of {', '.join(m.value for m in cls)})")
+
+
+_N = TypeVar("_N", bound=_Named)
 
 
 class ResourceType(_Named):
@@ -160,6 +163,82 @@ def authorize(principal: str, host: str, operation: Operation, matching: Iterabl
     granting = {operation} | _IMPLIED_BY.get(operation, frozenset())
     return any(e.permission is Permission.ALLOW and any(e.matches(principal, host, op) for op in granting)
                for e in entries)
+
+
+# -- the admin APIs' filters (DescribeAcls, DeleteAcls) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class AclBindingFilter:
+    """Kafka's AclBindingFilter; None is ANY. `match` is the MATCH pattern type: every pattern
+    that applies to the resource `name` (itself, the type's wildcard, each prefix it starts with)."""
+
+    resource_type: ResourceType | None = None
+    name: str | None = None
+    pattern_type: PatternType | None = None
+    match: bool = False
+    principal: str | None = None
+    host: str | None = None
+    operation: Operation | None = None
+    permission: Permission | None = None
+
+    def matches_pattern(self, pattern: ResourcePattern) -> bool:
+        """ResourcePatternFilter.matches."""
+        if self.resource_type is not None and self.resource_type is not pattern.resource_type:
+            return False
+        if not self.match and self.pattern_type is not None and self.pattern_type is not pattern.pattern_type:
+            return False
+        if self.name is None:
+            return True
+        if not self.match:
+            return self.name == pattern.name
+        if pattern.pattern_type is PatternType.LITERAL:
+            return pattern.name in (self.name, WILDCARD_RESOURCE)
+        return self.name.startswith(pattern.name)
+
+    def matches_entry(self, entry: AclEntry) -> bool:
+        """AccessControlEntryFilter.matches."""
+        return ((self.principal is None or self.principal == entry.principal)
+                and (self.host is None or self.host == entry.host)
+                and (self.operation is None or self.operation is entry.operation)
+                and (self.permission is None or self.permission is entry.permission))
+
+
+def filter_acls(acls: Mapping[ResourcePattern, frozenset[AclEntry]],
+                wanted: AclBindingFilter) -> dict[ResourcePattern, frozenset[AclEntry]]:
+    found = {}
+    for pattern, entries in acls.items():
+        if wanted.matches_pattern(pattern):
+            kept = frozenset(e for e in entries if wanted.matches_entry(e))
+            if kept:
+                found[pattern] = kept
+    return found
+
+
+# Kafka's wire codes (ResourceType, PatternType, AclOperation, AclPermissionType); 1 is ANY
+# throughout, 0 UNKNOWN. PatternType's MATCH is 2.
+ANY_CODE = 1
+MATCH_CODE = 2
+RESOURCE_TYPE_CODES = {ResourceType.TOPIC: 2, ResourceType.GROUP: 3, ResourceType.CLUSTER: 4,
+                       ResourceType.TRANSACTIONAL_ID: 5}
+PATTERN_TYPE_CODES = {PatternType.LITERAL: 3, PatternType.PREFIXED: 4}
+OPERATION_CODES = {Operation.ALL: 2, Operation.READ: 3, Operation.WRITE: 4, Operation.CREATE: 5,
+                   Operation.DELETE: 6, Operation.ALTER: 7, Operation.DESCRIBE: 8, Operation.CLUSTER_ACTION: 9,
+                   Operation.DESCRIBE_CONFIGS: 10, Operation.ALTER_CONFIGS: 11, Operation.IDEMPOTENT_WRITE: 12}
+PERMISSION_CODES = {Permission.DENY: 2, Permission.ALLOW: 3}
+
+
+def member_of(codes: Mapping[_N, int], code: int, what: str) -> _N:
+    """The member with Kafka's `code`."""
+    for member, member_code in codes.items():
+        if member_code == code:
+            return member
+    raise AclError(f"{code} is not a valid {what} code here")
+
+
+def filter_member(codes: Mapping[_N, int], code: int, what: str) -> _N | None:
+    """A filter's member: None for ANY."""
+    return None if code == ANY_CODE else member_of(codes, code, what)
 
 
 def parse_super_users(value: str | None) -> frozenset[str]:

@@ -96,3 +96,43 @@ class AdminService(grpc_adapter.Answering, kafka_pb2_grpc.AdminServicer):
         for (topic, partition), error in answer.results.items():
             response.results.add(topic=topic, partition=partition, error_code=error.code, error_message=error.message)
         return response
+
+    def CreateAcls(
+        self, request: kafka_pb2.CreateAclsRequest, context: grpc.ServicerContext
+    ) -> kafka_pb2.CreateAclsResponse:
+        answer = self._answer(m.CreateAclsRequest(tuple(_codes(b) for b in request.creations)), context)
+        assert isinstance(answer, m.CreateAclsResponse)
+        return kafka_pb2.CreateAclsResponse(results=[
+            kafka_pb2.AclResult(error_code=r.error.code, error_message=r.message) for r in answer.results])
+
+    def DescribeAcls(
+        self, request: kafka_pb2.DescribeAclsRequest, context: grpc.ServicerContext
+    ) -> kafka_pb2.DescribeAclsResponse:
+        answer = self._answer(m.DescribeAclsRequest(_codes(request.filter)), context)
+        assert isinstance(answer, m.DescribeAclsResponse)
+        return kafka_pb2.DescribeAclsResponse(error_code=answer.error.code, error_message=answer.message,
+                                              acls=[_binding(b) for b in answer.acls])
+
+    def DeleteAcls(
+        self, request: kafka_pb2.DeleteAclsRequest, context: grpc.ServicerContext
+    ) -> kafka_pb2.DeleteAclsResponse:
+        answer = self._answer(m.DeleteAclsRequest(tuple(_codes(f) for f in request.filters)), context)
+        assert isinstance(answer, m.DeleteAclsResponse)
+        return kafka_pb2.DeleteAclsResponse(results=[
+            kafka_pb2.DeleteAclsFilterResult(error_code=r.error.code, error_message=r.message,
+                                             deleted=[_binding(b) for b in r.deleted])
+            for r in answer.results])
+
+
+def _codes(binding: kafka_pb2.AclBinding) -> m.AclBindingCodes:
+    def text(field: str) -> str | None:
+        return getattr(binding, field) if binding.HasField(field) else None
+
+    return m.AclBindingCodes(binding.resource_type, text("resource_name"), binding.pattern_type, text("principal"),
+                             text("host"), binding.operation, binding.permission_type)
+
+
+def _binding(codes: m.AclBindingCodes) -> kafka_pb2.AclBinding:
+    return kafka_pb2.AclBinding(resource_type=codes.resource_type, resource_name=codes.resource_name,
+                                pattern_type=codes.pattern_type, principal=codes.principal, host=codes.host,
+                                operation=codes.operation, permission_type=codes.permission_type)

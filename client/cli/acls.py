@@ -1,18 +1,21 @@
-"""`minikafka acls`: add, remove and list ACLs as Kafka's kafka-acls.sh does, writing Kafka's ACL
-znodes and change notifications in ZooKeeper (as kafka-acls `--authorizer-properties
-zookeeper.connect=...` does, through the same authorizer the brokers run); every broker's
-authorizer follows the change within seconds."""
+"""`minikafka acls`: add, remove and list ACLs as Kafka's kafka-acls.sh does, through the
+brokers (`--bootstrap-server`: CreateAcls, DescribeAcls, DeleteAcls) or straight in ZooKeeper
+(`--authorizer-properties zookeeper.connect=...`, through the same authorizer the brokers run),
+writing Kafka's ACL znodes and change notifications; every broker's authorizer follows the
+change within seconds."""
 
 from __future__ import annotations
 
 import argparse
 import itertools
+from dataclasses import replace
 
 from kazoo.exceptions import NoAuthError
 
 from broker.authorizer.acl import (
     CLUSTER_NAME,
     WILDCARD_HOST,
+    AclBindingFilter,
     AclEntry,
     AclError,
     Operation,
@@ -24,7 +27,8 @@ from broker.authorizer.acl import (
 from broker.authorizer.acl_authorizer import AclAuthorizer
 from broker.zk.kafka_zk_client import KafkaZkClient
 from broker.zk.zk_security import ZkSecurity, ZkSecurityError
-from client.cli.common import CliError, Commands, UsageError
+from client.admin import AdminClient, AdminError
+from client.cli.common import CliError, Commands, UsageError, client_security
 
 ZK_TIMEOUT_MS = 10000
 
@@ -117,6 +121,58 @@ def _zookeeper(args: argparse.Namespace) -> tuple[str, ZkSecurity]:
         raise UsageError(str(e)) from None
 
 
+class _ZooKeeperAcls:
+    """ACLs written in ZooKeeper through the brokers' own authorizer (kafka-acls
+    --authorizer-properties)."""
+
+    def __init__(self, zk: KafkaZkClient) -> None:
+        self._zk = zk
+        self._authorizer = AclAuthorizer(zk)
+
+    def all(self) -> dict[ResourcePattern, frozenset[AclEntry]]:
+        acls, problems = self._zk.get_all_acls()
+        for problem in problems:
+            print(f"minikafka: warning: {problem}")
+        return acls
+
+    def of(self, pattern: ResourcePattern) -> frozenset[AclEntry]:
+        return self._zk.get_resource_acls(pattern)[0]
+
+    def add(self, pattern: ResourcePattern, entries: frozenset[AclEntry]) -> None:
+        self._zk.create_acl_paths()
+        self._authorizer.add_acls(pattern, entries)
+
+    def remove(self, pattern: ResourcePattern, entries: frozenset[AclEntry] | None) -> None:
+        self._zk.create_acl_paths()
+        self._authorizer.remove_acls(pattern, entries)
+
+
+class _BrokerAcls:
+    """ACLs through any broker's CreateAcls, DescribeAcls and DeleteAcls (kafka-acls
+    --bootstrap-server)."""
+
+    def __init__(self, admin: AdminClient) -> None:
+        self._admin = admin
+
+    def all(self) -> dict[ResourcePattern, frozenset[AclEntry]]:
+        return self._admin.describe_acls(AclBindingFilter())
+
+    def of(self, pattern: ResourcePattern) -> frozenset[AclEntry]:
+        return self._admin.describe_acls(_exactly(pattern)).get(pattern, frozenset())
+
+    def add(self, pattern: ResourcePattern, entries: frozenset[AclEntry]) -> None:
+        self._admin.create_acls(pattern, entries)
+
+    def remove(self, pattern: ResourcePattern, entries: frozenset[AclEntry] | None) -> None:
+        self._admin.delete_acls([_exactly(pattern)] if entries is None else [
+            replace(_exactly(pattern), principal=e.principal, host=e.host, operation=e.operation,
+                    permission=e.permission) for e in entries])
+
+
+def _exactly(pattern: ResourcePattern) -> AclBindingFilter:
+    return AclBindingFilter(pattern.resource_type, pattern.name, pattern.pattern_type)
+
+
 def cmd_acls(args: argparse.Namespace) -> int:
     actions = [a for a in ("add", "remove", "list") if getattr(args, a)]
     if len(actions) != 1:
@@ -124,6 +180,11 @@ def cmd_acls(args: argparse.Namespace) -> int:
     for principal in args.allow_principal + args.deny_principal:
         if ":" not in principal:
             raise UsageError(f"'{principal}' is not a principal of the form Type:name (User:alice)")
+    through_zookeeper = bool(args.zookeeper or args.authorizer_properties)
+    if through_zookeeper == bool(args.bootstrap_server):
+        raise UsageError("give either --bootstrap-server or --zookeeper / --authorizer-properties")
+    if args.bootstrap_server:
+        return _run(args, _BrokerAcls(AdminClient(args.bootstrap_server, security=client_security(args))))
     connect, security = _zookeeper(args)
     zk = KafkaZkClient(connect, ZK_TIMEOUT_MS, ZK_TIMEOUT_MS, security=security)
     try:
@@ -131,7 +192,7 @@ def cmd_acls(args: argparse.Namespace) -> int:
     except Exception as e:
         raise CliError(f"cannot reach ZooKeeper at {connect}: {e}") from None
     try:
-        return _run(args, zk)
+        return _run(args, _ZooKeeperAcls(zk))
     except NoAuthError:
         raise CliError("ZooKeeper refused to write /kafka-acl: it belongs to the brokers' login; give theirs "
                        "with --authorizer-properties zookeeper.auth.digest=USER:PASSWORD") from None
@@ -139,32 +200,27 @@ def cmd_acls(args: argparse.Namespace) -> int:
         zk.close()
 
 
-def _run(args: argparse.Namespace, zk: KafkaZkClient) -> int:
-    authorizer = AclAuthorizer(zk)
-    if args.list:
-        wanted = set(_resources(args))
-        acls, problems = zk.get_all_acls()
-        for problem in problems:
-            print(f"minikafka: warning: {problem}")
-        for pattern, entries in sorted(acls.items(), key=lambda kv: str(kv[0])):
-            if not wanted or pattern in wanted:
-                _print("Current ACLs for resource", pattern, entries)
-        return 0
-    zk.create_acl_paths()
-    for pattern, entries in _acls_by_resource(args).items():
-        try:
+def _run(args: argparse.Namespace, store: _ZooKeeperAcls | _BrokerAcls) -> int:
+    try:
+        if args.list:
+            wanted = set(_resources(args))
+            for pattern, entries in sorted(store.all().items(), key=lambda kv: str(kv[0])):
+                if not wanted or pattern in wanted:
+                    _print("Current ACLs for resource", pattern, entries)
+            return 0
+        for pattern, entries in _acls_by_resource(args).items():
             if args.add:
                 _print("Adding ACLs for resource", pattern, entries)
-                authorizer.add_acls(pattern, entries)
+                store.add(pattern, entries)
             elif entries:
                 _print("Removing ACLs for resource", pattern, entries)
-                authorizer.remove_acls(pattern, entries)
+                store.remove(pattern, entries)
             else:
                 print(f"Removing all ACLs for resource `{_describe(pattern)}`")
-                authorizer.remove_acls(pattern)
-        except AclError as e:
-            raise CliError(str(e)) from None
-        _print("Current ACLs for resource", pattern, zk.get_resource_acls(pattern)[0])
+                store.remove(pattern, None)
+            _print("Current ACLs for resource", pattern, store.of(pattern))
+    except (AclError, AdminError) as e:
+        raise CliError(str(e)) from None
     return 0
 
 
@@ -172,7 +228,12 @@ def add_commands(commands: Commands) -> None:
     acls = commands.add_parser("acls", help="add, remove and list ACLs (as kafka-acls)",
                                description="ACLs of the brokers' ACL authorizer (authorizer.class.name), "
                                            "written in ZooKeeper as Kafka's authorizer stores them.")
-    acls.add_argument("--zookeeper", metavar="HOST:PORT[/CHROOT]", help="the cluster's zookeeper.connect")
+    acls.add_argument("--bootstrap-server", metavar="HOST:PORT[,HOST:PORT]",
+                      help="change and list ACLs through the brokers (CreateAcls, DescribeAcls, DeleteAcls)")
+    acls.add_argument("--command-config", metavar="FILE",
+                      help="with --bootstrap-server: client properties (security.protocol=SSL, ssl.*)")
+    acls.add_argument("--zookeeper", metavar="HOST:PORT[/CHROOT]",
+                      help="or write them in ZooKeeper: the cluster's zookeeper.connect")
     acls.add_argument("--authorizer-properties", nargs="+", default=[], metavar="KEY=VALUE",
                       help="zookeeper.connect, and as the brokers have them zookeeper.set.acl "
                            "and zookeeper.auth.digest")
