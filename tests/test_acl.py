@@ -15,6 +15,7 @@ from broker.authorizer.acl import (
     acl_path,
     audit_message,
     authorize,
+    authorize_by_resource_type,
     check_acl,
     decode_acls,
     decode_change,
@@ -122,3 +123,33 @@ def test_the_audit_line_is_kafkas() -> None:
     assert Operation.parse("cluster_action") is Operation.CLUSTER_ACTION
     with pytest.raises(AclError, match="is not a Operation"):
         Operation.parse("Fly")
+
+
+def _by_type(acls: dict[ResourcePattern, frozenset[AclEntry]], principal: str = ALICE,
+             allow_everyone: bool = False) -> bool:
+    return authorize_by_resource_type(principal, "10.0.0.1", W, ResourceType.TOPIC, acls, frozenset({"User:admin"}),
+                                      allow_everyone)
+
+
+def _topic(name: str, *entries: AclEntry, prefixed: bool = False) -> dict[ResourcePattern, frozenset[AclEntry]]:
+    return {ResourcePattern(ResourceType.TOPIC, name, PatternType.PREFIXED if prefixed else PatternType.LITERAL):
+            frozenset(entries)}
+
+
+def test_write_on_some_topic_counts_topics_not_yet_created_and_honours_denies() -> None:
+    allow, deny = AclEntry(ALICE, ALLOW, W), AclEntry(ALICE, DENY, W)
+    assert _by_type(_topic("future", allow))  # whether or not it exists
+    assert _by_type(_topic("logs-", allow, prefixed=True))
+    assert _by_type(_topic("any", AclEntry("User:*", ALLOW, Operation.ALL)))
+    assert not _by_type(_topic("future", allow), principal=BOB)
+    assert not _by_type(_topic("future", AclEntry(ALICE, ALLOW, R)))  # Read is no Write
+    assert not _by_type({**_topic("future", allow), **_topic("fut", deny, prefixed=True)})
+    assert not _by_type({**_topic("logs-a", allow, prefixed=True), **_topic("logs-", deny, prefixed=True)})
+    assert _by_type({**_topic("logs-", allow, prefixed=True), **_topic("logs-a", deny, prefixed=True)})
+    assert not _by_type({**_topic("future", allow), **_topic("*", deny)})
+    assert not _by_type({**_topic("future", allow), **_topic("future", deny)})
+    assert not _by_type({**_topic("future", allow), **_topic("", deny, prefixed=True)})
+    assert _by_type({ResourcePattern(ResourceType.GROUP, "g"): frozenset({allow})}, allow_everyone=True)
+    assert not _by_type({ResourcePattern(ResourceType.GROUP, "g"): frozenset({allow})})
+    assert _by_type(_topic("*", deny), principal="User:admin")  # a super user
+    assert not _by_type(_topic("future", AclEntry(ALICE, ALLOW, W, host="10.9.9.9")))

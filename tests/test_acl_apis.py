@@ -51,6 +51,11 @@ class DictStore:
                              frozenset({ADMIN.principal}), False)
 
 
+    def authorize_by_resource_type(self, principal: str, host: str, operation: Operation, resource_type: RT) -> bool:
+        return acl.authorize_by_resource_type(principal, host, operation, resource_type, self.table,
+                                              frozenset({ADMIN.principal}), False)
+
+
 def codes(pattern: ResourcePattern, entry: AclEntry) -> m.AclBindingCodes:
     return m.AclBindingCodes(acl.RESOURCE_TYPE_CODES[pattern.resource_type], pattern.name,
                              acl.PATTERN_TYPE_CODES[pattern.pattern_type], entry.principal, entry.host,

@@ -81,6 +81,11 @@ class TableAuthorizer:
         return acl.authorize(principal, host, operation, acl.matching_acls(self.acls, resource_type, name),
                              frozenset({BROKER.principal}), False)
 
+    def authorize_by_resource_type(self, principal: str, host: str, operation: Operation,
+                                   resource_type: ResourceType) -> bool:
+        return acl.authorize_by_resource_type(principal, host, operation, resource_type, self.acls,
+                                              frozenset({BROKER.principal}), False)
+
 
 @pytest.fixture
 def authorizer(request: pytest.FixtureRequest) -> Authorizer:

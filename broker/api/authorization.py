@@ -14,10 +14,17 @@ class Authorizer(Protocol):
     def authorize(self, principal: str, host: str, operation: Operation, resource_type: ResourceType,
                   name: str, request: str, log_if_denied: bool = True) -> bool: ...
 
+    def authorize_by_resource_type(self, principal: str, host: str, operation: Operation,
+                                   resource_type: ResourceType) -> bool: ...
+
 
 class AllowEverything:
     def authorize(self, principal: str, host: str, operation: Operation, resource_type: ResourceType,
                   name: str, request: str, log_if_denied: bool = True) -> bool:
+        return True
+
+    def authorize_by_resource_type(self, principal: str, host: str, operation: Operation,
+                                   resource_type: ResourceType) -> bool:
         return True
 
 

@@ -161,10 +161,10 @@ class DataApis:
     ) -> m.InitProducerIdResponse:
         if not (allowed(self._authorizer, context, Operation.IDEMPOTENT_WRITE, ResourceType.CLUSTER, CLUSTER_NAME,
                         "INIT_PRODUCER_ID", log_if_denied=False)
-                or any(allowed(self._authorizer, context, Operation.WRITE, ResourceType.TOPIC, topic,
-                               "INIT_PRODUCER_ID", log_if_denied=False)
-                       for topic in self._metadata.snapshot().by_topic)):
-            # Kafka's rule for an idempotent producer: IdempotentWrite on the cluster, or Write on some topic.
+                or self._authorizer.authorize_by_resource_type(context.principal, context.client_host.lstrip("/"),
+                                                               Operation.WRITE, ResourceType.TOPIC)):
+            # Kafka's rule for an idempotent producer: IdempotentWrite on the cluster, or Write on
+            # some topic (any the ACLs allow, whether it exists yet or not).
             return m.InitProducerIdResponse(Errors.CLUSTER_AUTHORIZATION_FAILED)
         try:
             producer_id = self._producer_ids.generate()

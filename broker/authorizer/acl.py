@@ -165,6 +165,36 @@ def authorize(principal: str, host: str, operation: Operation, matching: Iterabl
                for e in entries)
 
 
+def authorize_by_resource_type(principal: str, host: str, operation: Operation, resource_type: ResourceType,
+                               acls: Mapping[ResourcePattern, frozenset[AclEntry]], super_users: frozenset[str],
+                               allow_everyone_if_no_acl_found: bool) -> bool:
+    """Authorizer.authorizeByResourceType (KIP-679): may the principal do `operation` on *some*
+    resource of the type, existing or not. As Kafka: first the decision for a name no ACL names
+    (super users, the wildcard and empty-prefix ACLs, allow.everyone.if.no.acl.found); else a
+    wildcard Deny refuses, and an Allow on a literal name or a prefix grants, unless a Deny on
+    the same name or on a prefix of it covers it."""
+    if authorize(principal, host, operation, matching_acls(acls, resource_type, "\0no-such-resource"),
+                 super_users, allow_everyone_if_no_acl_found):
+        return True
+    allowed: dict[PatternType, set[str]] = {PatternType.LITERAL: set(), PatternType.PREFIXED: set()}
+    denied: dict[PatternType, set[str]] = {PatternType.LITERAL: set(), PatternType.PREFIXED: set()}
+    for pattern, entries in acls.items():
+        if pattern.resource_type is not resource_type:
+            continue
+        for entry in entries:
+            if entry.matches(principal, host, operation):
+                (denied if entry.permission is Permission.DENY else allowed)[pattern.pattern_type].add(pattern.name)
+    if WILDCARD_RESOURCE in denied[PatternType.LITERAL] or "" in denied[PatternType.PREFIXED]:
+        return False
+
+    def covered(name: str) -> bool:
+        return any(name.startswith(prefix) for prefix in denied[PatternType.PREFIXED])
+
+    return (any(not covered(prefix) for prefix in allowed[PatternType.PREFIXED])
+            or any(name not in denied[PatternType.LITERAL] and not covered(name)
+                   for name in allowed[PatternType.LITERAL]))
+
+
 # -- the admin APIs' filters (DescribeAcls, DeleteAcls) ----------------------------------------
 
 

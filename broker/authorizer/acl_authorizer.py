@@ -86,6 +86,13 @@ class AclAuthorizer:
                 audit_log.info(acl.audit_message(principal, False, operation, host, resource, request))
         return allowed
 
+    def authorize_by_resource_type(self, principal: str, host: str, operation: acl.Operation,
+                                   resource_type: acl.ResourceType) -> bool:
+        with self._lock:
+            acls = dict(self._acls)
+        return acl.authorize_by_resource_type(principal, host, operation, resource_type, acls, self.super_users,
+                                              self.allow_everyone_if_no_acl_found)
+
     # -- writes ----------------------------------------------------------------------------------
 
     def add_acls(self, pattern: acl.ResourcePattern, entries: frozenset[acl.AclEntry]) -> None:
