@@ -41,7 +41,8 @@ def main() -> int:
             assert cluster.certs is not None
             admin_security = read_command_config(str(cluster.certs / "admin.properties"))
             for kind in ("--topic", "--group"):
-                cli.main(["acls", "--zookeeper", cluster.zookeeper.connect, "--add", "--allow-principal",
+                cli.main(["acls", "--bootstrap-server", cluster.bootstrap_servers, "--command-config",
+                          str(cluster.certs / "admin.properties"), "--add", "--allow-principal",
                           principal("alice", "clients"), "--resource-pattern-type", "prefixed", kind, "fuzz"])
             admin = AdminClient(cluster.bootstrap_servers, timeout_s=30, security=admin_security)
             admin.create_topic("kept", 1, 1, {})

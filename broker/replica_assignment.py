@@ -23,6 +23,17 @@ class InvalidReplicationFactor(ValueError):
     error_code = 38  # Kafka's INVALID_REPLICATION_FACTOR
 
 
+# ZooKeeper's largest znode (jute.maxbuffer, 1 MB), less room for the rest of a topic's znode.
+ASSIGNMENT_MAX_BYTES = 1024 * 1024 - 4096
+
+
+def assignment_bytes(n_partitions: int, replication_factor: int, brokers: Sequence[int], first_id: int = 0) -> int:
+    """About how many bytes the assignment takes in the topic's znode: `"12":[1,2,3],` each."""
+    id_digits = len(str(first_id + n_partitions - 1))
+    broker_digits = max(len(str(b)) for b in brokers)
+    return n_partitions * (id_digits + 5 + replication_factor * (broker_digits + 1))
+
+
 def assign_replicas_to_brokers(
     broker_ids: Sequence[int],
     n_partitions: int,
@@ -45,6 +56,14 @@ def assign_replicas_to_brokers(
     if replication_factor > len(broker_ids):
         raise InvalidReplicationFactor(
             f"Replication factor: {replication_factor} larger than available brokers: {len(broker_ids)}."
+        )
+    # Kafka would build the whole assignment and fail the ZooKeeper write; a count in the billions
+    # would exhaust the broker's memory first. Refused up front, past Kafka.
+    if assignment_bytes(n_partitions, replication_factor, broker_ids, max(0, start_partition_id)) \
+            > ASSIGNMENT_MAX_BYTES:
+        raise InvalidPartitions(
+            f"Number of partitions: {n_partitions} with replication factor {replication_factor} do not fit in "
+            f"one topic znode (ZooKeeper's {ASSIGNMENT_MAX_BYTES // 1024} KB)."
         )
     brokers = sorted(broker_ids)
     n_brokers = len(brokers)

@@ -17,7 +17,11 @@ from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 pytestmark = pytest.mark.live
 
 
-def data_stub(cluster: ClusterHarness) -> kafka_pb2_grpc.DataStub:
+def limited_broker(cluster: ClusterHarness, name: str, value: str) -> kafka_pb2_grpc.DataStub:
+    """Broker 1 with one limit set, leading the one partition of topic `limits`."""
+    cluster.start_broker(1, **{name: value})
+    cluster.wait_for_controller()
+    assert cluster.admin().create_topic("limits", 1, 1, {}).error_code == 0
     return kafka_pb2_grpc.DataStub(grpc.insecure_channel(cluster.brokers[1].address, options=OPTIONS))
 
 
@@ -36,10 +40,7 @@ def long_poll(wait_ms: int) -> kafka_pb2.FetchRequest:
 
 def test_a_request_above_socket_request_max_bytes_is_refused_and_the_broker_goes_on(
         cluster: ClusterHarness) -> None:
-    cluster.start_broker(1, **{"socket.request.max.bytes": "4096"})
-    cluster.wait_for_controller()
-    assert cluster.admin().create_topic("limits", 1, 1, {}).error_code == 0
-    stub = data_stub(cluster)
+    stub = limited_broker(cluster, "socket.request.max.bytes", "4096")
     with pytest.raises(grpc.RpcError) as refused:
         stub.Produce(produce(64 * 1024), timeout=10)
     assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -51,10 +52,7 @@ def test_a_request_above_socket_request_max_bytes_is_refused_and_the_broker_goes
 
 def test_requests_beyond_queued_max_requests_are_refused_at_once_and_served_again_after(
         cluster: ClusterHarness) -> None:
-    cluster.start_broker(1, **{"queued.max.requests": "4"})
-    cluster.wait_for_controller()
-    assert cluster.admin().create_topic("limits", 1, 1, {}).error_code == 0
-    stub = data_stub(cluster)
+    stub = limited_broker(cluster, "queued.max.requests", "4")
     wait_until(lambda: stub.Fetch(long_poll(0), timeout=10).topics[0].partitions[0].error_code == 0, 30,
                "the partition's leader serving fetches")
     with ThreadPoolExecutor(4) as pool:

@@ -7,7 +7,13 @@ from collections import Counter
 
 import pytest
 
-from broker.replica_assignment import InvalidPartitions, InvalidReplicationFactor, assign_replicas_to_brokers
+from broker.replica_assignment import (
+    ASSIGNMENT_MAX_BYTES,
+    InvalidPartitions,
+    InvalidReplicationFactor,
+    assign_replicas_to_brokers,
+    assignment_bytes,
+)
 
 
 def test_five_brokers_ten_partitions_rf3_from_index_0_match_kafkas_admin_test() -> None:
@@ -105,3 +111,13 @@ def test_a_partition_count_below_one_is_refused_before_the_replication_factor_is
 def test_no_brokers_means_no_replication_factor_fits() -> None:
     with pytest.raises(InvalidReplicationFactor, match=r"^Replication factor: 1 larger than available brokers: 0\.$"):
         assign_replicas_to_brokers([], 1, 1)
+
+
+def test_an_assignment_too_big_for_one_znode_is_refused_before_it_is_built() -> None:
+    # A request for 2**31 - 1 partitions once took a broker's 23 GB and an OOM kill with it.
+    with pytest.raises(InvalidPartitions, match="do not fit in one topic znode"):
+        assign_replicas_to_brokers([1, 2, 3], 2**31 - 1, 3)
+    with pytest.raises(InvalidPartitions):
+        assign_replicas_to_brokers([1, 2, 3], 100_000, 3)
+    assert len(assign_replicas_to_brokers([1, 2, 3], 50_000, 3)) == 50_000
+    assert assignment_bytes(50_000, 3, [1, 2, 3]) < ASSIGNMENT_MAX_BYTES
