@@ -16,6 +16,8 @@ from minikafka_rpc import kafka_pb2, kafka_pb2_grpc
 
 pytestmark = pytest.mark.live
 
+PARKED_MS = 20000
+
 
 def limited_broker(cluster: ClusterHarness, name: str, value: str) -> kafka_pb2_grpc.DataStub:
     """Broker 1 with one limit set, leading the one partition of topic `limits`."""
@@ -56,7 +58,9 @@ def test_requests_beyond_queued_max_requests_are_refused_at_once_and_served_agai
     wait_until(lambda: stub.Fetch(long_poll(0), timeout=10).topics[0].partitions[0].error_code == 0, 30,
                "the partition's leader serving fetches")
     with ThreadPoolExecutor(4) as pool:
-        parked = [pool.submit(stub.Fetch, long_poll(4000), timeout=30) for _ in range(4)]
+        # Parked long enough that all four are surely in the broker at once on a loaded machine.
+        parked = [pool.submit(stub.Fetch, long_poll(PARKED_MS), timeout=60) for _ in range(4)]
+
         # Each parked fetch holds one of the four; the next is refused until one completes.
         def refused() -> bool:
             try:
@@ -64,8 +68,10 @@ def test_requests_beyond_queued_max_requests_are_refused_at_once_and_served_agai
             except grpc.RpcError as e:
                 assert e.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, e
                 return True
+            assert not any(f.done() for f in parked), "a parked fetch ended early: " + repr(
+                [f.exception() or f.result() for f in parked if f.done()])
             return False
 
-        wait_until(refused, 3, "a fifth request refused while four are parked")
+        wait_until(refused, PARKED_MS / 1000 - 5, "a fifth request refused while four are parked")
         assert all(f.result().topics[0].partitions[0].error_code == 0 for f in parked)
     assert stub.Fetch(long_poll(0), timeout=10).topics[0].partitions[0].error_code == 0
