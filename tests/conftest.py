@@ -84,7 +84,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Attach every broker's log to the report of a failed test."""
+    """Attach every broker's log (process or container) to the report of a failed test."""
     outcome = yield
     report = outcome.get_result()
     harness: ClusterHarness | None = getattr(item, "minikafka_harness", None)
@@ -92,3 +92,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for broker_id, broker in sorted(harness.brokers.items()):
             lines = broker.log_text().splitlines()
             report.sections.append((f"broker {broker_id} log (last 200 lines)", "\n".join(lines[-200:])))
+    compose = getattr(item, "funcargs", {}).get("compose")  # the docker tests' cluster
+    if report.failed and compose is not None and call.when == "call":
+        for service, text in compose.log_tails():
+            report.sections.append((f"{service} log (last lines)", text))

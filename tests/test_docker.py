@@ -145,6 +145,14 @@ class Cluster:
     def stdout_lines(self, service: str) -> list[str]:
         return self.container(service).logs(stdout=True, stderr=False).decode(errors="replace").splitlines()
 
+    def log_tails(self, lines: int = 60) -> list[tuple[str, str]]:
+        """The last lines each broker, the producer and the consumers logged, for a failed test."""
+        tails = []
+        for service in ("broker1", "broker2", "broker3", "producer", "consumer1", "consumer2", "consumer3"):
+            with contextlib.suppress(Exception):
+                tails.append((service, self.container(service).logs(tail=lines).decode(errors="replace")))
+        return tails
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.probe.remove(force=True)
@@ -346,19 +354,20 @@ def consumed(compose: Cluster) -> set[str]:
 
 
 def test_zookeeper_holds_with_one_server_down_and_the_brokers_serve_through_a_lost_quorum(compose: Cluster) -> None:
-    compose.container("zk1").kill()
-    before = len(acknowledged(compose))
-    wait_for(lambda: len(acknowledged(compose)) > before + 20, 30, "writes going on with two ZooKeeper servers")
-    old = compose.controller()
-    assert old["id"] in (1, 2, 3)
+    try:
+        compose.container("zk1").kill()
+        before = len(acknowledged(compose))
+        wait_for(lambda: len(acknowledged(compose)) > before + 20, 30, "writes going on with two ZooKeeper servers")
+        old = compose.controller()
+        assert old["id"] in (1, 2, 3)
 
-    compose.container("zk2").kill()
-    # No quorum: the brokers cannot change any state, but serve the partitions they lead.
-    seen = len(consumed(compose))
-    wait_for(lambda: len(consumed(compose)) > seen + 20, 30, "records still flowing without a ZooKeeper quorum")
-
-    compose.container("zk1").start()
-    compose.container("zk2").start()
+        compose.container("zk2").kill()
+        # No quorum: the brokers cannot change any state, but serve the partitions they lead.
+        seen = len(consumed(compose))
+        wait_for(lambda: len(consumed(compose)) > seen + 20, 30, "records still flowing without a ZooKeeper quorum")
+    finally:  # the quorum back for the tests after this one, whatever happened
+        compose.container("zk1").start()
+        compose.container("zk2").start()
     compose.wait_healthy("zk1", "zk2", "zk3")
     wait_for(lambda: sorted(compose.live_brokers()) == [1, 2, 3] and compose.controller()["id"] in (1, 2, 3), 90,
              "every broker registered and a controller once the quorum is back")
