@@ -237,6 +237,11 @@ CONFIG_DEFS: dict[str, ConfigDef] = {
         ),
         ConfigDef("log.dirs", _to_list, None, "Directories of the broker's data; defaults to log.dir."),
         ConfigDef("log.dir", _optional_str, "/tmp/kafka-logs", "Used when log.dirs is not set."),
+        ConfigDef(
+            "kafka.protocol.listener.names", _optional_str, None,
+            "minikafka's own: the listeners (by name) that speak Kafka's wire protocol instead of gRPC, "
+            "for Kafka's own clients; each is still in listeners and listener.security.protocol.map.",
+        ),
         ConfigDef("broker.rack", _optional_str, None, "The broker's rack, registered in ZooKeeper."),
         ConfigDef(
             "socket.request.max.bytes", _positive_int, 104857600,
@@ -466,6 +471,19 @@ class KafkaConfig:
                               f"The valid options based on currently configured listeners are "
                               f"{','.join(e.listener_name for e in self.advertised_listeners)}")
         self.inter_broker_protocol = self.listener_protocols[self.inter_broker_listener_name]
+        self.kafka_protocol_listeners: frozenset[str] = frozenset(
+            n.strip().upper() for n in (values["kafka.protocol.listener.names"] or "").split(",") if n.strip())
+        unknown = self.kafka_protocol_listeners - set(self.listener_protocols)
+        if unknown:
+            raise ConfigError(f"Invalid value {values['kafka.protocol.listener.names']} for configuration "
+                              f"kafka.protocol.listener.names: {', '.join(sorted(unknown))} not in listeners")
+        if self.inter_broker_listener_name in self.kafka_protocol_listeners:
+            raise ConfigError("kafka.protocol.listener.names: the inter-broker listener "
+                              f"{self.inter_broker_listener_name} must speak gRPC")
+        for name in self.kafka_protocol_listeners:
+            if self.listener_protocols[name] is not SecurityProtocol.PLAINTEXT:
+                raise ConfigError(f"kafka.protocol.listener.names: listener {name} uses "
+                                  f"{self.listener_protocols[name]}; the Kafka protocol is served on PLAINTEXT only")
         self.ssl_client_auth: str = values["ssl.client.auth"]
         self.authorizer_enabled: bool = bool(values["authorizer.class.name"])
         self.super_users: str | None = values["super.users"]

@@ -40,6 +40,7 @@ from broker.grpc_services.group import GroupService
 from broker.log.log_config import LogConfig
 from broker.log.log_manager import LogManager
 from broker.metadata_cache import MetadataCache, PartitionInfo, TopicPartition
+from broker.network.socket_server import SocketServer
 from broker.producer_id_manager import ProducerIdManager
 from broker.replica_manager import ReplicaManager
 from broker.scheduler import KafkaScheduler
@@ -69,6 +70,7 @@ class KafkaServer:
         self.zk: KafkaZkClient | None = None
         self.controller: KafkaController | None = None
         self._grpc: list[grpc.Server] = []
+        self._socket_servers: list[SocketServer] = []  # the Kafka-protocol listeners
         self.authorizer: AclAuthorizer | None = None
         self.inter_broker = InterBrokerChannels(config.inter_broker_listener_name, config.inter_broker_protocol,
                                                 config.ssl_stores)
@@ -189,6 +191,9 @@ class KafkaServer:
         every request knows the listener it came in on and that listener's protocol."""
         servers: dict[str, grpc.Server] = {}
         for endpoint in self.config.listeners:
+            if endpoint.listener_name in self.config.kafka_protocol_listeners:
+                self._bind_kafka_protocol(endpoint)
+                continue
             server = grpc.server(
                 futures.ThreadPoolExecutor(max_workers=self.config.queued_max_requests, thread_name_prefix="grpc"),
                 options=server_options(self.config.socket_request_max_bytes),
@@ -211,6 +216,20 @@ class KafkaServer:
             servers[endpoint.listener_name] = server
             log.info("Awaiting socket connections on %s:%d (%s, %s)", host, port, endpoint.listener_name, protocol)
         return servers
+
+    def _bind_kafka_protocol(self, endpoint: EndPoint) -> None:
+        server = SocketServer(endpoint.listener_name, endpoint.host, endpoint.port,
+                              self.config.socket_request_max_bytes,
+                              f"[SocketServer listenerName={endpoint.listener_name}]")
+        try:
+            port = server.bind()
+        except OSError as e:
+            server.stop()
+            raise FatalBrokerError(f"Cannot listen on {endpoint.connection_string}: {e.strerror or e}") from None
+        self.bound_ports[endpoint.listener_name] = port
+        self._socket_servers.append(server)
+        log.info("Awaiting socket connections on %s:%d (%s, %s, Kafka protocol)", endpoint.host or "0.0.0.0", port,
+                 endpoint.listener_name, self.config.listener_protocols[endpoint.listener_name])
 
     def _add_services(self, servers: dict[str, grpc.Server]) -> None:
         assert self.zk is not None and self.cluster_id is not None and self.controller is not None
@@ -237,6 +256,8 @@ class KafkaServer:
                                           self.config.offsets_topic_segment_bytes), authorizer),
             AclApis(authorizer, self.authorizer, f"[Broker id={self.broker_id}]"),
         )
+        for socket_server in self._socket_servers:
+            socket_server.serve(apis)
         for name, server in servers.items():
             listener = Listener(name, self.config.listener_protocols[name])
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -326,6 +347,8 @@ class KafkaServer:
             self.group_coordinator.shutdown()
         # Kafka's order: stop taking requests, then the replicas and logs, then the controller
         # and the ZooKeeper session.
+        for socket_server in self._socket_servers:
+            socket_server.stop()
         stopping = [server.stop(grace=1) for server in self._grpc]
         for stopped in stopping:
             stopped.wait(5)

@@ -18,7 +18,7 @@ from client.admin import AdminClient, ClusterDescription
 from client.security import PLAINTEXT, read_command_config
 from client.tooling.certs import make_cluster_certs
 from client.tooling.local_cluster import SECURE_CLIENTS, BrokerProcess
-from client.tooling.processes import wait_until
+from client.tooling.processes import free_port, wait_until
 from client.tooling.zookeeper import ZkProxy, ZooKeeperServer
 
 # Short sessions keep failover tests quick; ZooKeeper's tickTime of 500 ms allows them.
@@ -71,8 +71,10 @@ class ClusterHarness:
         broker_id: int,
         session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
         wait: bool = True,
+        kafka_protocol: bool = False,
         **overrides: str,
     ) -> BrokerProcess:
+        """Broker `broker_id`, with `kafka_protocol` a second listener that speaks Kafka's protocol."""
         if broker_id not in self.proxies:
             self.proxies[broker_id] = ZkProxy(self.zookeeper.host, self.zookeeper.port)
         proxy = self.proxies[broker_id]
@@ -85,6 +87,7 @@ class ClusterHarness:
                 self.work_dir / f"broker-{broker_id}",
                 overrides=properties,
                 certs=self.certs,
+                kafka_port=free_port() if kafka_protocol else None,
             )
             self.brokers[broker_id] = broker
         broker.start()

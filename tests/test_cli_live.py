@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from harness import ClusterHarness
+from kafka import KafkaAdminClient
 
 from client.admin import AdminClient
 from client.tooling.processes import free_port, free_port_run, wait_until
@@ -74,10 +75,12 @@ def test_malformed_bootstrap_server_is_a_one_line_error(bootstrap: str) -> None:
 
 
 def test_local_cluster_starts_zookeeper_and_brokers_and_stops_them_on_sigterm(tmp_path: Path) -> None:
-    zk_port, base_port = free_port(), free_port_run(3)
+    zk_port, base_port = free_port(), free_port_run(6)
+    kafka_base_port = base_port + 3
     process = subprocess.Popen(
         [sys.executable, "-m", "client.cli", "local-cluster", "--brokers", "3", "--zookeeper-port", str(zk_port),
-         "--base-port", str(base_port), "--dir", str(tmp_path), "--override", "zookeeper.session.timeout.ms=4000"],
+         "--base-port", str(base_port), "--kafka-base-port", str(kafka_base_port), "--dir", str(tmp_path),
+         "--override", "zookeeper.session.timeout.ms=4000"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     lines: list[str] = []
@@ -91,10 +94,18 @@ def test_local_cluster_starts_zookeeper_and_brokers_and_stops_them_on_sigterm(tm
         assert f"ZooKeeper: 127.0.0.1:{zk_port}" in output, output
         bootstrap = ",".join(f"127.0.0.1:{base_port + i}" for i in range(3))
         assert f"Bootstrap servers: {bootstrap}" in output
+        kafka_bootstrap = ",".join(f"127.0.0.1:{kafka_base_port + i}" for i in range(3))
+        assert f"Kafka protocol bootstrap servers: {kafka_bootstrap}" in output
         assert "Controller: broker " in output
 
         description = AdminClient(bootstrap).describe_cluster()
         assert [b.id for b in description.brokers] == [1, 2, 3]
+        kafka_admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        try:
+            assert sorted(b["port"] for b in kafka_admin.describe_cluster()["brokers"]) == [
+                kafka_base_port + i for i in range(3)]
+        finally:
+            kafka_admin.close()
         pids = [int(line.split("pid ")[1].split(",")[0]) for line in lines if line.startswith("Broker ")]
         assert len(pids) == 3
     finally:
@@ -164,10 +175,11 @@ def test_consuming_a_missing_topic_is_a_one_line_error(cluster: ClusterHarness) 
 
 
 def test_local_cluster_with_a_broker_port_taken_names_the_broker_and_why(tmp_path: Path) -> None:
-    base_port = free_port_run(2)
+    base_port = free_port_run(4)  # the brokers' gRPC ports, then their Kafka-protocol ports
     with socket.create_server(("127.0.0.1", base_port + 1)):
         result = minikafka("local-cluster", "--brokers", "2", "--zookeeper-port", str(free_port()),
-                           "--base-port", str(base_port), "--dir", str(tmp_path), timeout=120)
+                           "--base-port", str(base_port), "--kafka-base-port", str(base_port + 2),
+                           "--dir", str(tmp_path), timeout=120)
     assert result.returncode == 1
     assert result.stderr.startswith("minikafka: error: broker 2 exited: Cannot listen on ")
     assert f":{base_port + 1}" in result.stderr

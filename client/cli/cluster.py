@@ -60,7 +60,8 @@ def cmd_local_cluster(args: argparse.Namespace) -> int:
         overrides[name] = value
     work_dir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="minikafka-"))
     cluster = LocalCluster(work_dir, args.brokers, zookeeper_port=args.zookeeper_port,
-                           base_port=args.base_port, overrides=overrides, secure=args.secure)
+                           base_port=args.base_port, overrides=overrides, secure=args.secure,
+                           kafka_base_port=args.kafka_base_port)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -68,6 +69,7 @@ def cmd_local_cluster(args: argparse.Namespace) -> int:
         cluster.start()
         print(f"ZooKeeper: {cluster.zookeeper_connect}")
         print(f"Bootstrap servers: {cluster.bootstrap_servers}")
+        print(f"Kafka protocol bootstrap servers: {cluster.kafka_bootstrap_servers}")
         for broker in cluster.brokers:
             print(f"Broker {broker.broker_id}: pid {broker.pid}, {broker.address}, log {broker.log_path}")
         security, config_flag = PLAINTEXT, ""
@@ -118,6 +120,8 @@ def add_local_cluster_command(commands: Commands) -> None:
     local.add_argument("--brokers", type=int, default=3)
     local.add_argument("--zookeeper-port", type=int, default=2181)
     local.add_argument("--base-port", type=int, default=9092, help="broker N listens on base-port + N - 1")
+    local.add_argument("--kafka-base-port", type=int, default=19092,
+                       help="broker N speaks Kafka's protocol on kafka-base-port + N - 1 (for Kafka's own clients)")
     local.add_argument("--dir", help="where data and logs go (default: a new temporary directory)")
     local.add_argument("--override", action="append", default=[], metavar="NAME=VALUE",
                        help="a broker property for every broker")

@@ -35,26 +35,36 @@ class BrokerProcess:
         host: str = "127.0.0.1",
         overrides: Mapping[str, str] | None = None,
         certs: Path | None = None,
+        kafka_port: int | None = None,
     ) -> None:
         """With `certs` (a directory `minikafka certs` wrote), the broker's one listener is SSL,
         requires client certificates and is also the brokers' own, and the ACL authorizer is on
-        with the brokers and the client `admin` as super users."""
+        with the brokers and the client `admin` as super users. With `kafka_port`, a second
+        listener, KAFKA, speaks Kafka's wire protocol there (for Kafka's own clients)."""
         self.broker_id = broker_id
         self.host = host
         self.port = port or free_port(host)
+        self.kafka_port = kafka_port
         self.work_dir = Path(work_dir)
         self.log_path = self.work_dir / "broker.log"
         security = {} if certs is None else {
-            "security.inter.broker.protocol": "SSL",
             "ssl.keystore.location": str(Path(certs) / f"{broker_principal_name(broker_id)}.pem"),
             "ssl.truststore.location": str(Path(certs) / "ca.pem"),
             "ssl.client.auth": "required",
             "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
             "super.users": super_users(Path(certs)),
         }
+        listener = "PLAINTEXT" if certs is None else "SSL"
+        kafka_listener = {} if kafka_port is None else {
+            "kafka.protocol.listener.names": "KAFKA",
+            "listener.security.protocol.map": f"{listener}:{listener},KAFKA:PLAINTEXT",
+        }
         self.properties = {
             "broker.id": str(broker_id),
-            "listeners": f"{'PLAINTEXT' if certs is None else 'SSL'}://{host}:{self.port}",
+            "listeners": f"{listener}://{host}:{self.port}" + (
+                f",KAFKA://{host}:{kafka_port}" if kafka_port is not None else ""),
+            "inter.broker.listener.name": listener,
+            **kafka_listener,
             "zookeeper.connect": zookeeper_connect,
             "log.dirs": str(self.work_dir / "data"),
             **security,
@@ -65,6 +75,11 @@ class BrokerProcess:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def kafka_address(self) -> str | None:
+        """host:port of the Kafka-protocol listener, if the broker has one."""
+        return None if self.kafka_port is None else f"{self.host}:{self.kafka_port}"
 
     @property
     def pid(self) -> int | None:
@@ -149,9 +164,11 @@ class LocalCluster:
 
     def __init__(self, work_dir: Path, brokers: int, zookeeper_port: int | None = None,
                  base_port: int | None = None, overrides: Mapping[str, str] | None = None,
-                 secure: bool = False) -> None:
+                 secure: bool = False, kafka_base_port: int | None = None) -> None:
         """`secure`: SSL listeners with client certificates, between the brokers too; the CA and
-        the certificates (brokers, and the clients `admin`, `alice` and `bob`) are in work_dir/certs."""
+        the certificates (brokers, and the clients `admin`, `alice` and `bob`) are in work_dir/certs.
+        Each broker also has a Kafka-protocol listener, for Kafka's own clients: broker N on
+        kafka_base_port + N - 1, or on a free port."""
         self.work_dir = Path(work_dir)
         self.certs: Path | None = None
         # The brokers' ZooKeeper login when secure: their znodes are theirs alone to change.
@@ -176,6 +193,7 @@ class LocalCluster:
                 port=(base_port + broker_id - 1) if base_port else None,
                 overrides=overrides,
                 certs=self.certs,
+                kafka_port=(kafka_base_port + broker_id - 1) if kafka_base_port else free_port(),
             )
             for broker_id in range(1, brokers + 1)
         ]
@@ -188,6 +206,11 @@ class LocalCluster:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(b.address for b in self.brokers)
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        """The brokers' Kafka-protocol listeners, for kafka-python, aiokafka, librdkafka, kcat."""
+        return ",".join(str(b.kafka_address) for b in self.brokers)
 
     def start(self) -> None:
         self.zookeeper.start()
