@@ -168,6 +168,12 @@ def test_a_producer_id_that_cannot_be_reserved_is_coordinator_not_available(apis
                                                                   "ZooKeeper is away")
 
 
+def test_a_transactional_producer_is_refused_there_being_no_transactions(apis: KafkaApis) -> None:
+    answer = apis.handle(CALLER, m.InitProducerIdRequest("tx-1")).result()
+    assert (answer.error, answer.producer_id) == (Errors.INVALID_REQUEST, -1)
+    assert "transactions" in answer.message
+
+
 def test_controlled_shutdown_and_a_stale_controller_are_answered_without_a_transport(apis: KafkaApis) -> None:
     shutdown = apis.handle(CALLER, m.ControlledShutdownRequest(2, 100)).result()
     assert (shutdown.error, shutdown.remaining_partitions) == (Errors.NOT_CONTROLLER, ())

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 from harness import ClusterHarness
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from client.tooling.processes import wait_until
 
@@ -83,3 +83,34 @@ def test_garbage_and_unknown_apis_close_the_connection_and_the_broker_goes_on(cl
     assert cluster.brokers[1].running
     body = raw_request(bootstrap, struct.pack(">hhih", 18, 99, 8, -1))
     assert struct.unpack_from(">ih", body) == (8, 35)
+
+
+def test_kafka_python_produces_idempotently_with_acks_all_and_reads_it_all_back(cluster: ClusterHarness) -> None:
+    bootstrap = kafka_cluster(cluster, 1, 2)
+    assert cluster.admin().create_topic("orders", 3, 2, {}).error_code == 0
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    try:
+        sent = [producer.send("orders", key=f"k{i % 7}".encode(), value=f"v{i}".encode()) for i in range(300)]
+        producer.flush(30)
+        written = [future.get(30) for future in sent]
+    finally:
+        producer.close()
+    assert {w.partition for w in written} == {0, 1, 2}
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=15000)
+    try:
+        partitions = [TopicPartition("orders", p) for p in range(3)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        read: list[tuple[int, int, bytes]] = []
+        for record in consumer:
+            read.append((record.partition, record.offset, record.value))
+            if len(read) == 300:
+                break
+        ends = consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+    assert sorted(v for _, _, v in read) == sorted(f"v{i}".encode() for i in range(300))
+    # Each record where the producer was told it is, once.
+    assert sorted((p, o) for p, o, _ in read) == sorted((w.partition, w.offset) for w in written)
+    assert sum(ends.values()) == 300

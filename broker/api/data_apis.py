@@ -159,6 +159,9 @@ class DataApis:
     def handle_init_producer_id(
         self, context: RequestContext, request: m.InitProducerIdRequest
     ) -> m.InitProducerIdResponse:
+        if request.transactional_id is not None:
+            # We differ from Kafka: there is no transaction coordinator, only idempotent producers.
+            return m.InitProducerIdResponse(Errors.INVALID_REQUEST, message="transactions are not supported")
         if not (allowed(self._authorizer, context, Operation.IDEMPOTENT_WRITE, ResourceType.CLUSTER, CLUSTER_NAME,
                         "INIT_PRODUCER_ID", log_if_denied=False)
                 or self._authorizer.authorize_by_resource_type(context.principal, context.client_host.lstrip("/"),

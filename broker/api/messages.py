@@ -107,7 +107,7 @@ class OffsetForLeaderEpochResponse:
 
 @dataclass(frozen=True)
 class InitProducerIdRequest:
-    pass
+    transactional_id: str | None = None  # None: an idempotent producer
 
 
 @dataclass(frozen=True)

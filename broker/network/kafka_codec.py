@@ -25,8 +25,12 @@ from kio.serial import entity_reader, entity_writer
 # fills. A client takes the lower of its and our highest; anything else is UNSUPPORTED_VERSION.
 API_VERSIONS_KEY = 18
 SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
-    API_VERSIONS_KEY: (0, 3),
+    0: (3, 9),  # Produce: v3 is the first with record batches (magic v2), the only ones we keep
+    1: (4, 12),  # Fetch: v13 names topics by id
+    2: (1, 7),  # ListOffsets: v0 asks for a list of offsets
     3: (0, 12),  # Metadata; v10+ carry topic ids, which we answer as the zero uuid
+    API_VERSIONS_KEY: (0, 3),
+    22: (0, 4),  # InitProducerId
 }
 
 
@@ -152,12 +156,18 @@ def build(entity: type, values: Mapping[str, Any]) -> Any:
             value = tuple(value)
         elif _is_timedelta(hint) and isinstance(value, int):
             value = datetime.timedelta(milliseconds=value)
+        elif _is_a(hint, datetime.datetime) and isinstance(value, int):  # a timestamp in ms; -1 is none
+            value = None if value < 0 else datetime.datetime.fromtimestamp(value / 1000, datetime.UTC)
         kwargs[name] = value
     return entity(**kwargs)
 
 
+def _is_a(hint: Any, kind: type) -> bool:
+    return any(isinstance(c, type) and issubclass(c, kind) for c in (hint, *typing.get_args(hint)))
+
+
 def _is_timedelta(hint: Any) -> bool:
-    return any(isinstance(c, type) and issubclass(c, datetime.timedelta) for c in (hint, *typing.get_args(hint)))
+    return _is_a(hint, datetime.timedelta)
 
 
 def _empty(hint: Any) -> Any:

@@ -82,7 +82,12 @@ class SocketServer:
                                 self._request_max_bytes)
                     return
                 frame = await reader.readexactly(size)
-                answer = await self._answer(context, frame)
+                try:
+                    answer = await self._answer(context, frame)
+                except Exception:  # a bug of ours: this connection closes, the broker goes on
+                    log.exception("%s Closing connection from %s: cannot answer a request", self._prefix,
+                                  context.client_host)
+                    return
                 if answer is None:
                     return
                 writer.write(answer)
