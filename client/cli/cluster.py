@@ -69,7 +69,8 @@ def cmd_local_cluster(args: argparse.Namespace) -> int:
         cluster.start()
         print(f"ZooKeeper: {cluster.zookeeper_connect}")
         print(f"Bootstrap servers: {cluster.bootstrap_servers}")
-        print(f"Kafka protocol bootstrap servers: {cluster.kafka_bootstrap_servers}")
+        if cluster.kafka_bootstrap_servers:
+            print(f"Kafka protocol bootstrap servers: {cluster.kafka_bootstrap_servers}")
         for broker in cluster.brokers:
             print(f"Broker {broker.broker_id}: pid {broker.pid}, {broker.address}, log {broker.log_path}")
         security, config_flag = PLAINTEXT, ""

@@ -167,8 +167,8 @@ class LocalCluster:
                  secure: bool = False, kafka_base_port: int | None = None) -> None:
         """`secure`: SSL listeners with client certificates, between the brokers too; the CA and
         the certificates (brokers, and the clients `admin`, `alice` and `bob`) are in work_dir/certs.
-        Each broker also has a Kafka-protocol listener, for Kafka's own clients: broker N on
-        kafka_base_port + N - 1, or on a free port."""
+        Unless secure, each broker also has a Kafka-protocol listener (PLAINTEXT), for Kafka's own
+        clients: broker N on kafka_base_port + N - 1, or on a free port."""
         self.work_dir = Path(work_dir)
         self.certs: Path | None = None
         # The brokers' ZooKeeper login when secure: their znodes are theirs alone to change.
@@ -193,7 +193,8 @@ class LocalCluster:
                 port=(base_port + broker_id - 1) if base_port else None,
                 overrides=overrides,
                 certs=self.certs,
-                kafka_port=(kafka_base_port + broker_id - 1) if kafka_base_port else free_port(),
+                # The Kafka-protocol listener is PLAINTEXT only: a secure cluster has none.
+                kafka_port=None if secure else (kafka_base_port + broker_id - 1) if kafka_base_port else free_port(),
             )
             for broker_id in range(1, brokers + 1)
         ]
@@ -209,8 +210,9 @@ class LocalCluster:
 
     @property
     def kafka_bootstrap_servers(self) -> str:
-        """The brokers' Kafka-protocol listeners, for kafka-python, aiokafka, librdkafka, kcat."""
-        return ",".join(str(b.kafka_address) for b in self.brokers)
+        """The brokers' Kafka-protocol listeners, for kafka-python, aiokafka, librdkafka, kcat;
+        empty on a secure cluster, which has none."""
+        return ",".join(b.kafka_address for b in self.brokers if b.kafka_address is not None)
 
     def start(self) -> None:
         self.zookeeper.start()
